@@ -1,0 +1,41 @@
+"""skimportance: which inputs matter in my Keras neural network?
+
+Variable importance for Keras models, the scikit-learn way. Public names are
+loaded on first use, so ``import skimportance`` does not import TensorFlow.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "KerasClassifier": "wrappers",
+    "KerasRegressor": "wrappers",
+    "from_keras": "wrappers",
+    "ImportanceResult": "_result",
+    "permutation_importance": "permutation",
+    "weight_importance": "weights",
+    "probe_importance": "probe",
+    "gradient_importance": "gradient",
+    "ImportanceEstimator": "selection",
+    "ImportanceSelector": "selection",
+    "cross_validate_importance": "model_selection",
+    "importance_scorer": "model_selection",
+    "ImportanceDisplay": "plotting",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'skimportance' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,99 @@
+"""Version shims for scikit-learn, scikeras, keras and TensorFlow.
+
+This is the ONLY module that knows about version differences or works around
+bugs in the libraries we stand on. Each shim says why it exists and when it
+can go away, so that removing one is a one-place change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+from sklearn.utils import ClassifierTags, RegressorTags, Tags
+
+__all__ = [
+    "fix_estimator_tags",
+    "loaded_module",
+    "no_leaked_tf_state",
+    "quiet_tensorflow",
+]
+
+
+def loaded_module(name: str):
+    """Return module ``name`` if something already imported it, else None.
+
+    Used for ``isinstance`` checks against classes from heavy libraries: if
+    scikeras (or keras) was never imported, no object can be an instance of
+    its classes, and we must not pay the TensorFlow import to find that out.
+    """
+    return sys.modules.get(name)
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up chatter unless the user chose a level.
+
+    Must run before TensorFlow is imported to have any effect.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# --- scikeras 0.13 on scikit-learn >= 1.6 ----------------------------------
+#
+# scikit-learn 1.6 replaced ``_estimator_type``/``_more_tags`` with
+# ``__sklearn_tags__``. scikeras 0.13 puts ``ClassifierMixin`` to the RIGHT of
+# ``BaseEstimator``, so ``BaseEstimator.__sklearn_tags__`` wins and the tags say
+# "no estimator type": ``is_classifier`` is False, CV is not stratified and
+# probability scorers refuse the estimator. Remove once scikeras ships tags
+# (not expected: 0.13 is its last release).
+
+
+def fix_estimator_tags(tags: Tags, estimator_type: str) -> Tags:
+    """Return ``tags`` corrected for a classifier or regressor wrapper."""
+    tags.estimator_type = estimator_type
+    tags.target_tags.required = True
+    tags.target_tags.single_output = True
+    tags.target_tags.multi_output = True
+    tags.non_deterministic = True
+    if estimator_type == "classifier":
+        tags.classifier_tags = ClassifierTags(poor_score=True)
+        tags.regressor_tags = None
+    else:
+        tags.regressor_tags = RegressorTags(poor_score=True)
+        tags.classifier_tags = None
+    return tags
+
+
+# --- scikeras 0.13 seeded fits leak TensorFlow op determinism ---------------
+#
+# ``scikeras.utils.random_state.tensorflow_random_state`` sets the environment
+# variable TF_DETERMINISTIC_OPS=1 *before* asking TensorFlow whether op
+# determinism was already on. TensorFlow reads that variable lazily, the first
+# time it is asked, so in a fresh process it answers "yes, already on" and
+# scikeras never switches determinism off again. Every later unseeded random
+# op in the process then raises "Random ops require a seed". We ask TensorFlow
+# first (which latches the real setting) and restore it afterwards. Remove once
+# scikeras is fixed or dropped.
+
+
+@contextlib.contextmanager
+def no_leaked_tf_state() -> Iterator[None]:
+    """Run a block and restore TensorFlow's process-wide determinism state."""
+    from tensorflow.python.framework import config as tf_config
+
+    env_before = os.environ.get("TF_DETERMINISTIC_OPS")
+    was_enabled = tf_config.is_op_determinism_enabled()
+    try:
+        yield
+    finally:
+        if env_before is None:
+            os.environ.pop("TF_DETERMINISTIC_OPS", None)
+        else:
+            os.environ["TF_DETERMINISTIC_OPS"] = env_before
+        if tf_config.is_op_determinism_enabled() != was_enabled:
+            if was_enabled:
+                tf_config.enable_op_determinism()
+            else:
+                tf_config.disable_op_determinism()

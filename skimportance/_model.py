@@ -1,0 +1,276 @@
+"""Find the Keras model inside an estimator and run it fast.
+
+Every importance method starts here. ``locate_keras_model`` accepts
+
+* our ``KerasClassifier``/``KerasRegressor`` and ``from_keras`` estimators,
+* plain scikeras wrappers,
+* ``keras.wrappers.SKLearnClassifier``/``SKLearnRegressor``,
+* a bare ``keras.Model``,
+* a ``Pipeline`` whose last step is one of the above,
+
+and returns a :class:`LocatedModel`: the Keras model, the preprocessing in front
+of it, one batched forward pass, and the decoders that turn raw network output
+into exactly what the estimator's ``predict``/``predict_proba``/
+``decision_function`` would return. Nothing here imports TensorFlow unless a
+Keras model is actually found.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ._compat import loaded_module
+
+__all__ = ["LocatedModel", "locate_keras_model", "has_keras_model", "feature_names_of"]
+
+#: Rows per forward pass when the caller does not say. Large enough that the
+#: per-call overhead vanishes, small enough to stay well under a GiB.
+DEFAULT_FORWARD_ROWS = 65_536
+
+RESPONSE_METHODS = ("predict", "predict_proba", "decision_function")
+
+
+@dataclass(frozen=True)
+class LocatedModel:
+    """A Keras model found inside an estimator, with everything around it.
+
+    Attributes
+    ----------
+    estimator : object
+        What the user passed.
+    final : object or None
+        The wrapper holding the model (last step of a Pipeline), or None for a
+        bare ``keras.Model``.
+    model : keras.Model
+        The Keras model.
+    kind : {"scikeras", "keras_wrapper", "keras_model"}
+        Which family the wrapper belongs to.
+    preprocessor : Pipeline or None
+        The Pipeline steps before the wrapper, fitted.
+    """
+
+    estimator: Any
+    final: Any
+    model: Any
+    kind: str
+    preprocessor: Any = None
+
+    # -- inputs ---------------------------------------------------------------
+    @property
+    def n_model_features(self) -> int:
+        """Number of columns the Keras model itself takes."""
+        return int(self.model.inputs[0].shape[-1])
+
+    def to_model_input(self, X) -> np.ndarray:
+        """Apply the preprocessing and the wrapper's own input handling.
+
+        Returns the exact array the wrapper would hand to ``model.predict``.
+        """
+        if self.preprocessor is not None:
+            X = self.preprocessor.transform(X)
+        if self.kind == "scikeras":
+            X, _ = self.final._validate_data(X=X, reset=False)
+            return self.final.feature_encoder_.transform(X)
+        if self.kind == "keras_wrapper":
+            from keras.src.wrappers.fixes import _validate_data
+
+            return _validate_data(self.final, X, reset=False)
+        X = check_array(X, dtype=("float32", "float64"))
+        if X.shape[1] != self.n_model_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the Keras model takes "
+                f"{self.n_model_features}."
+            )
+        return X
+
+    def model_feature_names(self, X=None) -> np.ndarray:
+        """Names of the columns reaching the Keras model (after preprocessing)."""
+        if self.preprocessor is not None:
+            try:
+                return np.asarray(self.preprocessor.get_feature_names_out(), dtype=object)
+            except (AttributeError, ValueError, TypeError):
+                return _default_names(self.n_model_features)
+        source = self.final if self.final is not None else None
+        return feature_names_of(source, X, self.n_model_features)
+
+    # -- the forward pass -----------------------------------------------------
+    def forward(self, X_model, batch_size: int | None = None) -> np.ndarray:
+        """Raw network output for model-ready rows, in large batches.
+
+        One compiled function per model (no retracing between calls of
+        different lengths) and no progress output.
+        """
+        X_model = np.asarray(X_model)
+        rows = batch_size or DEFAULT_FORWARD_ROWS
+        fn = _forward_function(self.model)
+        outputs = [fn(X_model[start : start + rows]) for start in range(0, len(X_model), rows)]
+        if not outputs:
+            return np.empty((0, *self.model.outputs[0].shape[1:]), dtype=np.float32)
+        return np.concatenate(outputs, axis=0)
+
+    def raw_predict(self, X, batch_size: int | None = None) -> np.ndarray:
+        """``forward(to_model_input(X))``."""
+        return self.forward(self.to_model_input(X), batch_size=batch_size)
+
+    # -- outputs ----------------------------------------------------------------
+    @property
+    def response_methods(self) -> tuple[str, ...]:
+        """The prediction methods the user's estimator offers."""
+        if self.kind == "keras_model":
+            return ("predict",)
+        return tuple(m for m in RESPONSE_METHODS if hasattr(self.estimator, m))
+
+    def decode(self, raw: np.ndarray, method: str = "predict") -> np.ndarray:
+        """Turn raw output into what ``estimator.<method>(X)`` returns."""
+        if method not in self.response_methods:
+            raise AttributeError(f"{type(self.estimator).__name__} has no {method}.")
+        if self.kind == "scikeras":
+            encoder = self.final.target_encoder_
+            if method == "predict_proba":
+                proba = encoder.inverse_transform(raw, return_proba=True)
+                return np.reshape(proba, (len(raw), -1))
+            return encoder.inverse_transform(raw)
+        if self.kind == "keras_wrapper":
+            if method == "decision_function":
+                return raw
+            return self.final._reverse_process_target(raw)
+        return raw[:, 0] if raw.ndim == 2 and raw.shape[1] == 1 else raw
+
+
+def has_keras_model(estimator) -> bool:
+    """True when ``locate_keras_model`` would find a Keras model in ``estimator``."""
+    final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    return _kind_of(final) is not None
+
+
+def locate_keras_model(estimator) -> LocatedModel:
+    """Find the Keras model inside ``estimator``.
+
+    Raises
+    ------
+    TypeError
+        No Keras model inside; the message names what was found.
+    NotFittedError
+        The estimator is not fitted.
+    ValueError
+        The model has several inputs or outputs (not supported yet).
+    """
+    preprocessor = None
+    final = estimator
+    if isinstance(estimator, Pipeline):
+        final = estimator.steps[-1][1]
+        if len(estimator.steps) > 1:
+            preprocessor = estimator[:-1]
+    kind = _kind_of(final)
+    if kind is None:
+        where = " as the last step of the Pipeline" if final is not estimator else ""
+        raise TypeError(
+            "Expected a Keras model: a skimportance/scikeras KerasClassifier or "
+            "KerasRegressor, keras.wrappers.SKLearnClassifier/SKLearnRegressor, "
+            "a from_keras() estimator, a keras.Model or a Pipeline ending in one; "
+            f"found {type(final).__name__}{where}."
+        )
+    if kind == "keras_model":
+        model, final = final, None
+        if preprocessor is not None:
+            check_is_fitted(preprocessor)
+    else:
+        check_is_fitted(estimator)
+        model = final.model_
+    _check_single_input_output(model)
+    return LocatedModel(estimator, final, model, kind, preprocessor)
+
+
+def feature_names_of(estimator, X, n_features: int) -> np.ndarray:
+    """Column names: X's DataFrame columns, else ``feature_names_in_``, else x0.."""
+    columns = getattr(X, "columns", None)
+    if columns is not None:
+        return np.asarray([str(c) for c in columns], dtype=object)
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and len(names) == n_features:
+        return np.asarray(names, dtype=object)
+    return _default_names(n_features)
+
+
+def _default_names(n_features: int) -> np.ndarray:
+    return np.asarray([f"x{i}" for i in range(n_features)], dtype=object)
+
+
+def _kind_of(obj) -> str | None:
+    scikeras = loaded_module("scikeras.wrappers")
+    if scikeras is not None and isinstance(obj, scikeras.BaseWrapper):
+        return "scikeras"
+    keras_wrappers = loaded_module("keras.src.wrappers.sklearn_wrapper")
+    if keras_wrappers is not None and isinstance(obj, keras_wrappers.SKLBase):
+        return "keras_wrapper"
+    keras = loaded_module("keras")
+    if keras is not None and isinstance(obj, keras.Model):
+        return "keras_model"
+    return None
+
+
+def _check_single_input_output(model) -> None:
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise ValueError(
+            "The Keras model is not built: give it an Input layer or call it on "
+            "data once."
+        )
+    if len(inputs) > 1:
+        raise ValueError(
+            f"Keras models with several inputs ({len(inputs)}) are not supported "
+            "yet; concatenate the inputs into one tensor."
+        )
+    if len(model.outputs) > 1:
+        raise ValueError(
+            f"Keras models with several outputs ({len(model.outputs)}) are not "
+            "supported yet."
+        )
+
+
+# One compiled forward function per model, dropped with the model.
+_FORWARD_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _forward_function(model):
+    fn = _FORWARD_FUNCTIONS.get(model)
+    if fn is None:
+        fn = _build_forward_function(model)
+        _FORWARD_FUNCTIONS[model] = fn
+    return fn
+
+
+def _build_forward_function(model):
+    import keras
+
+    model_ref = weakref.ref(model)  # the cache must not keep the model alive
+    if keras.backend.backend() != "tensorflow":
+
+        def forward(batch):
+            return np.asarray(model_ref().predict_on_batch(batch))
+
+        return forward
+
+    import tensorflow as tf
+
+    input_tensor = model.inputs[0]
+    dtype = tf.as_dtype(getattr(input_tensor, "dtype", None) or keras.backend.floatx())
+    spec = tf.TensorSpec(shape=(None, *input_tensor.shape[1:]), dtype=dtype)
+    compiled = tf.function(
+        lambda x: model_ref()(x, training=False),
+        input_signature=[spec],
+        reduce_retracing=True,
+    )
+
+    numpy_dtype = dtype.as_numpy_dtype
+
+    def forward(batch):
+        return compiled(np.asarray(batch, dtype=numpy_dtype)).numpy()
+
+    return forward

@@ -1,0 +1,166 @@
+"""The one result type every importance method returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ImportanceResult"]
+
+
+@dataclass(repr=False, eq=False)
+class ImportanceResult:
+    """Per-feature importances, shaped like scikit-learn's permutation Bunch.
+
+    Code written for ``sklearn.inspection.permutation_importance`` keeps working:
+    ``result.importances_mean``, ``result.importances_std``,
+    ``result.importances`` and ``result["importances_mean"]`` all exist.
+
+    Parameters
+    ----------
+    importances : ndarray of shape (n_features, n_draws)
+        One column per draw the mean is taken over: permutation repeats,
+        samples for gradient methods, a single column for deterministic
+        methods such as weight importance.
+    feature_names : array-like of str, length n_features
+        Names of the features (or feature groups), in the rows' order.
+    method : str
+        Which method produced the numbers, e.g. ``"permutation"``, ``"olden"``.
+    baseline_score : float, default=None
+        The model's score before any perturbation, where the method has one.
+    details : dict, default={}
+        Method-specific extras (per-sample attributions, profile curves, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimportance import ImportanceResult
+    >>> result = ImportanceResult(np.array([[0.1, 0.3], [0.5, 0.7]]),
+    ...                           ["age", "bmi"], method="permutation")
+    >>> result.importances_mean
+    array([0.2, 0.6])
+    >>> result.to_frame().index.tolist()
+    ['bmi', 'age']
+    """
+
+    importances: np.ndarray
+    feature_names: np.ndarray
+    method: str
+    baseline_score: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        importances = np.asarray(self.importances, dtype=float)
+        if importances.ndim == 1:
+            importances = importances[:, np.newaxis]
+        if importances.ndim != 2:
+            raise ValueError(
+                "importances must have shape (n_features, n_draws), got "
+                f"{importances.shape}."
+            )
+        names = np.asarray([str(name) for name in self.feature_names], dtype=object)
+        if len(names) != importances.shape[0]:
+            raise ValueError(
+                f"{len(names)} feature names for {importances.shape[0]} features."
+            )
+        self.importances = importances
+        self.feature_names = names
+
+    # -- scikit-learn Bunch compatibility ---------------------------------------
+    @property
+    def importances_mean(self) -> np.ndarray:
+        """Mean over draws, shape (n_features,)."""
+        return self.importances.mean(axis=1)
+
+    @property
+    def importances_std(self) -> np.ndarray:
+        """Standard deviation over draws (ddof=0, like scikit-learn)."""
+        return self.importances.std(axis=1)
+
+    def __getitem__(self, key: str):
+        if key in ("importances", "importances_mean", "importances_std"):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def keys(self):
+        return ["importances_mean", "importances_std", "importances"]
+
+    # -- views --------------------------------------------------------------------
+    @property
+    def n_features(self) -> int:
+        return self.importances.shape[0]
+
+    def ranking(self) -> np.ndarray:
+        """Feature names from most to least important (by mean)."""
+        order = np.argsort(-self.importances_mean, kind="stable")
+        return self.feature_names[order]
+
+    def ci(self, level: float = 0.95):
+        """Confidence interval of each feature's mean importance.
+
+        A Student-t interval over the draws:
+        ``mean +/- t_{(1+level)/2, n-1} * std(ddof=1) / sqrt(n)``. It describes the
+        uncertainty of the estimate for *this* fitted model and data (the
+        variation of the permutations); for the variation between refits use
+        ``cross_validate_importance``. With a single draw the interval is the
+        point itself.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by feature, with columns ``importance_mean``, ``lower``,
+            ``upper``, in the features' original order.
+        """
+        import pandas as pd
+        from scipy import stats
+
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level!r}.")
+        mean = self.importances_mean
+        n_draws = self.importances.shape[1]
+        if n_draws > 1:
+            sem = self.importances.std(axis=1, ddof=1) / np.sqrt(n_draws)
+            half = stats.t.ppf((1 + level) / 2, df=n_draws - 1) * sem
+        else:
+            half = np.zeros_like(mean)
+        return pd.DataFrame(
+            {"importance_mean": mean, "lower": mean - half, "upper": mean + half},
+            index=pd.Index(self.feature_names, name="feature"),
+        )
+
+    def to_frame(self, sort: bool = True):
+        """A pandas DataFrame indexed by feature, most important first.
+
+        Columns: ``importance_mean``, ``importance_std``.
+        """
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {
+                "importance_mean": self.importances_mean,
+                "importance_std": self.importances_std,
+            },
+            index=pd.Index(self.feature_names, name="feature"),
+        )
+        if sort:
+            frame = frame.sort_values("importance_mean", ascending=False, kind="stable")
+        return frame
+
+    def plot(self, **kwargs):
+        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib)."""
+        from .plotting import ImportanceDisplay
+
+        return ImportanceDisplay.from_result(self).plot(**kwargs)
+
+    def __repr__(self) -> str:
+        order = np.argsort(-self.importances_mean, kind="stable")[:5]
+        top = ", ".join(
+            f"{self.feature_names[i]}={self.importances_mean[i]:.4g}" for i in order
+        )
+        more = ", ..." if self.n_features > 5 else ""
+        return (
+            f"ImportanceResult(method={self.method!r}, n_features={self.n_features}, "
+            f"n_draws={self.importances.shape[1]}, top: {top}{more})"
+        )
