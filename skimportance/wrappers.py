@@ -21,8 +21,10 @@ from ._compat import quiet_tensorflow
 quiet_tensorflow()
 
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 from scikeras.wrappers import KerasClassifier as _ScikerasClassifier  # noqa: E402
 from scikeras.wrappers import KerasRegressor as _ScikerasRegressor  # noqa: E402
+from sklearn.base import BaseEstimator  # noqa: E402
 from sklearn.utils.validation import _num_samples, validate_data  # noqa: E402
 
 from ._compat import fix_estimator_tags, no_leaked_tf_state  # noqa: E402
@@ -40,17 +42,27 @@ class _SklearnFixes:
     def __sklearn_tags__(self):
         return fix_estimator_tags(super().__sklearn_tags__(), self._estimator_type_name)
 
+    # scikeras prints every parameter, one per line; scikit-learn's repr shows
+    # only the changed ones and keeps test ids and error messages readable.
+    __repr__ = BaseEstimator.__repr__
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         if X is not None:
+            _check_dense_2d(X)
             # Records/checks n_features_in_ and feature_names_in_ the sklearn
             # way; scikeras then converts and checks values (NaN, strings).
             validate_data(self, X, reset=reset, skip_check_array=True)
         return super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
 
     def fit(self, X, y, sample_weight=None, **kwargs):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
         with no_leaked_tf_state():
             return super().fit(X, y, sample_weight=sample_weight, **kwargs)
 
@@ -61,6 +73,24 @@ class _SklearnFixes:
     def initialize(self, X, y=None):
         with no_leaked_tf_state():
             return super().initialize(X, y)
+
+
+def _check_dense_2d(X) -> None:
+    """Reject what scikeras would pass on to TensorFlow's cryptic errors."""
+    if sp.issparse(X):
+        raise TypeError(
+            "Sparse input is not supported: TensorFlow fails on several sparse "
+            "formats. Convert it with X.toarray()."
+        )
+    ndim = getattr(X, "ndim", None)
+    if ndim is None:  # lists and other array-likes
+        ndim = np.asarray(X, dtype=object).ndim
+    if ndim == 1:
+        raise ValueError(
+            "Expected a 2-dimensional X, got a 1-dimensional one. Reshape your data "
+            "with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a "
+            "single sample."
+        )
 
 
 class KerasClassifier(_SklearnFixes, _ScikerasClassifier):

@@ -1,0 +1,221 @@
+"""KerasClassifier / KerasRegressor behave like scikit-learn estimators."""
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from conftest import make_classifier, make_regressor
+from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import StackingClassifier, VotingClassifier
+from sklearn.inspection import partial_dependence
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import (
+    GridSearchCV,
+    StratifiedKFold,
+    check_cv,
+    cross_val_score,
+    train_test_split,
+)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import get_tags
+
+from skimportance import KerasClassifier, KerasRegressor
+
+
+@pytest.fixture(scope="module")
+def cancer_split(breast_cancer):
+    X, y = breast_cancer
+    return train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+
+
+def scaled(estimator):
+    return make_pipeline(StandardScaler(), estimator)
+
+
+def test_estimator_types_and_tags():
+    clf, reg = make_classifier(), make_regressor()
+    assert is_classifier(clf) and not is_regressor(clf)
+    assert is_regressor(reg) and not is_classifier(reg)
+    assert is_classifier(scaled(clf)) and is_regressor(scaled(reg))
+    assert get_tags(clf).classifier_tags is not None
+    assert get_tags(reg).regressor_tags is not None
+    assert get_tags(clf).target_tags.required
+
+
+def test_integer_cv_is_stratified_for_classifiers(breast_cancer):
+    X, y = breast_cancer
+    cv = check_cv(5, y, classifier=is_classifier(make_classifier()))
+    assert isinstance(cv, StratifiedKFold)
+
+
+def test_probability_scorers_give_finite_scores(breast_cancer):
+    X, y = breast_cancer
+    clf = scaled(make_classifier(loss="binary_crossentropy", epochs=5))
+    search = GridSearchCV(
+        clf, {"kerasclassifier__epochs": [3]}, cv=2, scoring="roc_auc"
+    )
+    search.fit(X, y)
+    assert 0.8 < search.best_score_ <= 1.0
+    log_loss = cross_val_score(clf, X, y, cv=2, scoring="neg_log_loss")
+    assert np.all(np.isfinite(log_loss)) and np.all(log_loss < 0)
+
+
+def test_calibration_stacking_and_soft_voting(cancer_split):
+    X_train, X_test, y_train, y_test = cancer_split
+    base = scaled(make_classifier(loss="binary_crossentropy", epochs=8))
+    calibrated = CalibratedClassifierCV(base, cv=2).fit(X_train, y_train)
+    proba = calibrated.predict_proba(X_test)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert calibrated.score(X_test, y_test) > 0.85
+
+    # scikeras alone trains StackingClassifier to near chance on sklearn >= 1.6.
+    stack = StackingClassifier(
+        [("mlp", base)], final_estimator=LogisticRegression(), cv=2
+    ).fit(X_train, y_train)
+    assert stack.score(X_test, y_test) > 0.85
+
+    lr = scaled(LogisticRegression())
+    vote = VotingClassifier([("mlp", base), ("lr", lr)], voting="soft")
+    assert vote.fit(X_train, y_train).score(X_test, y_test) > 0.85
+
+
+def test_partial_dependence_follows_the_true_effect(friedman, friedman_regressor):
+    # Friedman #1 has the additive term 10 * x3: the curve must rise.
+    X, _ = friedman
+    result = partial_dependence(friedman_regressor, X, [3], grid_resolution=10)
+    curve = result["average"][0]
+    assert curve[-1] - curve[0] > 4.0
+
+    # classifiers too (scikeras alone raises here on sklearn >= 1.6)
+    Xc = np.random.default_rng(0).normal(size=(120, 3))
+    yc = (Xc[:, 0] > 0).astype(int)
+    clf = make_classifier(
+        loss="binary_crossentropy", epochs=40, optimizer__learning_rate=0.05
+    ).fit(Xc, yc)
+    pd_result = partial_dependence(clf, Xc, [0], grid_resolution=5)
+    assert pd_result["average"][0][-1] > pd_result["average"][0][0]
+
+
+def test_clone_keeps_every_parameter():
+    clf = make_classifier(
+        model__hidden=(7, 3),
+        optimizer__learning_rate=0.02,
+        fit__shuffle=False,
+        class_weight="balanced",
+        epochs=3,
+    )
+    cloned = clone(clf)
+    assert cloned is not clf
+    params, cloned_params = clf.get_params(), cloned.get_params()
+    assert params.keys() == cloned_params.keys()
+    for name, value in params.items():
+        assert cloned_params[name] == value, name
+
+
+def test_pickle_round_trip_predicts_identically(diabetes, diabetes_pipeline):
+    X, _ = diabetes
+    restored = pickle.loads(pickle.dumps(diabetes_pipeline))
+    np.testing.assert_array_equal(restored.predict(X), diabetes_pipeline.predict(X))
+
+
+def test_seeded_fits_are_reproducible(wine):
+    X, y = wine
+    first = scaled(make_classifier(epochs=3, random_state=7)).fit(X, y)
+    second = scaled(make_classifier(epochs=3, random_state=7)).fit(X, y)
+    np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+
+
+def test_seeded_fit_leaves_no_tensorflow_state_behind():
+    # A fresh process: TensorFlow latches TF_DETERMINISTIC_OPS on first read,
+    # which is exactly how scikeras leaks determinism.
+    script = textwrap.dedent(
+        """
+        import os
+        import numpy as np, keras
+        from skimportance import KerasRegressor
+        from tensorflow.python.framework import config
+
+        def build(meta):
+            return keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+
+        X = np.random.rand(20, 3); y = X.sum(axis=1)
+        KerasRegressor(build, loss="mse", epochs=1, verbose=0, random_state=0).fit(X, y)
+        assert not config.is_op_determinism_enabled(), "op determinism leaked"
+        assert "TF_DETERMINISTIC_OPS" not in os.environ
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dropout(0.5),
+                                  keras.layers.Dense(1)])
+        model.compile("adam", "mse")
+        model.fit(X, y, epochs=1, verbose=0)  # unseeded random op
+        print("clean")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "clean" in result.stdout
+
+
+def test_feature_names_are_recorded_and_checked(diabetes):
+    X, y = diabetes
+    model = make_regressor(epochs=1).fit(X, y)
+    assert list(model.feature_names_in_) == list(X.columns)
+    with pytest.raises(ValueError, match="Feature names"):
+        model.predict(X[X.columns[::-1]])
+    with pytest.raises(ValueError, match="missing"):
+        model.predict(X.iloc[:, :5])
+    with pytest.raises(ValueError, match="X has 5 features"):
+        model.predict(X.iloc[:, :5].to_numpy())
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (np.array([[np.nan, 1.0, 2.0]]), ValueError, "NaN"),
+        (np.array([["a", "b", "c"]]), ValueError, "could not convert"),
+        (sp.csr_matrix(np.ones((2, 3))), TypeError, "Sparse input"),
+        (np.ones(3), ValueError, "2-dimensional"),
+    ],
+)
+def test_bad_input_fails_before_tensorflow(bad, error, match):
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    reg = make_regressor(epochs=1).fit(X, X[:, 0])
+    with pytest.raises(error, match=match):
+        reg.predict(bad)
+
+
+def test_fit_without_y_is_a_clear_error():
+    with pytest.raises(ValueError, match="requires y"):
+        make_regressor().fit(np.ones((5, 2)), None)
+
+
+def test_predict_proba_of_one_row_is_two_dimensional(multiclass_classifier, wine):
+    X, _ = wine
+    assert multiclass_classifier.predict_proba(X.iloc[:1]).shape == (1, 3)
+
+
+def test_class_weight_does_not_modify_sample_weight(wine):
+    X, y = wine
+    weights = np.ones(len(y))
+    make_classifier(epochs=1, class_weight="balanced").fit(X, y, sample_weight=weights)
+    np.testing.assert_array_equal(weights, np.ones(len(y)))
+
+
+def test_repr_shows_only_changed_parameters():
+    text = repr(KerasRegressor(loss="mse", epochs=3))
+    assert text == "KerasRegressor(epochs=3, loss='mse')"
+    assert repr(KerasClassifier()) == "KerasClassifier()"
+
+
+def test_dataframe_in_numpy_out(diabetes, diabetes_pipeline):
+    X, _ = diabetes
+    prediction = diabetes_pipeline.predict(X)
+    assert isinstance(prediction, np.ndarray) and prediction.shape == (len(X),)
+    assert isinstance(X, pd.DataFrame)
