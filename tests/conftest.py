@@ -13,7 +13,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine, make_friedman1
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_wine,
+    make_friedman1,
+)
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -39,8 +44,13 @@ def make_regressor(**params):
     from skimportance import KerasRegressor
 
     defaults = dict(
-        model=build_mlp, loss="mse", optimizer="adam", epochs=30, batch_size=32,
-        verbose=0, random_state=0,
+        model=build_mlp,
+        loss="mse",
+        optimizer="adam",
+        epochs=30,
+        batch_size=32,
+        verbose=0,
+        random_state=0,
     )
     defaults.update(params)
     return KerasRegressor(**defaults)
@@ -50,8 +60,13 @@ def make_classifier(**params):
     from skimportance import KerasClassifier
 
     defaults = dict(
-        model=build_mlp, loss="sparse_categorical_crossentropy", optimizer="adam",
-        epochs=20, batch_size=32, verbose=0, random_state=0,
+        model=build_mlp,
+        loss="sparse_categorical_crossentropy",
+        optimizer="adam",
+        epochs=20,
+        batch_size=32,
+        verbose=0,
+        random_state=0,
     )
     defaults.update(params)
     return KerasClassifier(**defaults)
