@@ -5,6 +5,18 @@ loaded on first use, so ``import skimportance`` does not import TensorFlow.
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
+    from ._result import ImportanceResult
+    from .gradient import gradient_importance
+    from .model_selection import cross_validate_importance, importance_scorer
+    from .permutation import permutation_importance
+    from .plotting import ImportanceDisplay
+    from .probe import probe_importance
+    from .selection import ImportanceEstimator, ImportanceSelector
+    from .weights import weight_importance
+    from .wrappers import KerasClassifier, KerasRegressor, from_keras
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,652 @@
+"""Plots of importance results: ``ImportanceDisplay``.
+
+matplotlib is imported only when something is drawn, and the importance methods
+only when ``ImportanceDisplay.from_estimator`` computes one, so importing
+this module costs nothing but NumPy.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._methods import METHOD_NAMES, compute_importance, needs_y
+from ._result import ImportanceResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+__all__ = ["ImportanceDisplay"]
+
+_KINDS = ("bar", "box")
+_ERRORBARS = ("std", "ci", None)
+_LAYOUTS = ("panels", "grouped")
+
+
+class ImportanceDisplay:
+    """Bar, box and rank-agreement plots of one or several importance results.
+
+    Build it with ``from_result`` (results you already have) or
+    ``from_estimator`` (computes them), then draw with ``plot`` or
+    ``plot_rank_agreement``. Unlike scikit-learn's displays, the ``from_*``
+    constructors do not draw: computing importances can be slow and one
+    computation usually deserves several views (bars, boxes, agreement), so
+    drawing is always an explicit ``.plot()`` call.
+
+    Several results are compared either in one panel per method
+    (``layout="panels"``, each on its own scale, features in one shared order)
+    or as grouped bars in a single panel (``layout="grouped"``), where each
+    method's importances are divided by its largest absolute mean importance
+    so that the methods share one axis.
+
+    Parameters
+    ----------
+    results : dict of str to ImportanceResult
+        The results to plot, keyed by the name shown in titles and legends.
+        A single ``ImportanceResult`` or a list of them is
+        accepted too (keyed by their ``method``).
+
+    Attributes
+    ----------
+    figure_ : matplotlib Figure
+        The figure of the latest drawing.
+    ax_ : matplotlib Axes
+        The axes of the latest drawing; the first panel when there are several.
+    axes_ : ndarray of matplotlib Axes
+        Every panel of the latest drawing, left to right.
+    features_ : ndarray of str
+        The features drawn by ``plot``, most important first (top to bottom).
+    bars_ : list of matplotlib BarContainer
+        One per result for ``kind="bar"``; empty for ``kind="box"``.
+    errorbars_ : list of matplotlib ErrorbarContainer or None
+        One per result for ``kind="bar"``; None where no error bars are drawn.
+    boxes_ : list of dict
+        One per result for ``kind="box"`` (as returned by ``Axes.boxplot``);
+        empty for ``kind="bar"``.
+    agreement_ : pandas.DataFrame
+        Set by ``plot_rank_agreement``: the matrix it draws.
+    image_ : matplotlib AxesImage
+        Set by ``plot_rank_agreement``.
+
+    See Also
+    --------
+    ImportanceResult.plot : Shortcut for ``from_result(result).plot(...)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimportance import ImportanceDisplay, ImportanceResult
+    >>> rng = np.random.default_rng(0)
+    >>> perm = ImportanceResult(rng.normal([[3], [1], [2]], 0.2, (3, 5)),
+    ...                         ["age", "bmi", "bp"], method="permutation")
+    >>> olden = ImportanceResult([0.5, 0.1, 0.9], ["age", "bmi", "bp"],
+    ...                          method="olden")
+    >>> display = ImportanceDisplay.from_result(perm).plot(top_n=2)
+    >>> display.features_.tolist()
+    ['age', 'bp']
+    >>> both = ImportanceDisplay.from_result([perm, olden])
+    >>> both.plot(layout="grouped").axes_.shape
+    (1,)
+    >>> both.rank_agreement().round(2)
+                 permutation  olden
+    permutation          1.0    0.5
+    olden                0.5    1.0
+    """
+
+    def __init__(self, results: Mapping[str, ImportanceResult]):
+        self.results = results
+
+    # -- constructors -------------------------------------------------------------
+    @classmethod
+    def from_result(
+        cls,
+        result: ImportanceResult
+        | Mapping[str, ImportanceResult]
+        | Sequence[ImportanceResult],
+    ) -> ImportanceDisplay:
+        """Make a display of results you already have (nothing is drawn yet).
+
+        Parameters
+        ----------
+        result : ImportanceResult, dict of str to ImportanceResult, or list
+            One result, or several to compare side by side. A dict's keys name
+            the methods in the plots; a list is keyed by each result's
+            ``method`` (repeated methods become ``"permutation (2)"``, ...).
+
+        Returns
+        -------
+        ImportanceDisplay
+            Call ``plot``, ``plot_rank_agreement`` or
+            ``rank_agreement`` on it.
+
+        Examples
+        --------
+        >>> from skimportance import ImportanceDisplay, ImportanceResult
+        >>> result = ImportanceResult([[0.3], [0.1]], ["a", "b"], method="olden")
+        >>> list(ImportanceDisplay.from_result(result).results)
+        ['olden']
+        """
+        return cls(_named_results(result))
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X,
+        y=None,
+        *,
+        method: str | Sequence[str] = "permutation",
+        method_params: Mapping[str, Any] | None = None,
+    ) -> ImportanceDisplay:
+        """Compute importances of a fitted estimator and make a display of them.
+
+        Nothing is drawn yet; call ``plot`` on the result.
+
+        Parameters
+        ----------
+        estimator : object
+            A fitted estimator, as accepted by the importance functions (a Keras
+            wrapper, a Pipeline ending in one, or, for ``"permutation"``, any
+            fitted scikit-learn estimator).
+        X : array-like of shape (n_samples, n_features) or None
+            Data to compute the importances on, preferably held out. The weight
+            methods use it only to check that the inputs are standardised, so
+            it may be None for them.
+        y : array-like of shape (n_samples,), default=None
+            Targets; needed by ``"permutation"`` only.
+        method : str or list of str, default="permutation"
+            Which method(s) to run (the names every skimportance adapter and
+            the command line accept):
+
+            - ``"permutation"``: ``permutation_importance``;
+            - ``"first_layer"``, ``"garson"``, ``"olden"``:
+              ``weight_importance`` with that ``method``;
+            - ``"probe"``: ``probe_importance``; ``"profile"``: the same
+              with ``kind="profile"``;
+            - ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"``:
+              ``gradient_importance`` with that ``method``.
+
+            A list runs each one, for a side-by-side comparison.
+            Permutation importance with several ``scoring`` metrics gives one
+            result per metric, named ``"permutation (<metric>)"``.
+        method_params : dict, default=None
+            Extra keyword arguments for the method's function, e.g.
+            ``{"n_repeats": 10, "random_state": 0}``. With a list of methods,
+            a dict from method name to such a dict, e.g.
+            ``{"permutation": {"n_repeats": 10}}``.
+
+        Returns
+        -------
+        ImportanceDisplay
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from sklearn.linear_model import Ridge
+        >>> from skimportance import ImportanceDisplay
+        >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
+        >>> ridge = Ridge().fit(X, y)
+        >>> display = ImportanceDisplay.from_estimator(
+        ...     ridge, X, y, method_params={"n_repeats": 3, "random_state": 0})
+        >>> display.plot(top_n=3).features_.tolist()
+        ['bmi', 's5', 'bp']
+        """
+        _import_pyplot(f"{cls.__name__}.from_estimator")
+        methods = [method] if isinstance(method, str) else list(method)
+        if not methods:
+            raise ValueError("method must name at least one importance method.")
+        unknown = [name for name in methods if name not in METHOD_NAMES]
+        if unknown:
+            raise ValueError(
+                f"Unknown importance method(s) {unknown}; choose from "
+                f"{list(METHOD_NAMES)}."
+            )
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"method lists a method twice: {methods}.")
+        if y is None and any(needs_y(name) for name in methods):
+            raise ValueError("method='permutation' needs the targets y.")
+
+        if isinstance(method, str):
+            params_of = {method: dict(method_params or {})}
+        else:
+            method_params = dict(method_params or {})
+            stray = sorted(set(method_params) - set(methods))
+            if stray:
+                raise ValueError(
+                    "With a list of methods, method_params maps method names to "
+                    f"keyword arguments; {stray} are not among the methods "
+                    f"{methods}."
+                )
+            params_of = {name: dict(method_params.get(name) or {}) for name in methods}
+
+        for name, params in params_of.items():
+            reserved = sorted({"estimator", "X", "y", "method"} & set(params))
+            if reserved:
+                raise ValueError(
+                    f"method_params for {name!r} must not contain {reserved}: "
+                    "pass them as from_estimator's own arguments."
+                )
+
+        results = {}
+        for name in methods:
+            computed = compute_importance(
+                estimator, X, y, method=name, **params_of[name]
+            )
+            if isinstance(computed, Mapping):  # several scoring metrics
+                results.update({f"{name} ({key})": r for key, r in computed.items()})
+            else:
+                results[name] = computed
+        return cls(results)
+
+    # -- drawing ------------------------------------------------------------------
+    def plot(
+        self,
+        kind: str = "bar",
+        *,
+        top_n: int | None = None,
+        ax: Axes | Sequence[Axes] | None = None,
+        errorbars: str | None = "std",
+        level: float = 0.95,
+        layout: str = "panels",
+        normalize: bool | None = None,
+        bar_kwargs: Mapping[str, Any] | None = None,
+        box_kwargs: Mapping[str, Any] | None = None,
+    ) -> ImportanceDisplay:
+        """Draw the importances as horizontal bars or boxes.
+
+        Features run top to bottom from most to least important. With several
+        results they are ordered by their mean normalised importance across the
+        methods (each method divided by its largest absolute mean), so every
+        method is drawn in the same order.
+
+        Parameters
+        ----------
+        kind : {"bar", "box"}, default="bar"
+            ``"bar"``: the mean importance with error bars; ``"box"``: a box
+            plot of the draws (permutation repeats, samples, ...) per feature.
+        top_n : int, default=None
+            Draw only the ``top_n`` most important features (all if None).
+        ax : matplotlib Axes or list of Axes, default=None
+            Where to draw. One Axes, or with ``layout="panels"`` and several
+            results one Axes per result. A new figure is made if None.
+        errorbars : {"std", "ci"} or None, default="std"
+            For ``kind="bar"``: the standard deviation of the draws, the
+            ``level`` confidence interval of the mean from
+            ``ImportanceResult.ci``, or none. Results with a single draw
+            (e.g. weight methods) get no error bars.
+        level : float, default=0.95
+            Confidence level for ``errorbars="ci"``.
+        layout : {"panels", "grouped"}, default="panels"
+            How several results are compared: one panel per result, or grouped
+            bars (or boxes) in one panel. Ignored for a single result.
+        normalize : bool, default=None
+            Divide each result by its largest absolute mean importance. None
+            means True for ``layout="grouped"`` with several results (the
+            methods' scales are not comparable) and False otherwise.
+        bar_kwargs : dict, default=None
+            Passed to ``Axes.barh`` (e.g. ``color``, ``capsize``).
+        box_kwargs : dict, default=None
+            Passed to ``Axes.boxplot`` (e.g. ``showfliers``).
+
+        Returns
+        -------
+        ImportanceDisplay
+            ``self``, with ``figure_``, ``ax_``, ``axes_``, ``features_``,
+            ``bars_``, ``errorbars_`` and ``boxes_`` set.
+
+        Examples
+        --------
+        >>> from skimportance import ImportanceDisplay, ImportanceResult
+        >>> result = ImportanceResult([[3.0, 2.0], [0.5, 0.7], [1.0, 1.4]],
+        ...                           ["x0", "x1", "x2"], method="permutation")
+        >>> display = ImportanceDisplay.from_result(result).plot(kind="box")
+        >>> len(display.boxes_[0]["boxes"])
+        3
+        """
+        _check_choice("kind", kind, _KINDS)
+        _check_choice("errorbars", errorbars, _ERRORBARS)
+        _check_choice("layout", layout, _LAYOUTS)
+        if top_n is not None and (
+            not isinstance(top_n, numbers.Integral)
+            or isinstance(top_n, bool)
+            or top_n < 1
+        ):
+            raise ValueError(
+                f"top_n must be a positive integer or None, got {top_n!r}."
+            )
+        if errorbars == "ci" and not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level!r}.")
+        plt = _import_pyplot(f"{type(self).__name__}.plot")
+
+        results = _aligned(_named_results(self.results))
+        n_results = len(results)
+        grouped = layout == "grouped" or n_results == 1
+        if normalize is None:
+            normalize = layout == "grouped" and n_results > 1
+        scales = {
+            name: _largest_abs_mean(result) if normalize else 1.0
+            for name, result in results.items()
+        }
+        feature_names = next(iter(results.values())).feature_names
+        consensus = np.mean(
+            [r.importances_mean / _largest_abs_mean(r) for r in results.values()],
+            axis=0,
+        )
+        order = np.argsort(-consensus, kind="stable")[:top_n]
+        n_rows = len(order)
+
+        n_panels = 1 if grouped else n_results
+        axes = _panels(plt, ax, n_panels, n_rows, n_results if grouped else 1)
+        rows = np.arange(n_rows)
+        if grouped:
+            height = 0.8 / n_results
+            offsets = (np.arange(n_results) - (n_results - 1) / 2) * height
+            panel_of = [axes[0]] * n_results
+        else:
+            height = 0.8
+            offsets = np.zeros(n_results)
+            panel_of = list(axes)
+
+        self.bars_, self.errorbars_, self.boxes_ = [], [], []
+        for i, (name, result) in enumerate(results.items()):
+            panel, positions, scale = panel_of[i], rows + offsets[i], scales[name]
+            draws = result.importances[order] / scale
+            if kind == "bar":
+                xerr = _bar_errors(result, order, errorbars, level)
+                options = {"color": f"C{i}", "ecolor": "0.2", "capsize": 3}
+                bars = panel.barh(
+                    positions,
+                    draws.mean(axis=1),
+                    height=height,
+                    xerr=None if xerr is None else xerr / scale,
+                    label=name,
+                    **{**options, **(bar_kwargs or {})},
+                )
+                self.bars_.append(bars)
+                self.errorbars_.append(bars.errorbar)
+            else:
+                options = {
+                    "positions": positions,
+                    "widths": 0.8 * height,
+                    "patch_artist": True,
+                    "manage_ticks": False,
+                    "boxprops": {"facecolor": f"C{i}"},
+                    "medianprops": {"color": "black"},
+                    **_horizontal(),
+                }
+                boxes = panel.boxplot(list(draws), **{**options, **(box_kwargs or {})})
+                self.boxes_.append(boxes)
+
+        xlabel = "Importance / largest |mean importance|" if normalize else "Importance"
+        for panel in axes:
+            panel.axvline(0.0, color="0.3", linewidth=0.8, zorder=0)
+            panel.set_yticks(rows, labels=feature_names[order])
+            panel.set_ylim(n_rows - 0.5, -0.5)  # most important on top
+            panel.set_xlabel(xlabel)
+        if grouped and n_results > 1:
+            handles = (
+                self.bars_ if kind == "bar" else [b["boxes"][0] for b in self.boxes_]
+            )
+            axes[0].legend(handles, list(results), title="method")
+        else:
+            for panel, name in zip(axes, results):
+                panel.set_title(name)
+
+        self.features_ = feature_names[order]
+        self.axes_ = axes
+        self.ax_ = axes[0]
+        self.figure_ = axes[0].figure
+        return self
+
+    def rank_agreement(self) -> pd.DataFrame:
+        """Spearman rank correlation between every pair of results.
+
+        Each result's mean importances are matched by feature name and ranked;
+        1 means two methods order the features identically, -1 reversed.
+
+        Returns
+        -------
+        pandas.DataFrame of shape (n_results, n_results)
+            Symmetric, with ones on the diagonal, indexed by result name. A
+            pair involving a result whose importances are all equal is NaN.
+
+        Raises
+        ------
+        ValueError
+            If the results do not have the same features, or have fewer than
+            two.
+
+        Examples
+        --------
+        >>> from skimportance import ImportanceDisplay, ImportanceResult
+        >>> a = ImportanceResult([3, 2, 1], ["x", "y", "z"], method="permutation")
+        >>> b = ImportanceResult([1, 2, 3], ["z", "y", "x"], method="olden")
+        >>> ImportanceDisplay.from_result([a, b]).rank_agreement()
+                     permutation  olden
+        permutation          1.0    1.0
+        olden                1.0    1.0
+        """
+        import pandas as pd
+        from scipy.stats import spearmanr
+
+        results = _aligned(_named_results(self.results))
+        names = list(results)
+        means = [result.importances_mean for result in results.values()]
+        if len(means[0]) < 2:
+            raise ValueError(
+                f"Rank agreement needs at least 2 features, got {len(means[0])}."
+            )
+        matrix = np.eye(len(names))
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                rho = spearmanr(means[i], means[j]).statistic
+                matrix[i, j] = matrix[j, i] = rho
+        return pd.DataFrame(matrix, index=names, columns=names)
+
+    def plot_rank_agreement(
+        self,
+        ax: Axes | None = None,
+        *,
+        cmap: str = "RdBu",
+        annotate: bool = True,
+        colorbar: bool = True,
+    ) -> ImportanceDisplay:
+        """Draw ``rank_agreement`` as a heat map.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure is made if None.
+        cmap : str or matplotlib Colormap, default="RdBu"
+            Colour map, spanning -1 to 1.
+        annotate : bool, default=True
+            Write each correlation in its cell.
+        colorbar : bool, default=True
+            Add a colour bar.
+
+        Returns
+        -------
+        ImportanceDisplay
+            ``self``, with ``agreement_``, ``image_``, ``figure_``, ``ax_``
+            and ``axes_`` set.
+
+        Examples
+        --------
+        >>> from skimportance import ImportanceDisplay, ImportanceResult
+        >>> a = ImportanceResult([3, 2, 1], ["x", "y", "z"], method="permutation")
+        >>> b = ImportanceResult([2, 3, 1], ["x", "y", "z"], method="olden")
+        >>> display = ImportanceDisplay.from_result([a, b]).plot_rank_agreement()
+        >>> float(display.agreement_.loc["permutation", "olden"])
+        0.5
+        """
+        agreement = self.rank_agreement()
+        plt = _import_pyplot(f"{type(self).__name__}.plot_rank_agreement")
+        n = len(agreement)
+        if ax is None:
+            size = 2.5 + 0.7 * n
+            _, ax = plt.subplots(figsize=(size + 1, size), layout="constrained")
+        values = agreement.to_numpy()
+        image = ax.imshow(values, vmin=-1, vmax=1, cmap=cmap)
+        ticks = np.arange(n)
+        ax.set_xticks(ticks, labels=agreement.columns, rotation=45, ha="right")
+        ax.set_yticks(ticks, labels=agreement.index)
+        if annotate:
+            for (i, j), value in np.ndenumerate(values):
+                ax.text(
+                    j,
+                    i,
+                    "nan" if np.isnan(value) else f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    color="white" if abs(value) > 0.6 else "black",
+                )
+        if colorbar:
+            ax.figure.colorbar(image, ax=ax, label="Spearman rank correlation")
+        ax.set_title("Rank agreement")
+
+        self.agreement_ = agreement
+        self.image_ = image
+        self.axes_ = np.array([ax], dtype=object)
+        self.ax_ = ax
+        self.figure_ = ax.figure
+        return self
+
+
+# -- helpers ----------------------------------------------------------------------
+def _import_pyplot(caller: str):
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            f"{caller} needs matplotlib, which is not installed. Install it with "
+            "`pip install matplotlib` or `pip install 'skimportance[plot]'`."
+        ) from exc
+    return plt
+
+
+def _check_choice(name: str, value, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
+
+
+def _named_results(results) -> dict[str, ImportanceResult]:
+    """Normalise one result, a list or a dict into an ordered name -> result dict."""
+    if isinstance(results, ImportanceResult):
+        return {results.method: results}
+    if isinstance(results, Mapping):
+        items = [(str(name), result) for name, result in results.items()]
+    elif isinstance(results, Sequence) and not isinstance(results, str):
+        items, seen = [], {}
+        for result in results:
+            _check_is_result(result, f"item {len(items)}")
+            seen[result.method] = seen.get(result.method, 0) + 1
+            count = seen[result.method]
+            name = result.method if count == 1 else f"{result.method} ({count})"
+            items.append((name, result))
+    else:
+        raise TypeError(
+            "Expected an ImportanceResult, a dict of them or a list of them, got "
+            f"{type(results).__name__}."
+        )
+    if not items:
+        raise ValueError("No results given: the dict or list is empty.")
+    for name, result in items:
+        _check_is_result(result, repr(name))
+    return dict(items)
+
+
+def _check_is_result(result, where: str) -> None:
+    if not isinstance(result, ImportanceResult):
+        raise TypeError(
+            f"Result {where} is a {type(result).__name__}, not an ImportanceResult."
+        )
+
+
+def _aligned(results: dict[str, ImportanceResult]) -> dict[str, ImportanceResult]:
+    """Put every result's rows in the first result's feature order.
+
+    Raises ValueError, naming the differences, if the feature sets differ.
+    """
+    if len(results) == 1:
+        return results
+    (first_name, first), *_ = results.items()
+    reference = list(first.feature_names)
+    aligned = {}
+    for name, result in results.items():
+        features = list(result.feature_names)
+        if len(set(features)) != len(features):
+            duplicated = sorted({f for f in features if features.count(f) > 1})
+            raise ValueError(
+                f"Result {name!r} repeats feature names {duplicated}; results can "
+                "only be compared when each feature name is unique."
+            )
+        missing = [f for f in reference if f not in set(features)]
+        extra = [f for f in features if f not in set(reference)]
+        if missing or extra:
+            raise ValueError(
+                f"Results {first_name!r} and {name!r} have different features: "
+                f"only in {first_name!r}: {missing}; only in {name!r}: {extra}. "
+                "Compare results computed on the same features (and groups)."
+            )
+        row = {feature: i for i, feature in enumerate(features)}
+        rows = [row[feature] for feature in reference]
+        aligned[name] = ImportanceResult(
+            result.importances[rows],
+            first.feature_names,
+            result.method,
+            result.baseline_score,
+        )
+    return aligned
+
+
+def _largest_abs_mean(result: ImportanceResult) -> float:
+    largest = float(np.max(np.abs(result.importances_mean)))
+    return largest if largest > 0 else 1.0
+
+
+def _panels(plt, ax, n_panels: int, n_rows: int, bars_per_row: int) -> np.ndarray:
+    """The Axes to draw in: the user's (checked) or a new row of panels."""
+    if ax is None:
+        height = 1.2 + 0.3 * n_rows * (1 + 0.4 * (bars_per_row - 1))
+        _, axes = plt.subplots(
+            1,
+            n_panels,
+            sharey=True,
+            squeeze=False,
+            layout="constrained",
+            figsize=(1.5 + 4.0 * n_panels, max(2.5, height)),
+        )
+        return axes[0]
+    axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
+    if len(axes) != n_panels:
+        raise ValueError(
+            f"ax must hold {n_panels} Axes here (one per panel), got {len(axes)}. "
+            "Pass one Axes per result, or use layout='grouped' to draw several "
+            "results in one Axes."
+        )
+    return axes
+
+
+def _bar_errors(result, order, errorbars, level) -> np.ndarray | None:
+    """Error bar half-widths (std) or (2, n) lower/upper distances (ci)."""
+    if errorbars is None or result.importances.shape[1] < 2:
+        return None  # one draw has no spread to show
+    if errorbars == "std":
+        return result.importances_std[order]
+    interval = result.ci(level).to_numpy()[order]
+    mean, lower, upper = interval.T
+    return np.vstack([mean - lower, upper - mean])
+
+
+def _horizontal() -> dict[str, Any]:
+    """``Axes.boxplot``'s horizontal switch (``vert`` is deprecated in 3.10)."""
+    import matplotlib
+
+    major, minor = (int(part) for part in matplotlib.__version__.split(".")[:2])
+    if (major, minor) >= (3, 10):
+        return {"orientation": "horizontal"}
+    return {"vert": False}
