@@ -1,0 +1,337 @@
+"""Importance as scikit-learn feature selection: a meta-estimator and a selector.
+
+Both are thin adapters over the method functions (via ``_methods``): they fit
+the inner estimator, measure importance with the chosen method and expose it
+the way scikit-learn's selection tools expect.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.feature_selection import SelectFromModel, SelectorMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils import get_tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._methods import check_method, compute_importance
+
+__all__ = ["ImportanceEstimator", "ImportanceSelector"]
+
+
+def _inner_has(name: str):
+    """available_if check: the (fitted or unfitted) inner estimator has ``name``."""
+
+    def check(self):
+        inner = getattr(self, "estimator_", self.estimator)
+        getattr(inner, name)  # raises AttributeError, which hides the method
+        return True
+
+    return check
+
+
+class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
+    """Wrap an estimator so that it exposes ``feature_importances_``.
+
+    ``fit`` fits a clone of ``estimator``, then measures the importance of every
+    input column with ``method``. With ``feature_importances_`` in place,
+    :class:`~sklearn.feature_selection.SelectFromModel`,
+    :class:`~sklearn.feature_selection.RFE` and
+    :class:`~sklearn.feature_selection.RFECV` work with Keras models.
+    ``predict``, ``predict_proba``, ``decision_function``, ``score`` and
+    ``classes_`` are delegated to the fitted estimator; tags follow it.
+
+    **Which data?** By default the importances are measured on the training
+    data, which shows what the model relies on (and can overrate features it
+    overfits). Set ``validation_fraction`` to hold out a (stratified, for
+    classifiers) part of the data: the estimator is then fitted on the rest and
+    the importances are measured on the held-out rows.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The model: a Keras wrapper, a Pipeline ending in one, or any estimator
+        (for ``method="permutation"``).
+    method : str, default="permutation"
+        One of ``permutation``, ``olden``, ``garson``, ``first_layer``,
+        ``probe``, ``profile``, ``saliency``, ``input_x_gradient``,
+        ``integrated_gradients``. Methods other than permutation measure the
+        columns the Keras model sees, so they need preprocessing that keeps
+        columns one-to-one (e.g. a scaler).
+    method_params : dict, default=None
+        Extra keyword arguments for the method function, e.g.
+        ``{"n_repeats": 10, "scoring": "r2"}``.
+    validation_fraction : float, default=None
+        Fraction of rows held out for measuring importance; None uses the
+        training data.
+    random_state : int, RandomState or None, default=None
+        Seeds the held-out split and, unless ``method_params`` sets one, the
+        permutations.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted clone.
+    importances_ : ImportanceResult
+        The full result.
+    feature_importances_ : ndarray of shape (n_features_in_,)
+        Mean importances made non-negative for selection: negative permutation
+        importances (no better than noise) become 0; signed methods (olden,
+        probe, input_x_gradient) use their magnitude.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_friedman1
+    >>> from sklearn.feature_selection import SelectFromModel
+    >>> from sklearn.linear_model import Ridge
+    >>> from skimportance import ImportanceEstimator
+    >>> X, y = make_friedman1(n_samples=200, random_state=0)
+    >>> ranked = ImportanceEstimator(Ridge(), random_state=0).fit(X, y)
+    >>> ranked.feature_importances_.shape
+    (10,)
+    >>> selector = SelectFromModel(ImportanceEstimator(Ridge(), random_state=0))
+    >>> selector.fit(X, y).transform(X).shape[1] < 10
+    True
+    """
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        method: str = "permutation",
+        method_params: dict | None = None,
+        validation_fraction: float | None = None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.method = method
+        self.method_params = method_params
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def fit(self, X, y=None, **fit_params):
+        """Fit a clone of ``estimator`` and measure its feature importances."""
+        check_method(self.method)
+        X_fit, y_fit, X_eval, y_eval = _split_for_importance(
+            self.estimator, X, y, self.validation_fraction, self.random_state
+        )
+        self.estimator_ = clone(self.estimator).fit(X_fit, y_fit, **fit_params)
+        self._measure(X_eval, y_eval)
+        validate_data(self, X, reset=True, skip_check_array=True)
+        return self
+
+    def _measure(self, X, y) -> None:
+        result = compute_importance(
+            self.estimator_, X, y, method=self.method, **_method_params(self)
+        )
+        if isinstance(result, dict):
+            raise ValueError(
+                "ImportanceEstimator needs a single metric; got several from "
+                f"scoring={self.method_params.get('scoring')!r}."
+            )
+        n_columns = np.shape(X)[1]
+        if result.n_features != n_columns:
+            raise ValueError(
+                f"Method {self.method!r} measured {result.n_features} model inputs "
+                f"but X has {n_columns} columns: the preprocessing changes the "
+                "columns. Use method='permutation', which permutes the raw columns."
+            )
+        self.importances_ = result
+        self.feature_importances_ = _selection_scores(result, self.method)
+
+    # -- delegation ------------------------------------------------------------
+    @available_if(_inner_has("predict"))
+    def predict(self, X, **params):
+        check_is_fitted(self)
+        return self.estimator_.predict(X, **params)
+
+    @available_if(_inner_has("predict_proba"))
+    def predict_proba(self, X, **params):
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(X, **params)
+
+    @available_if(_inner_has("decision_function"))
+    def decision_function(self, X):
+        check_is_fitted(self)
+        return self.estimator_.decision_function(X)
+
+    @available_if(_inner_has("score"))
+    def score(self, X, y=None, **params):
+        check_is_fitted(self)
+        return self.estimator_.score(X, y, **params)
+
+    @property
+    def classes_(self):
+        check_is_fitted(self)
+        return self.estimator_.classes_
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "feature_importances_")
+
+    def __sklearn_tags__(self):
+        tags = copy.deepcopy(get_tags(self.estimator))
+        tags.requires_fit = True
+        return tags
+
+
+class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
+    """Keep the most important features, for use inside a Pipeline.
+
+    A :class:`~sklearn.feature_selection.SelectorMixin` transformer: ``fit``
+    measures importances as :class:`ImportanceEstimator` does, then keeps the
+    features chosen by ``threshold``/``max_features`` with scikit-learn's
+    :class:`~sklearn.feature_selection.SelectFromModel` rules. Its parameters
+    tune in ``GridSearchCV`` (e.g. ``select__max_features``); it supports
+    ``get_feature_names_out`` and ``set_output(transform="pandas")``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The model whose importances rank the features.
+    method : str, default="permutation"
+        See :class:`ImportanceEstimator`.
+    threshold : str or float, default=None
+        As in ``SelectFromModel``: a number, ``"mean"``, ``"median"`` or e.g.
+        ``"1.5*mean"``. None means ``"mean"`` when ``max_features`` is None,
+        and no threshold (exactly ``max_features`` features) otherwise.
+    max_features : int, default=None
+        Keep at most this many features.
+    method_params : dict, default=None
+        Extra keyword arguments for the method function.
+    prefit : bool, default=False
+        ``estimator`` is already fitted: ``fit(X, y)`` only measures importance
+        on ``X, y`` (pass held-out data). Not for use inside cross-validation,
+        which clones (and so unfits) the estimator.
+    validation_fraction : float, default=None
+        See :class:`ImportanceEstimator` (ignored with ``prefit=True``).
+    random_state : int, RandomState or None, default=None
+        Seeds the held-out split and the permutations.
+
+    Attributes
+    ----------
+    importance_estimator_ : ImportanceEstimator
+        The fitted meta-estimator holding the model and its importances.
+    importances_ : ImportanceResult
+        The full importance result.
+    feature_importances_ : ndarray of shape (n_features_in_,)
+        The non-negative scores used to select.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_friedman1
+    >>> from sklearn.linear_model import Ridge
+    >>> from skimportance import ImportanceSelector
+    >>> X, y = make_friedman1(n_samples=200, random_state=0)
+    >>> selector = ImportanceSelector(Ridge(), max_features=4, random_state=0)
+    >>> selector.fit_transform(X, y).shape
+    (200, 4)
+    """
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        method: str = "permutation",
+        threshold=None,
+        max_features: int | None = None,
+        method_params: dict | None = None,
+        prefit: bool = False,
+        validation_fraction: float | None = None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.method = method
+        self.threshold = threshold
+        self.max_features = max_features
+        self.method_params = method_params
+        self.prefit = prefit
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def fit(self, X, y=None, **fit_params):
+        """Measure importances and choose the features to keep."""
+        validate_data(self, X, reset=True, skip_check_array=True)
+        self._check_max_features()
+        measurer = ImportanceEstimator(
+            self.estimator,
+            method=self.method,
+            method_params=self.method_params,
+            validation_fraction=None if self.prefit else self.validation_fraction,
+            random_state=self.random_state,
+        )
+        if self.prefit:
+            check_method(self.method)
+            check_is_fitted(self.estimator)
+            measurer.estimator_ = self.estimator
+            measurer._measure(X, y)
+            measurer.n_features_in_ = self.n_features_in_
+        else:
+            measurer.fit(X, y, **fit_params)
+        self.importance_estimator_ = measurer
+        self.importances_ = measurer.importances_
+        self.feature_importances_ = measurer.feature_importances_
+        threshold = self.threshold
+        if threshold is None:
+            threshold = "mean" if self.max_features is None else -np.inf
+        rule = SelectFromModel(
+            measurer, threshold=threshold, max_features=self.max_features, prefit=True
+        )
+        self.support_ = rule.get_support()
+        return self
+
+    def _check_max_features(self) -> None:
+        max_features = self.max_features
+        if max_features is None:
+            return
+        if not isinstance(max_features, numbers.Integral) or not (
+            1 <= max_features <= self.n_features_in_
+        ):
+            raise ValueError(
+                f"max_features must be an integer in [1, {self.n_features_in_}], "
+                f"got {max_features!r}."
+            )
+
+    def _get_support_mask(self):
+        check_is_fitted(self, "support_")
+        return self.support_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = self.method == "permutation"
+        return tags
+
+
+def _method_params(meta) -> dict:
+    params = dict(meta.method_params or {})
+    if meta.method == "permutation" and meta.random_state is not None:
+        params.setdefault("random_state", meta.random_state)
+    return params
+
+
+def _selection_scores(result, method: str) -> np.ndarray:
+    mean = result.importances_mean
+    if method == "permutation":
+        return np.clip(mean, 0.0, None)
+    return np.abs(mean)
+
+
+def _split_for_importance(estimator, X, y, fraction, random_state):
+    """(X_fit, y_fit, X_eval, y_eval): all data twice, or a held-out split."""
+    if fraction is None:
+        return X, y, X, y
+    if not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}.")
+    stratify = y if (y is not None and is_classifier(estimator)) else None
+    if y is None:
+        X_fit, X_eval = train_test_split(
+            X, test_size=fraction, random_state=random_state
+        )
+        return X_fit, None, X_eval, None
+    X_fit, X_eval, y_fit, y_eval = train_test_split(
+        X, y, test_size=fraction, random_state=random_state, stratify=stratify
+    )
+    return X_fit, y_fit, X_eval, y_eval

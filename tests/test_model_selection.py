@@ -1,0 +1,163 @@
+"""Cross-validated importance, the importance scorer, and runs on a dask cluster."""
+
+import joblib
+import numpy as np
+import pytest
+from conftest import make_regressor
+from sklearn.datasets import make_friedman1
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skimportance import cross_validate_importance, importance_scorer
+
+
+@pytest.fixture(scope="module")
+def friedman_small():
+    return make_friedman1(n_samples=300, n_features=8, noise=0.0, random_state=2)
+
+
+def keras_model(epochs=30):
+    reg = make_regressor(
+        model__hidden=(32, 32),
+        epochs=epochs,
+        batch_size=64,
+        optimizer__learning_rate=0.01,
+    )
+    return make_pipeline(StandardScaler(), reg)
+
+
+@pytest.fixture(scope="module")
+def keras_cv_result(friedman_small):
+    X, y = friedman_small
+    return cross_validate_importance(
+        keras_model(), X, y, cv=3, n_repeats=3, random_state=0, return_estimator=True
+    )
+
+
+def test_cross_validated_importance_ranks_informative_first(keras_cv_result):
+    result = keras_cv_result
+    assert result.importances.shape == (8, 3)
+    assert set(result.ranking()[:5]) == {f"x{i}" for i in range(5)}
+    assert len(result.fold_results) == 3 and len(result.estimators) == 3
+    np.testing.assert_allclose(
+        result.importances[:, 0], result.fold_results[0].importances_mean
+    )
+    np.testing.assert_allclose(
+        result.test_scores, [r.baseline_score for r in result.fold_results]
+    )
+    assert np.all(result.n_train == 200) and np.all(result.n_test == 100)
+
+
+def test_intervals_and_the_nadeau_bengio_correction(keras_cv_result):
+    plain, corrected = (
+        keras_cv_result.ci(0.95),
+        keras_cv_result.ci(0.95, corrected=True),
+    )
+    mean = keras_cv_result.importances_mean
+    assert np.all(plain["lower"] <= mean) and np.all(mean <= plain["upper"])
+    plain_width = plain["upper"] - plain["lower"]
+    corrected_width = corrected["upper"] - corrected["lower"]
+    # factor 1/k + n_test/n_train = 1/3 + 1/2 instead of 1/3
+    np.testing.assert_allclose(
+        corrected_width, plain_width * np.sqrt((1 / 3 + 0.5) / (1 / 3))
+    )
+    # the informative features' intervals stay above zero
+    assert np.all(plain["lower"].iloc[:5] > 0)
+
+
+def test_classifiers_get_stratified_folds_and_any_method():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 3))
+    y = (X[:, 0] > 0).astype(int)
+    result = cross_validate_importance(LogisticRegression(), X, y, cv=3, random_state=0)
+    assert "StratifiedKFold" in result.details["cv"]
+    assert result.ranking()[0] == "x0"
+
+
+def test_other_methods_and_scoring(friedman_small):
+    X, y = friedman_small
+    result = cross_validate_importance(
+        keras_model(epochs=3), X, y, cv=KFold(2), method="saliency", scoring="r2"
+    )
+    assert result.method == "saliency" and result.importances.shape == (8, 2)
+    assert np.all(result.importances >= 0)
+    assert result.test_scores.shape == (2,)
+
+
+def test_n_jobs_gives_the_same_numbers(friedman_small):
+    X, y = friedman_small
+    kwargs = dict(cv=3, random_state=0, n_repeats=3)
+    sequential = cross_validate_importance(Ridge(), X, y, n_jobs=1, **kwargs)
+    parallel = cross_validate_importance(Ridge(), X, y, n_jobs=2, **kwargs)
+    np.testing.assert_array_equal(sequential.importances, parallel.importances)
+
+
+def test_importance_scorer_in_grid_search(friedman_small):
+    X, y = friedman_small
+    search = GridSearchCV(
+        keras_model(epochs=5),
+        {"kerasregressor__epochs": [2, 5]},
+        cv=KFold(2),
+        scoring=importance_scorer(n_repeats=2, random_state=0),
+        refit="score",
+    ).fit(X, y)
+    for i in range(8):
+        values = search.cv_results_[f"mean_test_importance_x{i}"]
+        assert values.shape == (2,) and np.all(np.isfinite(values))
+    assert "mean_test_score" in search.cv_results_
+    assert search.best_index_ == np.argmax(search.cv_results_["mean_test_score"])
+
+
+def test_importance_scorer_in_cross_validate_matches_direct_call(friedman_small):
+    X, y = friedman_small
+    scorer = importance_scorer(n_repeats=2, random_state=0)
+    cv = cross_validate(Ridge(), X, y, cv=KFold(2), scoring=scorer)
+    assert "test_importance_x3" in cv
+    ridge = Ridge().fit(X[150:], y[150:])
+    direct = scorer(ridge, X[:150], y[:150])
+    assert direct["importance_x3"] == pytest.approx(cv["test_importance_x3"][0])
+    assert direct["score"] == pytest.approx(cv["test_score"][0])
+
+
+def test_unknown_method_is_refused_early():
+    with pytest.raises(ValueError, match="Unknown importance method 'shap'"):
+        importance_scorer("shap")
+    with pytest.raises(ValueError, match="Unknown importance method"):
+        cross_validate_importance(Ridge(), np.ones((4, 2)), np.ones(4), method="shap")
+
+
+def test_stratified_cv_object_is_accepted():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 1] > 0).astype(int)
+    result = cross_validate_importance(
+        LogisticRegression(), X, y, cv=StratifiedKFold(2), random_state=0
+    )
+    assert result.n_folds == 2
+
+
+def test_dask_cluster_equals_sequential_run(friedman_small):
+    distributed = pytest.importorskip("dask.distributed")
+    X, y = friedman_small
+    kwargs = dict(cv=2, n_repeats=2, random_state=0)
+    sequential = cross_validate_importance(keras_model(epochs=5), X, y, **kwargs)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with joblib.parallel_config(backend="dask"):
+            on_cluster = cross_validate_importance(
+                keras_model(epochs=5), X, y, n_jobs=2, **kwargs
+            )
+        workers_used = client.run(lambda: __import__("os").getpid())
+    assert len(workers_used) == 2
+    np.testing.assert_allclose(
+        on_cluster.importances, sequential.importances, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        on_cluster.test_scores, sequential.test_scores, atol=1e-6
+    )
