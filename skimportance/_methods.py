@@ -22,7 +22,11 @@ _METHODS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "probe": ("probe", "probe_importance", {}),
     "profile": ("probe", "probe_importance", {"kind": "profile"}),
     "saliency": ("gradient", "gradient_importance", {"method": "saliency"}),
-    "input_x_gradient": ("gradient", "gradient_importance", {"method": "input_x_gradient"}),
+    "input_x_gradient": (
+        "gradient",
+        "gradient_importance",
+        {"method": "input_x_gradient"},
+    ),
     "integrated_gradients": (
         "gradient",
         "gradient_importance",

@@ -93,7 +93,9 @@ class LocatedModel:
         """Names of the columns reaching the Keras model (after preprocessing)."""
         if self.preprocessor is not None:
             try:
-                return np.asarray(self.preprocessor.get_feature_names_out(), dtype=object)
+                return np.asarray(
+                    self.preprocessor.get_feature_names_out(), dtype=object
+                )
             except (AttributeError, ValueError, TypeError):
                 return _default_names(self.n_model_features)
         source = self.final if self.final is not None else None
@@ -109,7 +111,9 @@ class LocatedModel:
         X_model = np.asarray(X_model)
         rows = batch_size or DEFAULT_FORWARD_ROWS
         fn = _forward_function(self.model)
-        outputs = [fn(X_model[start : start + rows]) for start in range(0, len(X_model), rows)]
+        outputs = [
+            fn(X_model[start : start + rows]) for start in range(0, len(X_model), rows)
+        ]
         if not outputs:
             return np.empty((0, *self.model.outputs[0].shape[1:]), dtype=np.float32)
         return np.concatenate(outputs, axis=0)

@@ -143,7 +143,9 @@ def _compute_all(estimator, X, y, methods, seed):
 
     results = {}
     for method in tqdm(methods, desc="importance", unit="method", file=sys.stderr):
-        params = {"random_state": seed, "n_repeats": 5} if method == "permutation" else {}
+        params = (
+            {"random_state": seed, "n_repeats": 5} if method == "permutation" else {}
+        )
         results[method] = compute_importance(estimator, X, y, method=method, **params)
     return results
 
@@ -153,7 +155,10 @@ def _format_table(results) -> str:
     import pandas as pd
 
     table = pd.DataFrame(
-        {name: pd.Series(r.importances_mean, index=r.feature_names) for name, r in results.items()}
+        {
+            name: pd.Series(r.importances_mean, index=r.feature_names)
+            for name, r in results.items()
+        }
     )
     first = next(iter(results))
     table = table.reindex(table[first].abs().sort_values(ascending=False).index)
