@@ -1,8 +1,14 @@
-"""Command line: ``skimportance demo`` and ``skimportance explain``."""
+"""Command line: ``skimportance demo`` and ``skimportance explain DATA.csv``.
+
+Both commands are thin: they build a scikit-learn Pipeline around a Keras MLP,
+call the library's importance functions and print a features x methods table.
+Problems with the user's input end as one line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -16,6 +22,11 @@ DEMO_METHODS = (
     "saliency",
     "integrated_gradients",
 )
+EXPLAIN_METHODS = ("permutation", "olden", "probe", "saliency")
+
+
+class CommandError(Exception):
+    """An error the user can fix; printed as one line, exit code 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    return args.run(args)
+    from ._tabular import TableError
+
+    try:
+        return args.run(args)
+    except (CommandError, TableError) as error:
+        print(f"skimportance: error: {error}", file=sys.stderr)
+        return 2
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -39,21 +56,53 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="train a small MLP on load_diabetes and compare every method"
     )
-    demo.add_argument("--epochs", type=int, default=60, help="training epochs")
+    demo.add_argument(
+        "--epochs", type=_positive_int, default=60, help="training epochs"
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed")
     demo.add_argument(
-        "--methods",
-        default=",".join(DEMO_METHODS),
-        help="comma-separated methods (default: all)",
+        "--methods", default=",".join(DEMO_METHODS), help="comma-separated methods"
     )
     demo.add_argument("--out", help="also save a comparison figure (PNG)")
     demo.set_defaults(run=_run_demo)
+
+    explain = commands.add_parser(
+        "explain", help="train an MLP on a CSV file and explain which columns matter"
+    )
+    explain.add_argument("data", help="CSV file with a header row")
+    explain.add_argument("--target", required=True, help="column to predict")
+    explain.add_argument(
+        "--task", choices=("auto", "regression", "classification"), default="auto"
+    )
+    explain.add_argument(
+        "--methods", default=",".join(EXPLAIN_METHODS), help="comma-separated methods"
+    )
+    explain.add_argument(
+        "--cv", type=_positive_int, help="K-fold cross-validated importance (K >= 2)"
+    )
+    explain.add_argument("--epochs", type=_positive_int, default=100)
+    explain.add_argument("--hidden", default="64,64", help="hidden layer sizes")
+    explain.add_argument("--seed", type=int, default=0, help="random seed")
+    explain.add_argument("--out", help="save a comparison figure (PNG)")
+    explain.add_argument("--json", help="write the importances as JSON")
+    explain.set_defaults(run=_run_explain)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+# --- demo -----------------------------------------------------------------------
 
 
 def _run_demo(args) -> int:
     from sklearn.datasets import load_diabetes
     from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
 
     methods = _parse_methods(args.methods)
     X, y = load_diabetes(return_X_y=True, as_frame=True)
@@ -66,31 +115,125 @@ def _run_demo(args) -> int:
         flush=True,
     )
     start = time.perf_counter()
-    model = _standardised_mlp("regression", args.epochs, (32, 32), args.seed)
+    model = _mlp_pipeline(
+        StandardScaler(), "regression", (32, 32), args.epochs, args.seed
+    )
     model.fit(X_train, y_train)
     print(
         f"Trained in {time.perf_counter() - start:.1f} s; "
         f"held-out R^2 = {model.score(X_test, y_test):.3f}\n"
     )
-    results = _compute_all(model, X_test, y_test, methods, args.seed)
+    results = _measure(model, X_test, y_test, methods, args.seed)
     print(_format_table(results))
     print(
         "\nRows sorted by the first method. Scales differ between methods: "
         "compare rankings, not raw numbers.\npermutation: drop in R^2 when the "
-        "column is shuffled (held-out data); olden is signed."
+        "column is shuffled (held-out data); olden and probe are signed."
     )
     if args.out:
         _save_figure(results, args.out)
     return 0
 
 
-def _standardised_mlp(task: str, epochs: int, hidden: tuple[int, ...], seed: int):
-    """StandardScaler + a Keras MLP, as a scikit-learn Pipeline."""
+# --- explain --------------------------------------------------------------------
+
+
+def _run_explain(args) -> int:
+    from sklearn.model_selection import train_test_split
+
+    from . import _tabular
+
+    methods = _parse_methods(args.methods)
+    hidden = _parse_hidden(args.hidden)
+    if args.cv is not None and args.cv < 2:
+        raise CommandError("--cv needs at least 2 folds")
+    X, y = _tabular.read_table(args.data, args.target)
+    task = _tabular.resolve_task(y, args.task)
+    print(
+        f"{args.data}: {len(X)} rows, {X.shape[1]} input columns "
+        f"({len(_tabular.categorical_columns(X))} categorical), target "
+        f"{args.target!r} -> {task}",
+        flush=True,
+    )
+    model = _mlp_pipeline(
+        _tabular.preprocessor(X), task, hidden, args.epochs, args.seed, progress=True
+    )
+    if args.cv:
+        from .model_selection import cross_validate_importance
+
+        results = cross_validate_importance(
+            model, X, y, cv=args.cv, method=methods, random_state=args.seed
+        )
+        score = next(iter(results.values())).test_scores
+        print(
+            f"{args.cv}-fold held-out score: {score.mean():.3f} +/- {score.std():.3f}\n"
+        )
+    else:
+        stratify = y if task == "classification" else None
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=0.25, random_state=args.seed, stratify=stratify
+        )
+        model.fit(X_train, y_train)
+        print(f"held-out score: {model.score(X_test, y_test):.3f}\n")
+        results = _measure(model, X_test, y_test, methods, args.seed)
+    results = {name: _tabular.to_raw_columns(r, X) for name, r in results.items()}
+    print(_format_table(results))
+    if _tabular.categorical_columns(X):
+        print(
+            "\nOne-hot encoded columns: weight, probe and gradient methods report "
+            "the sum of |importance| over a column's indicators."
+        )
+    if args.out:
+        _save_figure(results, args.out)
+    if args.json:
+        _write_json(results, args, task)
+    return 0
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise CommandError(f"--hidden must be sizes like 64,64, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise CommandError(f"--hidden must be positive sizes like 64,64, got {text!r}")
+    return sizes
+
+
+def _write_json(results, args, task: str) -> None:
+    payload = {
+        "data": args.data,
+        "target": args.target,
+        "task": task,
+        "methods": {},
+    }
+    for name, result in results.items():
+        frame = result.to_frame()
+        if args.cv:
+            frame = frame.join(result.ci(corrected=True)[["lower", "upper"]])
+        payload["methods"][name] = {
+            "ranking": frame.index.tolist(),
+            "importances": frame.to_dict(orient="index"),
+        }
+    with open(args.json, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2)
+    print(f"Importances written to {args.json}")
+
+
+# --- shared ---------------------------------------------------------------------
+
+
+def _mlp_pipeline(preprocessing, task, hidden, epochs, seed, progress=False):
+    """``preprocessing`` + a Keras MLP, as a scikit-learn Pipeline."""
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     from .wrappers import KerasClassifier, KerasRegressor
 
+    callbacks = None
+    if progress:
+        from ._progress import EpochProgressBar
+
+        callbacks = [EpochProgressBar]  # scikeras builds one per fit
     common = dict(
         model=_build_mlp,
         model__hidden=hidden,
@@ -100,12 +243,13 @@ def _standardised_mlp(task: str, epochs: int, hidden: tuple[int, ...], seed: int
         batch_size=32,
         verbose=0,
         random_state=seed,
+        callbacks=callbacks,
     )
     if task == "regression":
         wrapper = KerasRegressor(loss="mse", **common)
     else:
         wrapper = KerasClassifier(loss="sparse_categorical_crossentropy", **common)
-    return make_pipeline(StandardScaler(), wrapper)
+    return make_pipeline(preprocessing, wrapper)
 
 
 def _build_mlp(meta, hidden=(32, 32)):
@@ -126,26 +270,24 @@ def _parse_methods(text: str) -> list[str]:
 
     methods = [name.strip() for name in text.split(",") if name.strip()]
     if not methods:
-        raise SystemExit("skimportance: error: --methods is empty")
+        raise CommandError("--methods is empty")
     for name in methods:
         try:
             check_method(name)
         except ValueError as error:
-            raise SystemExit(f"skimportance: error: {error}") from None
+            raise CommandError(str(error)) from None
     return methods
 
 
-def _compute_all(estimator, X, y, methods, seed):
-    """{method: ImportanceResult}, with a progress bar over methods."""
+def _measure(estimator, X, y, methods, seed):
+    """{method: ImportanceResult} on held-out data, with a progress bar."""
     from tqdm.auto import tqdm
 
     from ._methods import compute_importance
 
     results = {}
     for method in tqdm(methods, desc="importance", unit="method", file=sys.stderr):
-        params = (
-            {"random_state": seed, "n_repeats": 5} if method == "permutation" else {}
-        )
+        params = {"random_state": seed} if method == "permutation" else {}
         results[method] = compute_importance(estimator, X, y, method=method, **params)
     return results
 
@@ -169,7 +311,7 @@ def _format_table(results) -> str:
 def _save_figure(results, path: str) -> None:
     from .plotting import ImportanceDisplay
 
-    display = ImportanceDisplay.from_result(results).plot()
+    display = ImportanceDisplay.from_result(results).plot(layout="grouped")
     display.figure_.savefig(path, dpi=120, bbox_inches="tight")
     print(f"Figure written to {path}")
 

@@ -21,7 +21,7 @@ def cross_validate_importance(
     y,
     *,
     cv=5,
-    method: str = "permutation",
+    method: str | list[str] = "permutation",
     scoring=None,
     n_repeats: int = 5,
     groups=None,
@@ -29,7 +29,7 @@ def cross_validate_importance(
     random_state=None,
     return_estimator: bool = False,
     method_params: dict | None = None,
-) -> CVImportanceResult:
+) -> CVImportanceResult | dict[str, CVImportanceResult]:
     """Fit on each training fold, measure importance on its held-out fold.
 
     Importance measured on data the model never saw tells what it relies on to
@@ -43,8 +43,9 @@ def cross_validate_importance(
     y : array-like of shape (n_samples,)
     cv : int, cross-validation generator or iterable, default=5
         As in scikit-learn: an int gives (stratified, for classifiers) K-fold.
-    method : str, default="permutation"
-        Any method name of :class:`skimportance.ImportanceEstimator`.
+    method : str or list of str, default="permutation"
+        Any method name of :class:`skimportance.ImportanceEstimator`. A list
+        measures several methods on the same fitted folds (one fit per fold).
     scoring : str or callable, default=None
         The fold test score, and the score permutation importance measures the
         drop of. None uses ``estimator.score``.
@@ -61,15 +62,17 @@ def cross_validate_importance(
     return_estimator : bool, default=False
         Keep the fitted estimator of every fold in ``result.estimators``.
     method_params : dict, default=None
-        Extra keyword arguments for the method function.
+        Extra keyword arguments for the method function; with a list of
+        methods, a dict method name -> keyword arguments.
 
     Returns
     -------
-    CVImportanceResult
+    CVImportanceResult or dict of str -> CVImportanceResult
         ``importances`` (n_features, n_folds) of per-fold mean importances,
         ``importances_mean``/``importances_std`` across folds, ``ci(level,
         corrected=...)`` (with the Nadeau-Bengio correction), ``fold_results``,
-        ``test_scores``, ``n_train``/``n_test``.
+        ``test_scores``, ``n_train``/``n_test``. A dict keyed by method when
+        ``method`` is a list.
 
     Examples
     --------
@@ -83,54 +86,81 @@ def cross_validate_importance(
     >>> result.ranking()[0]  # Friedman #1's strongest term is 10 * x3
     'x3'
     """
-    check_method(method)
+    methods, params = _methods_and_params(method, method_params)
+    for name in methods:
+        if name == "permutation":
+            params[name].setdefault("n_repeats", n_repeats)
+            params[name].setdefault("scoring", scoring)
     X, y, groups = indexable(X, y, groups)
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
     splits = list(splitter.split(X, y, groups))
     seeds = check_random_state(random_state).randint(
         np.iinfo(np.int32).max, size=len(splits)
     )
-    params = dict(method_params or {})
-    if method == "permutation":
-        params.setdefault("n_repeats", n_repeats)
-        params.setdefault("scoring", scoring)
 
     folds = Parallel(n_jobs=n_jobs)(
         delayed(_fit_and_measure)(
-            clone(estimator), X, y, train, test, method, params, scoring, seed
+            clone(estimator), X, y, train, test, params, scoring, seed
         )
         for (train, test), seed in zip(splits, seeds)
     )
-    fold_results = [fold["result"] for fold in folds]
-    names = fold_results[0].feature_names
-    return CVImportanceResult(
-        np.column_stack([r.importances_mean for r in fold_results]),
-        names,
-        method=method,
-        baseline_score=float(np.mean([fold["score"] for fold in folds])),
-        details={"cv": repr(splitter)},
-        fold_results=fold_results,
-        test_scores=[fold["score"] for fold in folds],
-        n_train=[len(train) for train, _ in splits],
-        n_test=[len(test) for _, test in splits],
-        estimators=[fold["estimator"] for fold in folds] if return_estimator else None,
-    )
+    scores = [fold["score"] for fold in folds]
+    results = {
+        name: CVImportanceResult(
+            np.column_stack([fold["results"][name].importances_mean for fold in folds]),
+            folds[0]["results"][name].feature_names,
+            method=name,
+            baseline_score=float(np.mean(scores)),
+            details={"cv": repr(splitter)},
+            fold_results=[fold["results"][name] for fold in folds],
+            test_scores=scores,
+            n_train=[len(train) for train, _ in splits],
+            n_test=[len(test) for _, test in splits],
+            estimators=[fold["estimator"] for fold in folds]
+            if return_estimator
+            else None,
+        )
+        for name in methods
+    }
+    return results[method] if isinstance(method, str) else results
 
 
-def _fit_and_measure(estimator, X, y, train, test, method, params, scoring, seed):
+def _methods_and_params(method, method_params) -> tuple[list[str], dict]:
+    """Validated method names and a dict name -> keyword arguments."""
+    if isinstance(method, str):
+        return [check_method(method)], {method: dict(method_params or {})}
+    methods = [check_method(name) for name in method]
+    if not methods or len(set(methods)) != len(methods):
+        raise ValueError(f"method must list distinct method names, got {method!r}.")
+    method_params = method_params or {}
+    unknown = set(method_params) - set(methods)
+    if unknown:
+        raise ValueError(
+            "With several methods, method_params maps method names to keyword "
+            f"arguments; {sorted(unknown)} are not among {methods}."
+        )
+    return methods, {name: dict(method_params.get(name) or {}) for name in methods}
+
+
+def _fit_and_measure(estimator, X, y, train, test, params, scoring, seed):
     X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
     y_train, y_test = _safe_indexing(y, train), _safe_indexing(y, test)
     estimator.fit(X_train, y_train)
-    if method == "permutation":
-        params = {"random_state": int(seed), **params}
-    result = compute_importance(estimator, X_test, y_test, method=method, **params)
-    if isinstance(result, dict):
-        raise ValueError("cross_validate_importance needs a single metric in scoring.")
-    if method == "permutation":
-        score = result.baseline_score
+    results = {}
+    for name, kwargs in params.items():
+        if name == "permutation":
+            kwargs = {"random_state": int(seed), **kwargs}
+        result = compute_importance(estimator, X_test, y_test, method=name, **kwargs)
+        if isinstance(result, dict):
+            raise ValueError(
+                "cross_validate_importance needs a single metric in scoring."
+            )
+        results[name] = result
+    if "permutation" in results:
+        score = results["permutation"].baseline_score
     else:
         score = check_scoring(estimator, scoring=scoring)(estimator, X_test, y_test)
-    return {"result": result, "score": float(score), "estimator": estimator}
+    return {"results": results, "score": float(score), "estimator": estimator}
 
 
 def importance_scorer(
