@@ -161,3 +161,29 @@ def test_dask_cluster_equals_sequential_run(friedman_small):
     np.testing.assert_allclose(
         on_cluster.test_scores, sequential.test_scores, atol=1e-6
     )
+
+
+def test_several_methods_share_one_fit_per_fold(friedman_small):
+    X, y = friedman_small
+    both = cross_validate_importance(
+        keras_model(epochs=3),
+        X,
+        y,
+        cv=KFold(2),
+        method=["permutation", "olden"],
+        random_state=0,
+        method_params={"permutation": {"n_repeats": 2}},
+        return_estimator=True,
+    )
+    assert set(both) == {"permutation", "olden"}
+    # the same fitted estimators served both methods
+    assert both["permutation"].estimators[0] is both["olden"].estimators[0]
+    np.testing.assert_array_equal(
+        both["permutation"].test_scores, both["olden"].test_scores
+    )
+    with pytest.raises(ValueError, match="distinct method names"):
+        cross_validate_importance(Ridge(), X, y, method=["olden", "olden"])
+    with pytest.raises(ValueError, match="maps method names"):
+        cross_validate_importance(
+            Ridge(), X, y, method=["permutation"], method_params={"n_repeats": 2}
+        )
