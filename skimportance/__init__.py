@@ -8,15 +8,15 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
-    from ._result import ImportanceResult
-    from .gradient import gradient_importance
-    from .model_selection import cross_validate_importance, importance_scorer
-    from .permutation import permutation_importance
-    from .plotting import ImportanceDisplay
-    from .probe import probe_importance
-    from .selection import ImportanceEstimator, ImportanceSelector
-    from .weights import weight_importance
-    from .wrappers import KerasClassifier, KerasRegressor, from_keras
+    from ._result import ImportanceResult  # noqa: F401
+    from .gradient import gradient_importance  # noqa: F401
+    from .model_selection import cross_validate_importance, importance_scorer  # noqa: F401
+    from .permutation import permutation_importance  # noqa: F401
+    from .plotting import ImportanceDisplay  # noqa: F401
+    from .probe import probe_importance  # noqa: F401
+    from .selection import ImportanceEstimator, ImportanceSelector  # noqa: F401
+    from .weights import weight_importance  # noqa: F401
+    from .wrappers import KerasClassifier, KerasRegressor, from_keras  # noqa: F401
 
 __version__ = "0.1.0"
 

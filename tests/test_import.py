@@ -28,4 +28,4 @@ def test_every_public_name_resolves():
 
 def test_unknown_attribute_raises_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        skimportance.nope
+        _ = skimportance.nope

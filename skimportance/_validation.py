@@ -1,0 +1,240 @@
+"""Argument checks and output selection shared by weight, probe and gradient importance.
+
+Everything here runs before TensorFlow sees any data, so that a bad argument
+fails with a ``ValueError``/``TypeError`` that names the problem instead of a
+stack trace from deep inside a compiled graph.
+
+Outputs
+-------
+The three methods explain the *response columns* of the model:
+
+* a classifier (anything with ``classes_``): one column per class, holding the
+  class probability. A single sigmoid unit is read as ``[1 - p, p]``, the way
+  ``predict_proba`` reports it;
+* anything else: one column per unit of the network's output layer.
+
+``output=None`` explains the one column there is; for a binary classifier (one
+sigmoid unit or two softmax units) the probability of the positive class
+``classes_[1]`` (scikit-learn's convention);
+with several columns (multiclass, multi-output) every column, combined as the
+mean absolute importance over columns, because signed importances for
+different classes cancel (a softmax's probabilities sum to one). ``output=k``
+explains column ``k`` alone, keeping its sign where the method has one; a
+class label or column name is accepted too when it is not an integer.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "OutputSelection",
+    "check_choice",
+    "check_model_input",
+    "check_positive_int",
+    "resolve_outputs",
+    "resolve_point",
+]
+
+
+def check_choice(name: str, value, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a ValueError."""
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options}; got {value!r}.")
+    return value
+
+
+def check_positive_int(name: str, value) -> int:
+    """Return ``value`` as an int >= 1, else raise a TypeError/ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}.")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}.")
+    return int(value)
+
+
+def check_model_input(located, X, *, caller: str) -> np.ndarray:
+    """The rows the Keras model would see for ``X``, checked to be usable.
+
+    Applies the Pipeline's preprocessing and the wrapper's own input handling
+    (``LocatedModel.to_model_input``), then insists on a non-empty 2-D array of
+    finite numbers with as many columns as the model takes.
+    """
+    if X is None:
+        raise ValueError(f"{caller} needs X, the rows to explain.")
+    if isinstance(X, str) or np.ndim(X) == 0:
+        raise ValueError(f"X must be a 2-D array-like, got {type(X).__name__}.")
+    X_model = located.to_model_input(X)
+    if hasattr(X_model, "toarray"):  # a sparse matrix from e.g. OneHotEncoder
+        X_model = X_model.toarray()
+    X_model = np.asarray(X_model)
+    if X_model.dtype.kind not in "biuf":
+        try:
+            X_model = X_model.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                "The inputs reaching the Keras model must be numbers; after "
+                f"preprocessing X holds {X_model.dtype} values ({exc})."
+            ) from None
+    if X_model.ndim != 2:
+        raise ValueError(f"X must be 2-D, got an array of shape {X_model.shape}.")
+    if X_model.shape[0] == 0:
+        raise ValueError("X has no rows.")
+    if X_model.shape[1] != located.n_model_features:
+        raise ValueError(
+            f"X gives {X_model.shape[1]} columns to the Keras model, which takes "
+            f"{located.n_model_features}."
+        )
+    if not np.isfinite(X_model).all():
+        raise ValueError(
+            "X contains NaN or infinity (after any preprocessing); the Keras "
+            "model cannot take it."
+        )
+    return X_model
+
+
+def resolve_point(
+    name: str,
+    value,
+    X_model: np.ndarray | None,
+    n_features: int,
+    *,
+    statistics: tuple[str, ...],
+    relative_to: np.ndarray | None = None,
+) -> np.ndarray:
+    """Turn a baseline/probe specification into one value per model input.
+
+    ``value`` is a scalar (the same value for every input), an array of
+    ``n_features`` values, or one of ``statistics`` computed from ``X_model``:
+    ``"zeros"``, ``"mean"``, ``"median"``, or ``"std"`` (``relative_to`` plus
+    one standard deviation of each column).
+    """
+    if isinstance(value, str):
+        check_choice(name, value, statistics)
+        if value == "zeros":
+            return np.zeros(n_features)
+        if X_model is None:
+            raise ValueError(f"{name}={value!r} is computed from X; pass X.")
+        if value == "mean":
+            return X_model.mean(axis=0)
+        if value == "median":
+            return np.median(X_model, axis=0)
+        return relative_to + X_model.std(axis=0)  # "std"
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, an array or a string, not bool.")
+    if isinstance(value, numbers.Real):
+        point = np.full(n_features, float(value))
+    else:
+        try:
+            point = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} must be a number, an array of numbers or one of "
+                f"{statistics}; got {type(value).__name__}."
+            ) from None
+        if point.ndim != 1 or len(point) != n_features:
+            raise ValueError(
+                f"{name} must have one value per input of the Keras model "
+                f"({n_features}); got shape {point.shape}."
+            )
+    if not np.isfinite(point).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return point
+
+
+@dataclass(frozen=True)
+class OutputSelection:
+    """Which response columns a method explains, and how to read them.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Every response column: class labels for a classifier, else
+        ``"output 0"``, ``"output 1"``, ...
+    expand_binary : bool
+        The network has one sigmoid unit ``p`` standing for two classes, read
+        as the columns ``[1 - p, p]``.
+    columns : tuple of int
+        The columns explained.
+    """
+
+    names: tuple[str, ...]
+    expand_binary: bool
+    columns: tuple[int, ...]
+
+    @property
+    def aggregate(self) -> bool:
+        """Several columns are explained and combined into one number."""
+        return len(self.columns) > 1
+
+    @property
+    def explained(self) -> list[str]:
+        return [self.names[k] for k in self.columns]
+
+    def response(self, raw: np.ndarray) -> np.ndarray:
+        """Every response column, shape (n_rows, len(names)), from raw output.
+
+        Stays in the network's dtype so that ``f(a) - f(b)`` is computed exactly
+        as a user subtracting two ``model.predict`` results would.
+        """
+        raw = np.reshape(raw, (len(raw), -1))
+        if self.expand_binary:
+            return np.concatenate([1 - raw, raw], axis=1)
+        return raw
+
+    def combine(self, per_output: np.ndarray) -> np.ndarray:
+        """Reduce ``(..., len(names))`` values to the explained importance.
+
+        One column keeps its sign; several are combined as the mean absolute
+        value, since signed effects on different classes cancel.
+        """
+        chosen = per_output[..., list(self.columns)]
+        if self.aggregate:
+            return np.abs(chosen).mean(axis=-1)
+        return chosen[..., 0]
+
+
+def resolve_outputs(located, output) -> OutputSelection:
+    """Check ``output`` against the model and say which columns to explain."""
+    shape = tuple(located.model.outputs[0].shape)
+    if len(shape) > 2:
+        raise ValueError(
+            f"The Keras model's output has shape {shape}; only outputs of shape "
+            "(batch,) or (batch, n_outputs) are supported."
+        )
+    n_units = 1 if len(shape) == 1 else int(shape[1])
+    final = located.final
+    classes = getattr(final, "classes_", None) if final is not None else None
+    expand_binary = classes is not None and n_units == 1 and len(classes) == 2
+    by_class = classes is not None and (expand_binary or len(classes) == n_units)
+    if by_class:
+        names = tuple(str(label) for label in classes)
+    else:
+        names = tuple(f"output {k}" for k in range(n_units))
+
+    if output is None:
+        if by_class and len(names) == 2:
+            columns: tuple[int, ...] = (1,)  # scikit-learn's positive class
+        else:
+            columns = tuple(range(len(names)))
+    elif isinstance(output, bool):
+        raise TypeError("output must be an integer position or a label, not bool.")
+    elif isinstance(output, numbers.Integral):
+        if not 0 <= output < len(names):
+            raise ValueError(
+                f"output={output} is out of range: the model has {len(names)} "
+                f"response column(s) {list(names)}; use 0..{len(names) - 1}."
+            )
+        columns = (int(output),)
+    elif str(output) in names:
+        columns = (names.index(str(output)),)
+    else:
+        raise ValueError(
+            f"output={output!r} is neither a column position nor one of the "
+            f"response columns {list(names)}."
+        )
+    return OutputSelection(names, expand_binary, columns)
