@@ -1,6 +1,6 @@
 """Run the code examples of the documentation.
 
-Every ```python block of a docs/*.md page runs, in order, in one namespace per
+Every ```python block of a docs/*.md page (and of README.md) runs, in order, in one namespace per
 page (like a notebook), so the guide's examples cannot silently rot. Blocks that
 are only illustrations use another fence (```text, ```console, ...). A failing
 block shows up in the traceback as ``docs/<page>.md`` at the line it starts on.
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = sorted(DOCS.glob("*.md"))
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
 
 # An opening ```python fence (possibly indented, e.g. inside a list or an
 # admonition), the code, and the closing fence at the same indentation.
