@@ -1,0 +1,162 @@
+"""Resolve ``feature_groups``: which input columns are perturbed together."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["resolve_feature_groups"]
+
+
+def resolve_feature_groups(
+    feature_groups, feature_names
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Turn ``feature_groups`` into column indices and names.
+
+    Parameters
+    ----------
+    feature_groups : None, list of lists, or dict
+        None: every column is its own group. A list: each entry is a list of
+        column positions (int) or names (str); the group is named after its
+        columns, joined with ``"+"``. A dict: group name -> such a list. A bare
+        int or str stands for a group of one column. Columns in no group are
+        not evaluated.
+    feature_names : array-like of str
+        The names of X's columns, in order.
+
+    Returns
+    -------
+    groups : list of ndarray of int
+        The column positions of each group.
+    names : ndarray of str
+        The name of each group.
+
+    Raises
+    ------
+    ValueError
+        An empty group, a column in two groups (or twice in one), a position
+        out of range or an unknown name; the message names the group.
+    TypeError
+        ``feature_groups`` or a member has the wrong type.
+    """
+    feature_names = [str(name) for name in feature_names]
+    n_features = len(feature_names)
+    if feature_groups is None:
+        return [np.array([j]) for j in range(n_features)], np.asarray(
+            feature_names, dtype=object
+        )
+
+    if isinstance(feature_groups, Mapping):
+        entries = [
+            (str(key), members, repr(key)) for key, members in feature_groups.items()
+        ]
+    elif isinstance(feature_groups, (str, bytes)) or not _is_sequence(feature_groups):
+        raise TypeError(
+            "feature_groups must be a list of lists of columns or a dict "
+            f"name -> columns, got {type(feature_groups).__name__}."
+        )
+    else:
+        entries = [
+            (None, members, f"#{i} {_show(members)}")
+            for i, members in enumerate(feature_groups)
+        ]
+    if not entries:
+        raise ValueError("feature_groups is empty: give at least one group.")
+
+    positions = _name_positions(feature_names)
+    owner: dict[int, str] = {}
+    groups, names = [], []
+    for name, members, label in entries:
+        columns = []
+        for member in _members(members, label):
+            j = _column_position(member, label, positions, feature_names)
+            if j in owner:
+                where = (
+                    "twice in" if owner[j] == label else f"in group {owner[j]} and in"
+                )
+                raise ValueError(
+                    f"feature_groups: column {feature_names[j]!r} is {where} group "
+                    f"{label}; groups must not overlap."
+                )
+            owner[j] = label
+            columns.append(j)
+        if not columns:
+            raise ValueError(f"feature_groups: group {label} is empty.")
+        groups.append(np.asarray(columns, dtype=np.intp))
+        names.append(
+            name if name is not None else "+".join(feature_names[j] for j in columns)
+        )
+    return groups, np.asarray(names, dtype=object)
+
+
+def _is_sequence(obj) -> bool:
+    return hasattr(obj, "__iter__") and hasattr(obj, "__len__")
+
+
+def _show(members) -> str:
+    if isinstance(members, np.ndarray):
+        members = members.tolist()
+    return (
+        repr(list(members))
+        if _is_sequence(members) and not isinstance(members, str)
+        else repr(members)
+    )
+
+
+def _members(members, label: str) -> list:
+    if isinstance(members, (str, numbers.Integral)):
+        return [members]  # a group of one column
+    if not _is_sequence(members):
+        raise TypeError(
+            f"feature_groups: group {label} must list columns (int positions or "
+            f"str names), got {type(members).__name__}."
+        )
+    return list(members)
+
+
+def _name_positions(feature_names: list[str]) -> dict[str, int | None]:
+    positions: dict[str, int | None] = {}
+    for j, name in enumerate(feature_names):
+        positions[name] = None if name in positions else j  # None: ambiguous
+    return positions
+
+
+def _column_position(member, label: str, positions, feature_names) -> int:
+    n_features = len(feature_names)
+    if isinstance(member, (bool, np.bool_)):
+        raise TypeError(
+            f"feature_groups: group {label} contains a boolean ({member!r}); "
+            "give column positions or names."
+        )
+    if isinstance(member, numbers.Integral):
+        j = int(member)
+        if not 0 <= j < n_features:
+            raise ValueError(
+                f"feature_groups: group {label} refers to column {j}, out of range "
+                f"for X with {n_features} columns."
+            )
+        return j
+    if isinstance(member, str):
+        if member not in positions:
+            raise ValueError(
+                f"feature_groups: group {label} refers to unknown column {member!r}; "
+                f"X's columns are {_shorten(feature_names)}."
+            )
+        j = positions[member]
+        if j is None:
+            raise ValueError(
+                f"feature_groups: group {label} refers to column {member!r}, a name "
+                "X has more than once; use column positions."
+            )
+        return j
+    raise TypeError(
+        f"feature_groups: group {label} contains {member!r} of type "
+        f"{type(member).__name__}; give column positions (int) or names (str)."
+    )
+
+
+def _shorten(names: list[str], limit: int = 10) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return f"[{shown}{', ...' if len(names) > limit else ''}]"
