@@ -1,7 +1,7 @@
 """Run the code examples of the documentation.
 
-Every ```python block of a docs/*.md page (and of README.md) runs, in order, in one namespace per
-page (like a notebook), so the guide's examples cannot silently rot. Blocks that
+Every ```python block of a docs/*.md page (and of README.md) runs, in order, in
+one namespace per page (like a notebook), so examples cannot silently rot. Blocks that
 are only illustrations use another fence (```text, ```console, ...). A failing
 block shows up in the traceback as ``docs/<page>.md`` at the line it starts on.
 """
