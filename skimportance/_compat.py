@@ -50,13 +50,16 @@ def quiet_tensorflow() -> None:
 # (not expected: 0.13 is its last release).
 
 
-def fix_estimator_tags(tags: Tags, estimator_type: str) -> Tags:
-    """Return ``tags`` corrected for a classifier or regressor wrapper."""
+def fix_estimator_tags(tags: Tags, estimator_type: str, seeded: bool) -> Tags:
+    """Return ``tags`` corrected for a classifier or regressor wrapper.
+
+    ``seeded``: a ``random_state`` is set, which makes scikeras fits repeatable.
+    """
     tags.estimator_type = estimator_type
     tags.target_tags.required = True
     tags.target_tags.single_output = True
     tags.target_tags.multi_output = True
-    tags.non_deterministic = True
+    tags.non_deterministic = not seeded
     if estimator_type == "classifier":
         tags.classifier_tags = ClassifierTags(poor_score=True)
         tags.regressor_tags = None

@@ -40,7 +40,11 @@ class _SklearnFixes:
     _estimator_type_name: str
 
     def __sklearn_tags__(self):
-        return fix_estimator_tags(super().__sklearn_tags__(), self._estimator_type_name)
+        return fix_estimator_tags(
+            super().__sklearn_tags__(),
+            self._estimator_type_name,
+            seeded=getattr(self, "random_state", None) is not None,
+        )
 
     # scikeras prints every parameter, one per line; scikit-learn's repr shows
     # only the changed ones and keeps test ids and error messages readable.
