@@ -171,7 +171,10 @@ def test_feature_names_are_recorded_and_checked(diabetes):
         model.predict(X[X.columns[::-1]])
     with pytest.raises(ValueError, match="missing"):
         model.predict(X.iloc[:, :5])
-    with pytest.raises(ValueError, match="X has 5 features"):
+    with (
+        pytest.warns(UserWarning, match="does not have valid feature names"),
+        pytest.raises(ValueError, match="X has 5 features"),
+    ):
         model.predict(X.iloc[:, :5].to_numpy())
 
 
