@@ -133,3 +133,14 @@ def friedman_regressor(friedman):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def make_friedman_pipeline(epochs=40):
+    """StandardScaler + a 32x32 KerasRegressor suited to Friedman #1, unfitted."""
+    reg = make_regressor(
+        model__hidden=(32, 32),
+        epochs=epochs,
+        batch_size=64,
+        optimizer__learning_rate=0.01,
+    )
+    return make_pipeline(StandardScaler(), reg)

@@ -3,12 +3,10 @@
 import joblib
 import numpy as np
 import pytest
-from conftest import make_regressor
+from conftest import make_friedman_pipeline
 from sklearn.datasets import make_friedman1
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_validate
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from skimportance import cross_validate_importance, importance_scorer
 
@@ -19,13 +17,7 @@ def friedman_small():
 
 
 def keras_model(epochs=30):
-    reg = make_regressor(
-        model__hidden=(32, 32),
-        epochs=epochs,
-        batch_size=64,
-        optimizer__learning_rate=0.01,
-    )
-    return make_pipeline(StandardScaler(), reg)
+    return make_friedman_pipeline(epochs=epochs)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_regressor
+from conftest import make_friedman_pipeline, make_regressor
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_friedman1
@@ -25,13 +25,7 @@ def friedman_small():
 
 
 def keras_friedman_model(epochs=40):
-    reg = make_regressor(
-        model__hidden=(32, 32),
-        epochs=epochs,
-        batch_size=64,
-        optimizer__learning_rate=0.01,
-    )
-    return make_pipeline(StandardScaler(), reg)
+    return make_friedman_pipeline(epochs=epochs)
 
 
 PERMUTATION = {"n_repeats": 3}
