@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
 
 from sklearn.utils import ClassifierTags, RegressorTags, Tags
@@ -77,26 +78,36 @@ def fix_estimator_tags(tags: Tags, estimator_type: str, seeded: bool) -> Tags:
 # time it is asked, so in a fresh process it answers "yes, already on" and
 # scikeras never switches determinism off again. Every later unseeded random
 # op in the process then raises "Random ops require a seed". We ask TensorFlow
-# first (which latches the real setting) and restore it afterwards. Remove once
+# first (which latches the real setting) and restore it afterwards.
+#
+# The seeding itself is process-wide too (Python, NumPy and TensorFlow seeds,
+# op determinism, the environment variable), so two fits in threads of one
+# process (joblib's threading backend, a dask cluster with processes=False)
+# interleave their set-and-restore: the environment variable leaks, or
+# scikeras's own restore raises KeyError, and seeded numbers stop being
+# reproducible. A process-wide lock serialises these blocks. Remove once
 # scikeras is fixed or dropped.
+
+_TF_STATE_LOCK = threading.RLock()  # re-entrant: initialize may run inside fit
 
 
 @contextlib.contextmanager
 def no_leaked_tf_state() -> Iterator[None]:
-    """Run a block and restore TensorFlow's process-wide determinism state."""
+    """Run a block alone and restore TensorFlow's process-wide determinism state."""
     from tensorflow.python.framework import config as tf_config
 
-    env_before = os.environ.get("TF_DETERMINISTIC_OPS")
-    was_enabled = tf_config.is_op_determinism_enabled()
-    try:
-        yield
-    finally:
-        if env_before is None:
-            os.environ.pop("TF_DETERMINISTIC_OPS", None)
-        else:
-            os.environ["TF_DETERMINISTIC_OPS"] = env_before
-        if tf_config.is_op_determinism_enabled() != was_enabled:
-            if was_enabled:
-                tf_config.enable_op_determinism()
+    with _TF_STATE_LOCK:
+        env_before = os.environ.get("TF_DETERMINISTIC_OPS")
+        was_enabled = tf_config.is_op_determinism_enabled()
+        try:
+            yield
+        finally:
+            if env_before is None:
+                os.environ.pop("TF_DETERMINISTIC_OPS", None)
             else:
-                tf_config.disable_op_determinism()
+                os.environ["TF_DETERMINISTIC_OPS"] = env_before
+            if tf_config.is_op_determinism_enabled() != was_enabled:
+                if was_enabled:
+                    tf_config.enable_op_determinism()
+                else:
+                    tf_config.disable_op_determinism()

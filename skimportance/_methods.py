@@ -11,7 +11,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["METHOD_NAMES", "compute_importance", "check_method", "needs_y"]
+__all__ = [
+    "METHOD_NAMES",
+    "check_method",
+    "check_method_params",
+    "compute_importance",
+    "needs_y",
+]
 
 # name -> (module, function, fixed keyword arguments)
 _METHODS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -45,6 +51,28 @@ def check_method(method: str) -> str:
             f"{', '.join(METHOD_NAMES)}."
         )
     return method
+
+
+def check_method_params(method: str, params: dict | None) -> dict:
+    """Return ``params`` as a dict if the method's function accepts every key.
+
+    Adapters call this before fitting anything, so that a misspelt keyword
+    fails at once instead of after training.
+    """
+    import inspect
+
+    module_name, function_name, fixed = _METHODS[check_method(method)]
+    params = dict(params or {})
+    function = getattr(import_module(f"skimportance.{module_name}"), function_name)
+    accepted = set(inspect.signature(function).parameters) - {"estimator", "X", "y"}
+    accepted -= set(fixed)
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise ValueError(
+            f"method_params {unknown} are not accepted by method {method!r}; "
+            f"it takes {sorted(accepted)}."
+        )
+    return params
 
 
 def needs_y(method: str) -> bool:

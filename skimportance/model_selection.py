@@ -9,8 +9,9 @@ from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._methods import check_method, compute_importance
+from ._methods import check_method, check_method_params, compute_importance
 from ._result import CVImportanceResult
+from ._validation import check_positive_int
 
 __all__ = ["cross_validate_importance", "importance_scorer"]
 
@@ -87,6 +88,7 @@ def cross_validate_importance(
     'x3'
     """
     methods, params = _methods_and_params(method, method_params)
+    n_repeats = check_positive_int("n_repeats", n_repeats)  # before any fit
     for name in methods:
         if name == "permutation":
             params[name].setdefault("n_repeats", n_repeats)
@@ -128,7 +130,7 @@ def cross_validate_importance(
 def _methods_and_params(method, method_params) -> tuple[list[str], dict]:
     """Validated method names and a dict name -> keyword arguments."""
     if isinstance(method, str):
-        return [check_method(method)], {method: dict(method_params or {})}
+        return [method], {method: check_method_params(method, method_params)}
     methods = [check_method(name) for name in method]
     if not methods or len(set(methods)) != len(methods):
         raise ValueError(f"method must list distinct method names, got {method!r}.")
@@ -139,7 +141,9 @@ def _methods_and_params(method, method_params) -> tuple[list[str], dict]:
             "With several methods, method_params maps method names to keyword "
             f"arguments; {sorted(unknown)} are not among {methods}."
         )
-    return methods, {name: dict(method_params.get(name) or {}) for name in methods}
+    return methods, {
+        name: check_method_params(name, method_params.get(name)) for name in methods
+    }
 
 
 def _fit_and_measure(estimator, X, y, train, test, params, scoring, seed):
@@ -214,8 +218,8 @@ def importance_scorer(
     >>> "mean_test_importance_x0" in search.cv_results_
     True
     """
-    check_method(method)
-    params = dict(method_params or {})
+    params = check_method_params(method, method_params)
+    n_repeats = check_positive_int("n_repeats", n_repeats)  # now, not mid-search
     if method == "permutation":
         params.setdefault("n_repeats", n_repeats)
         params.setdefault("scoring", scoring)

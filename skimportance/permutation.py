@@ -157,6 +157,12 @@ def permutation_importance(
     located = locate_keras_model(estimator) if has_keras_model(estimator) else None
     if located is None:
         check_is_fitted(estimator)
+    elif located.kind == "keras_model":
+        raise TypeError(
+            "permutation_importance scores a scikit-learn estimator, got a bare "
+            f"{type(estimator).__name__}; wrap it first with "
+            "skimportance.from_keras(model, task='regression' or 'classification')."
+        )
     _check_n_columns(estimator, n_columns)
     if y is not None:
         check_consistent_length(X, y)

@@ -148,6 +148,10 @@ def probe_importance(
         n_features,
         statistics=("zeros", "mean", "median"),
     )
+    if kind == "delta":  # checked here, before any row reaches the network
+        point = resolve_point(
+            "probe", probe, X_model, n_features, statistics=("std",), relative_to=base
+        )
 
     def respond(rows: np.ndarray, rows_per_pass: int | None = batch_size) -> np.ndarray:
         return outputs.response(located.forward(rows, batch_size=rows_per_pass))
@@ -161,9 +165,6 @@ def probe_importance(
     }
 
     if kind == "delta":
-        point = resolve_point(
-            "probe", probe, X_model, n_features, statistics=("std",), relative_to=base
-        )
         # One row per forward pass and the subtraction in the network's dtype:
         # bit for bit what model.predict(one_hot_i) - model.predict(zeros)
         # gives. (A batched matrix product rounds rows differently by their

@@ -18,7 +18,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._methods import check_method, compute_importance
+from ._methods import check_method_params, compute_importance
 
 __all__ = ["ImportanceEstimator", "ImportanceSelector"]
 
@@ -115,7 +115,7 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
 
     def fit(self, X, y=None, **fit_params):
         """Fit a clone of ``estimator`` and measure its feature importances."""
-        check_method(self.method)
+        check_method_params(self.method, self.method_params)  # before training
         X_fit, y_fit, X_eval, y_eval = _split_for_importance(
             self.estimator, X, y, self.validation_fraction, self.random_state
         )
@@ -264,7 +264,7 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
             random_state=self.random_state,
         )
         if self.prefit:
-            check_method(self.method)
+            check_method_params(self.method, self.method_params)
             check_is_fitted(self.estimator)
             measurer.estimator_ = self.estimator
             measurer._measure(X, y)

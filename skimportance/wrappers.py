@@ -9,7 +9,8 @@ today's scikit-learn (see ``_compat.py`` for each defect):
   and partial dependence work;
 * ``feature_names_in_`` from DataFrames, and a clear error when the number or
   names of columns change between ``fit`` and ``predict``;
-* a seeded fit no longer leaves TensorFlow op determinism switched on;
+* a seeded fit no longer leaves TensorFlow op determinism switched on, and
+  fits in threads of one process no longer race over its global seeds;
 * ``predict_proba`` always returns ``(n_samples, n_classes)``, and a passed
   ``sample_weight`` is no longer modified in place when ``class_weight`` is set.
 """

@@ -179,3 +179,18 @@ def test_several_methods_share_one_fit_per_fold(friedman_small):
         cross_validate_importance(
             Ridge(), X, y, method=["permutation"], method_params={"n_repeats": 2}
         )
+
+
+class FitForbidden(Ridge):
+    """Fails the test if anything tries to train it."""
+
+    def fit(self, X, y, **params):
+        raise AssertionError("fit must not be reached")
+
+
+def test_misspelt_method_params_fail_before_any_fold_is_fitted(friedman_small):
+    X, y = friedman_small
+    with pytest.raises(ValueError, match=r"\['scorin'\] are not accepted"):
+        cross_validate_importance(FitForbidden(), X, y, method_params={"scorin": "r2"})
+    with pytest.raises(ValueError, match="not accepted by method 'saliency'"):
+        importance_scorer("saliency", method_params={"n_repeats": 2})

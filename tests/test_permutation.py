@@ -526,3 +526,12 @@ def test_unfitted_estimators(tiny, no_forward):
     ):
         with pytest.raises(NotFittedError):
             permutation_importance(estimator, X, y)
+
+
+def test_bare_keras_model_asks_for_from_keras():
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    X = np.zeros((4, 3))
+    with pytest.raises(TypeError, match="wrap it first with skimportance.from_keras"):
+        permutation_importance(model, X, np.zeros(4))

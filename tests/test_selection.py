@@ -192,3 +192,23 @@ def test_classifier_selector_with_logistic_regression():
     y = (X[:, 1] + 0.2 * rng.normal(size=200) > 0).astype(int)
     selector = ImportanceSelector(LogisticRegression(), max_features=1, random_state=0)
     np.testing.assert_array_equal(selector.fit(X, y).get_support(), [0, 1, 0, 0])
+
+
+class FitForbidden(Ridge):
+    """Fails the test if anything tries to train it."""
+
+    def fit(self, X, y, **params):
+        raise AssertionError("fit must not be reached")
+
+
+def test_misspelt_method_params_fail_before_training(friedman_small):
+    X, y = friedman_small
+    untrainable = FitForbidden()
+    with pytest.raises(
+        ValueError, match=r"method_params \['n_repeat'\] are not accepted"
+    ):
+        ImportanceEstimator(untrainable, method_params={"n_repeat": 3}).fit(X, y)
+    with pytest.raises(ValueError, match="not accepted by method 'olden'"):
+        ImportanceSelector(
+            untrainable, method="olden", method_params={"n_repeats": 3}
+        ).fit(X, y)
