@@ -20,6 +20,7 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn import config_context
 from sklearn.metrics import check_scoring
 from sklearn.utils import _safe_indexing, check_array, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
@@ -358,11 +359,15 @@ def _model_rows(located, X) -> np.ndarray:
 
 def _score_chunk(context, scorer, X_chunk, raw, n_slices, n_rows, y, sample_weight):
     scores = []
-    for s in range(n_slices):
-        rows = slice(s * n_rows, (s + 1) * n_rows)
-        X_slice = X_chunk.iloc[rows] if hasattr(X_chunk, "iloc") else X_chunk[rows]
-        stand_in = context.stand_in(X_slice, raw[rows])
-        scores.append(call_scorer(scorer, stand_in, X_slice, y, sample_weight))
+    # The baseline call already ran the scorer with full parameter validation
+    # on the same y, sample_weight and prediction shapes; repeating it for every
+    # slice costs more than the metric itself. Data checks (NaN, shapes) stay on.
+    with config_context(skip_parameter_validation=True):
+        for s in range(n_slices):
+            rows = slice(s * n_rows, (s + 1) * n_rows)
+            X_slice = X_chunk.iloc[rows] if hasattr(X_chunk, "iloc") else X_chunk[rows]
+            stand_in = context.stand_in(X_slice, raw[rows])
+            scores.append(call_scorer(scorer, stand_in, X_slice, y, sample_weight))
     return scores
 
 
