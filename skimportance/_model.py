@@ -98,8 +98,7 @@ class LocatedModel:
                 )
             except (AttributeError, ValueError, TypeError):
                 return _default_names(self.n_model_features)
-        source = self.final if self.final is not None else None
-        return feature_names_of(source, X, self.n_model_features)
+        return feature_names_of(self.final, X, self.n_model_features)
 
     # -- the forward pass -----------------------------------------------------
     def forward(self, X_model, batch_size: int | None = None) -> np.ndarray:

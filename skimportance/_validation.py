@@ -40,9 +40,15 @@ __all__ = [
 ]
 
 
-def check_choice(name: str, value, choices: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise a ValueError."""
-    if not isinstance(value, str) or value not in choices:
+def check_choice(name: str, value, choices: tuple):
+    """Return ``value`` if it is one of ``choices``, else raise a ValueError.
+
+    Choices are strings, or None; anything else (arrays included) is refused.
+    """
+    if not any(
+        value is choice or (isinstance(value, str) and value == choice)
+        for choice in choices
+    ):
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {options}; got {value!r}.")
     return value

@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+from . import _tabular
+
 DEMO_METHODS = (
     "permutation",
     "olden",
@@ -37,11 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from ._tabular import TableError
-
     try:
         return args.run(args)
-    except (CommandError, TableError) as error:
+    except (CommandError, _tabular.TableError) as error:
         print(f"skimportance: error: {error}", file=sys.stderr)
         return 2
 
@@ -71,9 +71,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("data", help="CSV file with a header row")
     explain.add_argument("--target", required=True, help="column to predict")
-    explain.add_argument(
-        "--task", choices=("auto", "regression", "classification"), default="auto"
-    )
+    explain.add_argument("--task", choices=_tabular.TASKS, default="auto")
     explain.add_argument(
         "--methods", default=",".join(EXPLAIN_METHODS), help="comma-separated methods"
     )
@@ -140,8 +138,6 @@ def _run_demo(args) -> int:
 
 def _run_explain(args) -> int:
     from sklearn.model_selection import train_test_split
-
-    from . import _tabular
 
     methods = _parse_methods(args.methods)
     hidden = _parse_hidden(args.hidden)

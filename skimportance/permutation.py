@@ -31,6 +31,7 @@ from ._groups import resolve_feature_groups
 from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._result import ImportanceResult
 from ._scoring import ScoringContext, call_scorer
+from ._validation import check_model_input, check_positive_int
 
 __all__ = ["PermutationPlan", "draw_permutation_plan", "permutation_importance"]
 
@@ -148,8 +149,9 @@ def permutation_importance(
     >>> grouped.feature_names.tolist()
     ['x0 and x1']
     """
-    n_repeats = _check_n_repeats(n_repeats)
-    batch_size = _check_batch_size(batch_size)
+    n_repeats = check_positive_int("n_repeats", n_repeats)
+    if batch_size is not None:
+        batch_size = check_positive_int("batch_size", batch_size)
     if not hasattr(X, "iloc"):  # as scikit-learn: DataFrames pass untouched
         X = check_array(X, ensure_all_finite="allow-nan", dtype=None)
     n_samples, n_columns = X.shape
@@ -273,8 +275,7 @@ def _keras_scores(
     located, X, y, sample_weight, plan, groups, scorer, batch_size, n_jobs, bar
 ):
     context = ScoringContext.from_located(located)
-    X_model = _model_rows(located, X)
-    _check_finite_model_input(X_model)
+    X_model = check_model_input(located, X, caller="permutation_importance")
     raw = located.forward(X_model, batch_size=batch_size)
     baseline = call_scorer(scorer, context.stand_in(X, raw), X, y, sample_weight)
 
@@ -464,24 +465,6 @@ def _progress(total: int, verbose: int):
 # --- validation -------------------------------------------------------------------
 
 
-def _check_n_repeats(n_repeats) -> int:
-    if isinstance(n_repeats, bool) or not isinstance(n_repeats, numbers.Integral):
-        raise TypeError(f"n_repeats must be an int >= 1, got {n_repeats!r}.")
-    if n_repeats < 1:
-        raise ValueError(f"n_repeats must be >= 1, got {n_repeats}.")
-    return int(n_repeats)
-
-
-def _check_batch_size(batch_size) -> int | None:
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"batch_size must be None or an int >= 1, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    return int(batch_size)
-
-
 def _rows_used(max_samples, n_samples: int) -> int:
     """Rows per permuted score, computed as scikit-learn does."""
     if isinstance(max_samples, bool) or not isinstance(max_samples, numbers.Real):
@@ -511,13 +494,4 @@ def _check_n_columns(estimator, n_columns: int) -> None:
         raise ValueError(
             f"X has {n_columns} features, but {type(estimator).__name__} was "
             f"fitted with {expected} features."
-        )
-
-
-def _check_finite_model_input(X_model) -> None:
-    X_model = np.asarray(X_model)
-    if X_model.dtype.kind in "fc" and not np.isfinite(X_model).all():
-        raise ValueError(
-            "X contains NaN or infinity where it enters the Keras model (after any "
-            "preprocessing); impute or drop those values first."
         )

@@ -7,7 +7,6 @@ this module costs nothing but NumPy.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from ._methods import METHOD_NAMES, compute_importance, needs_y
 from ._result import ImportanceResult
+from ._validation import check_choice, check_positive_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -307,17 +307,11 @@ class ImportanceDisplay:
         >>> len(display.boxes_[0]["boxes"])
         3
         """
-        _check_choice("kind", kind, _KINDS)
-        _check_choice("errorbars", errorbars, _ERRORBARS)
-        _check_choice("layout", layout, _LAYOUTS)
-        if top_n is not None and (
-            not isinstance(top_n, numbers.Integral)
-            or isinstance(top_n, bool)
-            or top_n < 1
-        ):
-            raise ValueError(
-                f"top_n must be a positive integer or None, got {top_n!r}."
-            )
+        check_choice("kind", kind, _KINDS)
+        check_choice("errorbars", errorbars, _ERRORBARS)
+        check_choice("layout", layout, _LAYOUTS)
+        if top_n is not None:
+            top_n = check_positive_int("top_n", top_n)
         if errorbars == "ci" and not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level!r}.")
         plt = _import_pyplot(f"{type(self).__name__}.plot")
@@ -526,11 +520,6 @@ def _import_pyplot(caller: str):
             "`pip install matplotlib` or `pip install 'skimportance[plot]'`."
         ) from exc
     return plt
-
-
-def _check_choice(name: str, value, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
 
 
 def _named_results(results) -> dict[str, ImportanceResult]:

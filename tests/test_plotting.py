@@ -246,19 +246,19 @@ def test_rank_agreement_errors(perm):
 
 # -- errors and laziness --------------------------------------------------------------
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "kwargs, error, match",
     [
-        ({"kind": "pie"}, "kind must be one of"),
-        ({"top_n": 0}, "top_n must be a positive integer"),
-        ({"top_n": 2.5}, "top_n must be a positive integer"),
-        ({"top_n": True}, "top_n must be a positive integer"),
-        ({"errorbars": "sem"}, "errorbars must be one of"),
-        ({"layout": "stacked"}, "layout must be one of"),
-        ({"errorbars": "ci", "level": 1.5}, "level must be in"),
+        ({"kind": "pie"}, ValueError, "kind must be one of"),
+        ({"top_n": 0}, ValueError, "top_n must be at least 1"),
+        ({"top_n": 2.5}, TypeError, "top_n must be an integer"),
+        ({"top_n": True}, TypeError, "top_n must be an integer"),
+        ({"errorbars": "sem"}, ValueError, "errorbars must be one of"),
+        ({"layout": "stacked"}, ValueError, "layout must be one of"),
+        ({"errorbars": "ci", "level": 1.5}, ValueError, "level must be in"),
     ],
 )
-def test_plot_rejects_bad_arguments(perm, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_plot_rejects_bad_arguments(perm, kwargs, error, match):
+    with pytest.raises(error, match=match):
         ImportanceDisplay.from_result(perm).plot(**kwargs)
 
 

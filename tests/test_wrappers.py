@@ -6,7 +6,6 @@ import sys
 import textwrap
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 from conftest import make_classifier, make_regressor
@@ -217,8 +216,10 @@ def test_repr_shows_only_changed_parameters():
     assert repr(KerasClassifier()) == "KerasClassifier()"
 
 
-def test_dataframe_in_numpy_out(diabetes, diabetes_pipeline):
+def test_dataframe_and_array_give_the_same_predictions(diabetes, diabetes_pipeline):
     X, _ = diabetes
     prediction = diabetes_pipeline.predict(X)
     assert isinstance(prediction, np.ndarray) and prediction.shape == (len(X),)
-    assert isinstance(X, pd.DataFrame)
+    with pytest.warns(UserWarning, match="feature names"):
+        from_array = diabetes_pipeline.predict(X.to_numpy())
+    np.testing.assert_array_equal(from_array, prediction)
