@@ -42,7 +42,9 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TF
+from skimportance._compat import quiet_tensorflow
+
+quiet_tensorflow()  # before anything imports TensorFlow
 
 SIZES = [(500, 10, 5), (2000, 20, 5), (10_000, 20, 10), (5_000, 200, 5)]
 RESULTS = Path(__file__).resolve().parent / "results" / "permutation.md"
@@ -81,19 +83,6 @@ class PeakRSS:
         self._peak = max(self._peak, self._process.memory_info().rss)
         self.growth_mb = (self._peak - self._start) / 2**20
         return False
-
-
-def build_mlp(meta):
-    import keras
-
-    return keras.Sequential(
-        [
-            keras.Input((meta["n_features_in_"],)),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(1),
-        ]
-    )
 
 
 def make_data(n_rows: int, n_features: int, seed: int = 0):
@@ -141,11 +130,12 @@ def measure(n_rows: int, n_features: int, n_repeats: int, sklearn_repeats: int) 
     import numpy as np
     from sklearn.inspection import permutation_importance as sklearn_pi
 
-    from skimportance import KerasRegressor, permutation_importance
+    from skimportance import KerasRegressor, build_mlp, permutation_importance
 
     X, y = make_data(n_rows, n_features)
     estimator = KerasRegressor(
         model=build_mlp,
+        model__hidden=(64, 64),
         loss="mse",
         optimizer="adam",
         epochs=3,

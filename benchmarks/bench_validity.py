@@ -40,7 +40,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from skimportance._compat import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()  # before anything imports TensorFlow
 
 import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
@@ -132,23 +134,10 @@ DATASETS = {
 # --- model and methods ----------------------------------------------------------
 
 
-def build_mlp(meta):
-    import keras
-
-    return keras.Sequential(
-        [
-            keras.Input((meta["n_features_in_"],)),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(1),
-        ]
-    )
-
-
 def fit_model(X, y, seed: int, config: Config):
     import keras
 
-    from skimportance import KerasRegressor
+    from skimportance import KerasRegressor, build_mlp
 
     # Early stopping on the last 20% of the training rows: an overfitted
     # network would blur the comparison with noise it learned.
@@ -157,6 +146,7 @@ def fit_model(X, y, seed: int, config: Config):
     )
     network = KerasRegressor(
         build_mlp,
+        model__hidden=(64, 32),
         loss="mse",
         optimizer="adam",
         optimizer__learning_rate=0.002,

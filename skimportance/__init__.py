@@ -8,7 +8,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
-    from ._result import ImportanceResult  # noqa: F401
+    from ._compare import rank_agreement  # noqa: F401
+    from ._mlp import build_mlp  # noqa: F401
+    from ._result import CVImportanceResult, ImportanceResult  # noqa: F401
     from .gradient import gradient_importance  # noqa: F401
     from .model_selection import cross_validate_importance, importance_scorer  # noqa: F401
     from .permutation import permutation_importance  # noqa: F401
@@ -26,6 +28,9 @@ _EXPORTS = {
     "KerasRegressor": "wrappers",
     "from_keras": "wrappers",
     "ImportanceResult": "_result",
+    "CVImportanceResult": "_result",
+    "rank_agreement": "_compare",
+    "build_mlp": "_mlp",
     "permutation_importance": "permutation",
     "weight_importance": "weights",
     "probe_importance": "probe",

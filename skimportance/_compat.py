@@ -1,8 +1,10 @@
-"""Version shims for scikit-learn, scikeras, keras and TensorFlow.
+"""Version shims and reaches into other libraries' private APIs.
 
-This is the ONLY module that knows about version differences or works around
-bugs in the libraries we stand on. Each shim says why it exists and when it
-can go away, so that removing one is a one-place change.
+This is the ONLY module that knows about version differences, works around
+bugs in the libraries we stand on, or touches a private name of scikit-learn,
+scikeras, Keras, TensorFlow or matplotlib. Each shim says why it exists and
+when it can go (the "Remove when" line), in the manner of Keras's
+``wrappers/fixes.py``, so that removing one is a one-place change.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ import threading
 from collections.abc import Iterator
 
 from sklearn.utils import ClassifierTags, RegressorTags, Tags
+from sklearn.utils.fixes import parse_version
 
 __all__ = [
+    "TF_LOG_LEVEL",
+    "boxplot_horizontal",
     "fix_estimator_tags",
+    "keras_wrapper_decode",
+    "layer_inputs",
     "loaded_module",
     "no_leaked_tf_state",
     "quiet_tensorflow",
+    "scikeras_model_input",
 ]
 
 
@@ -33,12 +41,21 @@ def loaded_module(name: str):
     return sys.modules.get(name)
 
 
+# --- TensorFlow's C++ start-up chatter ---------------------------------------
+#
+# The one log level the package, its tests and its benchmarks use: "2" hides
+# TensorFlow's INFO and WARNING lines and keeps its errors. Remove when
+# TensorFlow stops logging at import (not expected).
+
+TF_LOG_LEVEL = "2"
+
+
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter unless the user chose a level.
 
     Must run before TensorFlow is imported to have any effect.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
 
 
 # --- scikeras 0.13 on scikit-learn >= 1.6 ----------------------------------
@@ -70,6 +87,64 @@ def fix_estimator_tags(tags: Tags, estimator_type: str, seeded: bool) -> Tags:
     return tags
 
 
+# --- scikeras 0.13: the rows its model sees -----------------------------------
+#
+# scikeras has no public "transform X as predict would" step: ``predict`` runs
+# its private ``_validate_data`` (dtype and shape checks) and then the public
+# ``feature_encoder_``. We need exactly those rows to feed the network
+# ourselves. Remove when scikeras is dropped.
+
+
+def scikeras_model_input(wrapper, X):
+    """The array a fitted scikeras wrapper hands to ``model.predict`` for X."""
+    X, _ = wrapper._validate_data(X=X, reset=False)
+    return wrapper.feature_encoder_.transform(X)
+
+
+# --- keras.wrappers (Keras 3): decoding raw network output ---------------------
+#
+# ``SKLearnClassifier.predict`` turns the network's one-hot output back into
+# labels with its private ``_target_encoder``; there is no public decoder.
+# Remove when Keras exposes one.
+
+
+def keras_wrapper_decode(wrapper, raw):
+    """What ``wrapper.predict`` returns for raw network output ``raw``."""
+    return wrapper._target_encoder.inverse_transform(raw)
+
+
+# --- Keras 3: walking a functional graph backwards -----------------------------
+#
+# Keras 3 has no public API giving the layer that produced a symbolic tensor
+# and that layer's inputs; ``_keras_history`` and ``_inbound_nodes`` are what
+# ``keras.Model`` itself uses. Remove when Keras exposes the node graph.
+
+
+def layer_inputs(tensor):
+    """``(layer, input_tensors)`` that produced symbolic ``tensor``, or None."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    layer = history.operation
+    node = layer._inbound_nodes[history.node_index]
+    return layer, list(node.input_tensors)
+
+
+# --- matplotlib 3.10 renamed boxplot's orientation switch ----------------------
+#
+# ``vert=False`` is deprecated since 3.10 in favour of
+# ``orientation="horizontal"``. Remove when matplotlib >= 3.10 is required.
+
+
+def boxplot_horizontal() -> dict:
+    """``Axes.boxplot``'s keyword for horizontal boxes on this matplotlib."""
+    import matplotlib
+
+    if parse_version(matplotlib.__version__) >= parse_version("3.10"):
+        return {"orientation": "horizontal"}
+    return {"vert": False}
+
+
 # --- scikeras 0.13 seeded fits leak TensorFlow op determinism ---------------
 #
 # ``scikeras.utils.random_state.tensorflow_random_state`` sets the environment
@@ -78,7 +153,8 @@ def fix_estimator_tags(tags: Tags, estimator_type: str, seeded: bool) -> Tags:
 # time it is asked, so in a fresh process it answers "yes, already on" and
 # scikeras never switches determinism off again. Every later unseeded random
 # op in the process then raises "Random ops require a seed". We ask TensorFlow
-# first (which latches the real setting) and restore it afterwards.
+# first (which latches the real setting) and restore it afterwards; TensorFlow
+# offers the question only under its private ``tensorflow.python`` path.
 #
 # The seeding itself is process-wide too (Python, NumPy and TensorFlow seeds,
 # op determinism, the environment variable), so two fits in threads of one

@@ -1,110 +1,388 @@
-"""One name -> one importance function call.
+"""The one registry of importance methods, and the one way adapters call them.
 
-Every sklearn-shaped adapter (ImportanceEstimator, ImportanceSelector,
-cross-validated importance, the scorer, the Display, the CLI) accepts
-``method="<name>"``; this module is the single place that turns such a name
-into a call of the method family's public function.
+Every scikit-learn-shaped adapter (``ImportanceEstimator``,
+``ImportanceSelector``, ``cross_validate_importance``, ``importance_scorer``,
+``ImportanceDisplay.from_estimator`` and the command line) accepts
+``method="<name>"``, ``method_params`` and the same run parameters
+(``RUN_PARAMETERS``), and turns them into calls through
+:func:`resolve_methods` alone. None of them knows a method by its name: what
+they need to know (does it need y, is it seeded, is it signed) is declared by
+the method's :class:`MethodSpec`.
+
+Adding a method means one ``MethodSpec`` in ``REGISTRY``, its own module and
+its tests; no adapter changes. The method modules are imported statically
+here, and none of them imports TensorFlow at import time.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from ._result import ImportanceResult
+from ._validation import check_positive_int
+from .gradient import gradient_importance
+from .permutation import permutation_importance
+from .probe import probe_importance
+from .weights import weight_importance
 
 __all__ = [
     "METHOD_NAMES",
-    "check_method",
-    "check_method_params",
-    "compute_importance",
-    "needs_y",
+    "REGISTRY",
+    "RUN_PARAMETERS",
+    "MethodCall",
+    "MethodSpec",
+    "get_spec",
+    "resolve_methods",
 ]
 
-# name -> (module, function, fixed keyword arguments)
-_METHODS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "permutation": ("permutation", "permutation_importance", {}),
-    "first_layer": ("weights", "weight_importance", {"method": "first_layer"}),
-    "garson": ("weights", "weight_importance", {"method": "garson"}),
-    "olden": ("weights", "weight_importance", {"method": "olden"}),
-    "probe": ("probe", "probe_importance", {}),
-    "profile": ("probe", "probe_importance", {"kind": "profile"}),
-    "saliency": ("gradient", "gradient_importance", {"method": "saliency"}),
-    "input_x_gradient": (
-        "gradient",
-        "gradient_importance",
-        {"method": "input_x_gradient"},
-    ),
-    "integrated_gradients": (
-        "gradient",
-        "gradient_importance",
-        {"method": "integrated_gradients"},
-    ),
+#: Parameters every adapter that runs a method accepts by name. Each is passed
+#: to the methods that take it; ``random_state`` is ignored by deterministic
+#: methods (nothing to seed), any other one given to a method that does not
+#: take it is an error.
+RUN_PARAMETERS = ("random_state", "n_repeats", "scoring", "n_jobs", "batch_size")
+
+#: Parameters the adapters pass themselves, never through ``method_params``.
+_DATA_PARAMETERS = frozenset({"estimator", "X", "y"})
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One importance method: its function and what adapters need to know.
+
+    Attributes
+    ----------
+    name : str
+        The ``method=`` name every adapter accepts.
+    function : callable
+        The public function computing it, called as
+        ``function(estimator, X=..., y=..., **fixed, **params)``.
+    fixed : mapping
+        Keyword arguments that select this method within its function
+        (``{"method": "olden"}``); a user cannot override them.
+    unused : tuple of str
+        Parameters of ``function`` that this method ignores (a profile takes
+        no ``probe``); refused like unknown ones.
+    needs_y : bool
+        Scores predictions against targets.
+    signed : bool
+        Its importances carry a direction (negative = pushes the output
+        down), so selection ranks by magnitude. Unsigned methods that can go
+        negative (permutation: worse than noise) are clipped at zero instead.
+    reads : {"predictions", "weights", "gradients"}
+        What of the model it uses: any model gives predictions; weights need
+        a chain of Dense layers; gradients need a differentiable path.
+    columns : tuple of str
+        Which columns it reports: ``"raw"`` (the estimator's input columns,
+        before any preprocessing) and/or ``"model"`` (those the Keras model
+        sees).
+    keras_only : bool
+        Needs a Keras model inside the estimator.
+    summary : str
+        One line for tables and help texts.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    unused: tuple[str, ...] = ()
+    needs_y: bool = False
+    signed: bool = False
+    reads: str = "predictions"
+    columns: tuple[str, ...] = ("model",)
+    keras_only: bool = True
+    summary: str = ""
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The keyword arguments a user may give this method."""
+        names = inspect.signature(self.function).parameters
+        excluded = _DATA_PARAMETERS | set(self.fixed) | set(self.unused)
+        return tuple(name for name in names if name not in excluded)
+
+    @property
+    def needs_X(self) -> bool:
+        """X is a required argument of the function."""
+        parameter = inspect.signature(self.function).parameters.get("X")
+        return parameter is not None and parameter.default is inspect.Parameter.empty
+
+    @property
+    def seeded(self) -> bool:
+        """Takes a ``random_state`` (its numbers depend on random draws)."""
+        return "random_state" in self.parameters
+
+    def selection_scores(self, importances_mean):
+        """Non-negative scores for feature selection from mean importances."""
+        import numpy as np
+
+        if self.signed:
+            return np.abs(importances_mean)
+        return np.clip(importances_mean, 0.0, None)
+
+
+REGISTRY: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec(
+            "permutation",
+            permutation_importance,
+            needs_y=True,
+            columns=("raw",),
+            keras_only=False,
+            summary="drop in score when the column is shuffled",
+        ),
+        MethodSpec(
+            "first_layer",
+            weight_importance,
+            {"method": "first_layer"},
+            reads="weights",
+            summary="sum of |first-layer weights| (naive; for comparison)",
+        ),
+        MethodSpec(
+            "garson",
+            weight_importance,
+            {"method": "garson"},
+            reads="weights",
+            summary="Garson's share of |connection weights|",
+        ),
+        MethodSpec(
+            "olden",
+            weight_importance,
+            {"method": "olden"},
+            signed=True,
+            reads="weights",
+            summary="Olden's signed product of connection weights",
+        ),
+        MethodSpec(
+            "probe",
+            probe_importance,
+            {"kind": "delta"},
+            unused=("grid_resolution",),
+            signed=True,
+            summary="change of the output when one input moves from a baseline",
+        ),
+        MethodSpec(
+            "profile",
+            probe_importance,
+            {"kind": "profile"},
+            unused=("probe",),
+            summary="range of the output along one input's quantiles (Lek)",
+        ),
+        MethodSpec(
+            "occlusion",
+            probe_importance,
+            {"kind": "occlusion"},
+            unused=("probe", "grid_resolution"),
+            summary="mean |change| of the output when one input is set to a baseline",
+        ),
+        MethodSpec(
+            "saliency",
+            gradient_importance,
+            {"method": "saliency"},
+            unused=("baseline", "n_steps"),
+            reads="gradients",
+            summary="mean |gradient| of the output",
+        ),
+        MethodSpec(
+            "input_x_gradient",
+            gradient_importance,
+            {"method": "input_x_gradient"},
+            unused=("baseline", "n_steps"),
+            reads="gradients",
+            summary="mean |input x gradient|",
+        ),
+        MethodSpec(
+            "integrated_gradients",
+            gradient_importance,
+            {"method": "integrated_gradients"},
+            reads="gradients",
+            summary="mean |integrated gradients| from a baseline",
+        ),
+    )
 }
 
-METHOD_NAMES: tuple[str, ...] = tuple(_METHODS)
+METHOD_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 
-def check_method(method: str) -> str:
-    """Return ``method`` if known, else raise a ValueError listing the names."""
-    if not isinstance(method, str) or method not in _METHODS:
+def get_spec(method) -> MethodSpec:
+    """The registry entry of ``method``, else a ValueError listing the names."""
+    if not isinstance(method, str) or method not in REGISTRY:
         raise ValueError(
             f"Unknown importance method {method!r}; choose one of "
             f"{', '.join(METHOD_NAMES)}."
         )
-    return method
+    return REGISTRY[method]
 
 
-def check_method_params(method: str, params: dict | None) -> dict:
-    """Return ``params`` as a dict if the method's function accepts every key.
+@dataclass(frozen=True)
+class MethodCall:
+    """A method with its checked keyword arguments, ready to run.
 
-    Adapters call this before fitting anything, so that a misspelt keyword
-    fails at once instead of after training.
+    Calling it returns ``dict[str, ImportanceResult]``: one entry named after
+    the method, or one per metric (``"permutation (r2)"``) when several
+    scoring metrics were asked for. Adapters that need exactly one result use
+    :meth:`single`.
     """
-    import inspect
 
-    module_name, function_name, fixed = _METHODS[check_method(method)]
-    params = dict(params or {})
-    function = getattr(import_module(f"skimportance.{module_name}"), function_name)
-    accepted = set(inspect.signature(function).parameters) - {"estimator", "X", "y"}
-    accepted -= set(fixed)
+    spec: MethodSpec
+    params: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def seeded_with(self, random_state) -> MethodCall:
+        """This call with ``random_state`` if the method is seeded and the
+        user did not fix one; unchanged otherwise."""
+        if not self.spec.seeded or self.params.get("random_state") is not None:
+            return self
+        return replace(self, params={**self.params, "random_state": random_state})
+
+    def __call__(self, estimator, X=None, y=None) -> dict[str, ImportanceResult]:
+        spec = self.spec
+        if spec.needs_y and y is None:
+            raise ValueError(f"Method {spec.name!r} needs y, the true targets.")
+        if spec.needs_X and X is None:
+            raise ValueError(f"Method {spec.name!r} needs X, the rows to explain.")
+        data = {"X": X, "y": y}
+        arguments = inspect.signature(spec.function).parameters
+        data = {key: value for key, value in data.items() if key in arguments}
+        result = spec.function(estimator, **data, **spec.fixed, **self.params)
+        if isinstance(result, Mapping):  # several scoring metrics
+            return {f"{spec.name} ({key})": r for key, r in result.items()}
+        return {spec.name: result}
+
+    def single(self, estimator, X=None, y=None, *, who: str) -> ImportanceResult:
+        """Run and return the one result, or say why ``who`` needs only one."""
+        results = self(estimator, X, y)
+        if len(results) != 1:
+            raise ValueError(
+                f"{who} needs a single metric; method {self.name!r} gave "
+                f"{len(results)} results ({', '.join(results)}). Pass one metric "
+                "in scoring."
+            )
+        return next(iter(results.values()))
+
+
+def resolve_methods(
+    method: str | Iterable[str],
+    method_params: Mapping | None = None,
+    *,
+    run_params: Mapping[str, Any] | None = None,
+    adapter_uses: Iterable[str] = (),
+) -> list[MethodCall]:
+    """Check ``method``/``method_params``/run parameters and build the calls.
+
+    Every adapter calls this before fitting or predicting anything, so that a
+    misspelt name or keyword fails at once.
+
+    Parameters
+    ----------
+    method : str or iterable of str
+        One registered name, or several distinct ones.
+    method_params : dict, default=None
+        Keyword arguments for the method; with several methods, a dict
+        method name -> keyword arguments.
+    run_params : dict, default=None
+        The adapter's values of ``RUN_PARAMETERS``; None means "the method's
+        default". Each is passed to every method that takes it.
+    adapter_uses : iterable of str
+        Run parameters the adapter uses itself (``scoring`` for the fold
+        score of cross-validation), so no method has to take them.
+
+    Returns
+    -------
+    list of MethodCall
+        One per method, in order.
+
+    Raises
+    ------
+    ValueError
+        An unknown or repeated method, a keyword the method does not take
+        (naming the method and what it takes), a run parameter none of the
+        methods takes, or a keyword given both ways with different values.
+    """
+    several = not isinstance(method, str)
+    names = list(method) if several else [method]
+    specs = [get_spec(name) for name in names]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"method must list distinct method names, got {method!r}.")
+    params_of = _params_by_method(names, method_params, several)
+    for spec in specs:
+        _check_accepted(spec, params_of[spec.name], "method_params")
+
+    run_params = _checked_run_params(run_params or {})
+    adapter_uses = set(adapter_uses)
+    for key, value in run_params.items():
+        takers = [spec for spec in specs if key in spec.parameters]
+        if not takers and key != "random_state" and key not in adapter_uses:
+            what = " or ".join(repr(name) for name in names)
+            accepted = sorted({p for spec in specs for p in spec.parameters})
+            raise ValueError(
+                f"{key} is not taken by method {what}; it takes {accepted}."
+            )
+        for spec in takers:
+            params = params_of[spec.name]
+            if key in params and not _same(params[key], value):
+                if key in adapter_uses:
+                    continue  # method_params refine what the adapter uses
+                raise ValueError(
+                    f"{key} is given twice, as {value!r} and in method_params "
+                    f"as {params[key]!r}; give it once."
+                )
+            params.setdefault(key, value)
+    return [MethodCall(spec, params_of[spec.name]) for spec in specs]
+
+
+def _checked_run_params(run_params: Mapping[str, Any]) -> dict[str, Any]:
+    """The run parameters that are set, with counts checked now, not mid-run."""
+    unknown = sorted(set(run_params) - set(RUN_PARAMETERS))
+    if unknown:  # a programming error in an adapter
+        raise TypeError(f"{unknown} are not run parameters {RUN_PARAMETERS}.")
+    checked = {key: value for key, value in run_params.items() if value is not None}
+    for key in ("n_repeats", "batch_size"):
+        if key in checked:
+            checked[key] = check_positive_int(key, checked[key])
+    return checked
+
+
+def _params_by_method(names, method_params, several: bool) -> dict[str, dict]:
+    if method_params is not None and not isinstance(method_params, Mapping):
+        raise TypeError(
+            f"method_params must be a dict, got {type(method_params).__name__}."
+        )
+    if not several:
+        return {names[0]: dict(method_params or {})}
+    method_params = dict(method_params or {})
+    stray = sorted(map(str, set(method_params) - set(names)))
+    if stray:
+        raise ValueError(
+            "With several methods, method_params maps method names to keyword "
+            f"arguments; {stray} are not among the methods {names}."
+        )
+    return {name: dict(method_params.get(name) or {}) for name in names}
+
+
+def _check_accepted(spec: MethodSpec, params: Mapping, where: str) -> None:
+    accepted = set(spec.parameters)
+    reserved = sorted(set(params) & (_DATA_PARAMETERS | {"method"}))
+    if reserved:
+        raise ValueError(
+            f"{where} for method {spec.name!r} must not contain {reserved}: "
+            "the adapter passes them itself."
+        )
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise ValueError(
-            f"method_params {unknown} are not accepted by method {method!r}; "
+            f"{where} {unknown} are not accepted by method {spec.name!r}; "
             f"it takes {sorted(accepted)}."
         )
-    return params
 
 
-def needs_y(method: str) -> bool:
-    """Whether the method scores predictions against targets."""
-    return check_method(method) == "permutation"
-
-
-def compute_importance(estimator, X=None, y=None, *, method="permutation", **params):
-    """Run importance method ``method`` on a fitted estimator.
-
-    ``X``/``y`` are passed to the methods that use them: permutation needs
-    both, gradients need X, probes use X for data-driven baselines, weight
-    methods read only the weights (X, if the function accepts it, is used to
-    check the input scale).
-    """
-    module_name, function_name, fixed = _METHODS[check_method(method)]
-    function = getattr(import_module(f"skimportance.{module_name}"), function_name)
-    kwargs = {**fixed, **params}
-    if module_name == "permutation":
-        if y is None:
-            raise ValueError("Permutation importance needs y, the true targets.")
-        return function(estimator, X, y, **kwargs)
-    if module_name == "weights":
-        if X is not None and _accepts(function, "X"):
-            kwargs.setdefault("X", X)
-        return function(estimator, **kwargs)
-    if module_name == "gradient" and X is None:
-        raise ValueError(f"Method {method!r} needs X, the rows to explain.")
-    return function(estimator, X, **kwargs)
-
-
-def _accepts(function, name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(function).parameters
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # arrays, objects without a truth value
+        return a is b

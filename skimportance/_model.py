@@ -17,21 +17,20 @@ Keras model is actually found.
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._compat import loaded_module
+from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from ._compat import keras_wrapper_decode, loaded_module, scikeras_model_input
 
 __all__ = ["LocatedModel", "locate_keras_model", "has_keras_model", "feature_names_of"]
-
-#: Rows per forward pass when the caller does not say. Large enough that the
-#: per-call overhead vanishes, small enough to stay well under a GiB.
-DEFAULT_FORWARD_ROWS = 65_536
 
 RESPONSE_METHODS = ("predict", "predict_proba", "decision_function")
 
@@ -75,12 +74,9 @@ class LocatedModel:
         if self.preprocessor is not None:
             X = self.preprocessor.transform(X)
         if self.kind == "scikeras":
-            X, _ = self.final._validate_data(X=X, reset=False)
-            return self.final.feature_encoder_.transform(X)
+            return scikeras_model_input(self.final, X)
         if self.kind == "keras_wrapper":
-            from keras.src.wrappers.fixes import _validate_data
-
-            return _validate_data(self.final, X, reset=False)
+            return validate_data(self.final, X, reset=False)
         X = check_array(X, dtype=("float32", "float64"))
         if X.shape[1] != self.n_model_features:
             raise ValueError(
@@ -101,14 +97,27 @@ class LocatedModel:
         return feature_names_of(self.final, X, self.n_model_features)
 
     # -- the forward pass -----------------------------------------------------
+    @cached_property
+    def bytes_per_row(self) -> int:
+        """Memory one row costs in a forward pass: its input and every layer's
+        output, as float32 (a gradient pass holds about twice as much)."""
+        return 4 * _values_per_row(self.model)
+
+    @cached_property
+    def rows_per_call(self) -> int:
+        """Default rows per forward pass: what fits the memory budget."""
+        return rows_within_budget(self.bytes_per_row, max_rows=MAX_ROWS_PER_CALL)
+
     def forward(self, X_model, batch_size: int | None = None) -> np.ndarray:
         """Raw network output for model-ready rows, in large batches.
 
-        One compiled function per model (no retracing between calls of
-        different lengths) and no progress output.
+        ``batch_size`` rows per call of the network; by default as many as
+        the memory budget allows (see ``_budget``). One compiled function per
+        model (no retracing between calls of different lengths) and no
+        progress output.
         """
         X_model = np.asarray(X_model)
-        rows = batch_size or DEFAULT_FORWARD_ROWS
+        rows = batch_size or self.rows_per_call
         fn = _forward_function(self.model)
         outputs = [
             fn(X_model[start : start + rows]) for start in range(0, len(X_model), rows)
@@ -142,7 +151,7 @@ class LocatedModel:
         if self.kind == "keras_wrapper":
             if method == "decision_function":
                 return raw
-            return self.final._reverse_process_target(raw)
+            return keras_wrapper_decode(self.final, raw)
         return raw[:, 0] if raw.ndim == 2 and raw.shape[1] == 1 else raw
 
 
@@ -209,13 +218,37 @@ def _kind_of(obj) -> str | None:
     scikeras = loaded_module("scikeras.wrappers")
     if scikeras is not None and isinstance(obj, scikeras.BaseWrapper):
         return "scikeras"
-    keras_wrappers = loaded_module("keras.src.wrappers.sklearn_wrapper")
-    if keras_wrappers is not None and isinstance(obj, keras_wrappers.SKLBase):
-        return "keras_wrapper"
     keras = loaded_module("keras")
-    if keras is not None and isinstance(obj, keras.Model):
+    if keras is None:
+        return None
+    wrappers = keras.wrappers
+    if isinstance(obj, (wrappers.SKLearnClassifier, wrappers.SKLearnRegressor)):
+        return "keras_wrapper"
+    if isinstance(obj, keras.Model):
         return "keras_model"
     return None
+
+
+def _values_per_row(model) -> int:
+    """Numbers one row produces through ``model``: inputs and layer outputs."""
+    import keras
+
+    total = sum(_width(tensor) for tensor in model.inputs)
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += _values_per_row(layer)
+            continue
+        try:
+            outputs = layer.output
+        except (AttributeError, ValueError):  # a layer used at several places
+            continue
+        total += sum(_width(tensor) for tensor in keras.tree.flatten(outputs))
+    return total
+
+
+def _width(tensor) -> int:
+    """Values per row of a symbolic tensor (unknown dimensions count as 1)."""
+    return math.prod(d or 1 for d in tuple(tensor.shape)[1:])
 
 
 def _check_single_input_output(model) -> None:

@@ -166,52 +166,132 @@ class ImportanceResult:
         )
 
 
-class CVImportanceResult(ImportanceResult):
+@dataclass(repr=False, eq=False)
+class CVImportanceResult:
     """Importances measured on the held-out fold of each cross-validation split.
 
-    ``importances`` has one column per fold (the fold's mean importance), so
-    ``importances_mean`` is the average over folds and ``importances_std`` the
-    spread between folds. ``fold_results`` keeps every fold's full result
-    (with its permutation repeats), ``test_scores`` the fold scores and
-    ``n_train``/``n_test`` the fold sizes, used by the corrected interval.
+    It holds every fold's full :class:`ImportanceResult` (``fold_results``,
+    with that fold's permutation repeats, samples, ...), the fold test scores
+    and the fold sizes. Its summary reads like an ``ImportanceResult`` whose
+    draws are the folds: ``importances`` has one column per fold (that fold's
+    mean importance), so ``importances_mean`` is the average over folds and
+    ``importances_std`` the spread between them; ``ci(corrected=True)``
+    widens the interval for the overlap of the training sets.
+
+    Parameters
+    ----------
+    fold_results : list of ImportanceResult
+        One per fold, all of the same method and features.
+    test_scores : array-like of shape (n_folds,)
+        The fitted model's score on each held-out fold.
+    n_train, n_test : array-like of shape (n_folds,)
+        Rows in each training and held-out fold.
+    estimators : list or None, default=None
+        The fitted estimator of each fold, when asked for.
+    details : dict, default={}
+        Extras, e.g. ``"cv"``: the splitter used.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from skimportance._result import CVImportanceResult
-    >>> cv = CVImportanceResult(np.array([[0.2, 0.4, 0.3]]), ["age"],
-    ...                         method="permutation", n_train=[80, 80, 80],
-    ...                         n_test=[40, 40, 40])
+    >>> from skimportance import CVImportanceResult, ImportanceResult
+    >>> folds = [ImportanceResult([[v]], ["age"], method="permutation")
+    ...          for v in (0.2, 0.4, 0.3)]
+    >>> cv = CVImportanceResult(folds, test_scores=[0.5, 0.6, 0.55],
+    ...                         n_train=[80, 80, 80], n_test=[40, 40, 40])
+    >>> cv.importances.shape
+    (1, 3)
     >>> bool(cv.ci(corrected=True)["lower"].iloc[0] < cv.ci()["lower"].iloc[0])
     True
     """
 
-    def __init__(
-        self,
-        importances,
-        feature_names,
-        method,
-        baseline_score=None,
-        details=None,
-        *,
-        fold_results=(),
-        test_scores=None,
-        n_train=(),
-        n_test=(),
-        estimators=None,
-    ):
-        super().__init__(
-            importances, feature_names, method, baseline_score, details or {}
-        )
-        self.fold_results = list(fold_results)
-        self.test_scores = None if test_scores is None else np.asarray(test_scores)
-        self.n_train = np.asarray(n_train, dtype=float)
-        self.n_test = np.asarray(n_test, dtype=float)
-        self.estimators = estimators
+    fold_results: list[ImportanceResult]
+    test_scores: np.ndarray
+    n_train: np.ndarray
+    n_test: np.ndarray
+    estimators: list | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.fold_results = list(self.fold_results)
+        if not self.fold_results:
+            raise ValueError("A cross-validated result needs at least one fold.")
+        first = self.fold_results[0]
+        for k, fold in enumerate(self.fold_results):
+            if fold.method != first.method or list(fold.feature_names) != list(
+                first.feature_names
+            ):
+                raise ValueError(
+                    f"Fold {k} measured {fold.method!r} on different features "
+                    f"than fold 0 ({first.method!r}); folds must agree."
+                )
+        self.test_scores = np.asarray(self.test_scores, dtype=float)
+        self.n_train = np.asarray(self.n_train, dtype=float)
+        self.n_test = np.asarray(self.n_test, dtype=float)
+        for name in ("test_scores", "n_train", "n_test"):
+            if len(getattr(self, name)) != self.n_folds:
+                raise ValueError(
+                    f"{name} has {len(getattr(self, name))} values for "
+                    f"{self.n_folds} folds."
+                )
+        self.summary = ImportanceResult(
+            np.column_stack([fold.importances_mean for fold in self.fold_results]),
+            first.feature_names,
+            method=first.method,
+            baseline_score=float(np.mean(self.test_scores)),
+            details=self.details,
+        )
+
+    # -- the summary: folds are the draws ------------------------------------------
     @property
     def n_folds(self) -> int:
-        return self.importances.shape[1]
+        return len(self.fold_results)
+
+    @property
+    def method(self) -> str:
+        return self.summary.method
+
+    @property
+    def feature_names(self) -> np.ndarray:
+        return self.summary.feature_names
+
+    @property
+    def n_features(self) -> int:
+        return self.summary.n_features
+
+    @property
+    def importances(self) -> np.ndarray:
+        """Each fold's mean importance, shape (n_features, n_folds)."""
+        return self.summary.importances
+
+    @property
+    def importances_mean(self) -> np.ndarray:
+        """Mean over folds, shape (n_features,)."""
+        return self.summary.importances_mean
+
+    @property
+    def importances_std(self) -> np.ndarray:
+        """Spread between folds (ddof=0, like scikit-learn)."""
+        return self.summary.importances_std
+
+    @property
+    def baseline_score(self) -> float:
+        """The mean held-out score."""
+        return self.summary.baseline_score
+
+    def __getitem__(self, key: str):
+        return self.summary[key]
+
+    def keys(self):
+        return self.summary.keys()
+
+    def ranking(self) -> np.ndarray:
+        """Feature names from most to least important (by mean over folds)."""
+        return self.summary.ranking()
+
+    def to_frame(self, sort: bool = True):
+        """A DataFrame of the mean and spread over folds, most important first."""
+        return self.summary.to_frame(sort=sort)
 
     def ci(self, level: float = 0.95, *, corrected: bool = False):
         """Confidence interval of the mean importance across folds.
@@ -240,14 +320,21 @@ class CVImportanceResult(ImportanceResult):
         else:
             factor = 1.0 / k
             if corrected:
-                if len(self.n_train) != k or len(self.n_test) != k:
-                    raise ValueError(
-                        "corrected=True needs the fold sizes n_train/n_test."
-                    )
                 factor += float(np.mean(self.n_test / self.n_train))
             variance = self.importances.var(axis=1, ddof=1)
             half = stats.t.ppf((1 + level) / 2, df=k - 1) * np.sqrt(factor * variance)
         return pd.DataFrame(
             {"importance_mean": mean, "lower": mean - half, "upper": mean + half},
             index=pd.Index(self.feature_names, name="feature"),
+        )
+
+    def plot(self, **kwargs):
+        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib)."""
+        from .plotting import ImportanceDisplay
+
+        return ImportanceDisplay.from_result(self).plot(**kwargs)
+
+    def __repr__(self) -> str:
+        return repr(self.summary).replace(
+            "ImportanceResult(", f"CVImportanceResult(n_folds={self.n_folds}, ", 1
         )

@@ -140,6 +140,13 @@ def to_raw_columns(result, X):
     one-hot encoded column gets the sum of the absolute values of its
     indicator columns. Results already on the CSV columns pass through.
     """
+    from dataclasses import replace
+
+    from ._result import CVImportanceResult, ImportanceResult
+
+    if isinstance(result, CVImportanceResult):
+        folds = [to_raw_columns(fold, X) for fold in result.fold_results]
+        return replace(result, fold_results=folds)
     columns = np.asarray([str(c) for c in X.columns], dtype=object)
     if list(result.feature_names) == list(columns):
         return result
@@ -153,20 +160,10 @@ def to_raw_columns(result, X):
     for column in columns:
         block = result.importances[owners == column]
         rows.append(block[0] if len(block) == 1 else np.abs(block).sum(axis=0))
-    values = np.vstack(rows)
-    kwargs = {}
-    if hasattr(result, "fold_results"):
-        kwargs = dict(
-            fold_results=result.fold_results,
-            test_scores=result.test_scores,
-            n_train=result.n_train,
-            n_test=result.n_test,
-        )
-    return type(result)(
-        values,
+    return ImportanceResult(
+        np.vstack(rows),
         columns,
         method=result.method,
         baseline_score=result.baseline_score,
         details={**result.details, "aggregated_from": list(result.feature_names)},
-        **kwargs,
     )

@@ -29,6 +29,7 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.utils import check_scalar
 
 __all__ = [
     "OutputSelection",
@@ -55,12 +56,11 @@ def check_choice(name: str, value, choices: tuple):
 
 
 def check_positive_int(name: str, value) -> int:
-    """Return ``value`` as an int >= 1, else raise a TypeError/ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}.")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}.")
-    return int(value)
+    """Return ``value`` as an int >= 1, else raise scikit-learn's TypeError or
+    ValueError (``check_scalar``). A bool is refused: ``True`` is no count."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an instance of int, not bool.")
+    return int(check_scalar(value, name, numbers.Integral, min_val=1))
 
 
 def check_model_input(located, X, *, caller: str) -> np.ndarray:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 from . import _tabular
+from ._compat import quiet_tensorflow
 
 DEMO_METHODS = (
     "permutation",
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     try:
         return args.run(args)
     except (CommandError, _tabular.TableError) as error:
@@ -223,6 +223,7 @@ def _mlp_pipeline(preprocessing, task, hidden, epochs, seed, progress=False):
     """``preprocessing`` + a Keras MLP, as a scikit-learn Pipeline."""
     from sklearn.pipeline import make_pipeline
 
+    from ._mlp import build_mlp
     from .wrappers import KerasClassifier, KerasRegressor
 
     callbacks = None
@@ -231,7 +232,7 @@ def _mlp_pipeline(preprocessing, task, hidden, epochs, seed, progress=False):
 
         callbacks = [EpochProgressBar]  # scikeras builds one per fit
     common = dict(
-        model=_build_mlp,
+        model=build_mlp,
         model__hidden=hidden,
         optimizer="adam",
         optimizer__learning_rate=0.01,
@@ -248,30 +249,17 @@ def _mlp_pipeline(preprocessing, task, hidden, epochs, seed, progress=False):
     return make_pipeline(preprocessing, wrapper)
 
 
-def _build_mlp(meta, hidden=(32, 32)):
-    import keras
-
-    if "n_classes_" in meta:
-        n_out, activation = meta["n_classes_"], "softmax"
-    else:
-        n_out, activation = 1, None
-    layers = [keras.Input((meta["n_features_in_"],))]
-    layers += [keras.layers.Dense(units, activation="relu") for units in hidden]
-    layers.append(keras.layers.Dense(n_out, activation=activation))
-    return keras.Sequential(layers)
-
-
 def _parse_methods(text: str) -> list[str]:
-    from ._methods import check_method
+    """The method names of ``--methods``, checked against the registry."""
+    from ._methods import resolve_methods
 
     methods = [name.strip() for name in text.split(",") if name.strip()]
     if not methods:
         raise CommandError("--methods is empty")
-    for name in methods:
-        try:
-            check_method(name)
-        except ValueError as error:
-            raise CommandError(str(error)) from None
+    try:
+        resolve_methods(methods)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     return methods
 
 
@@ -279,13 +267,13 @@ def _measure(estimator, X, y, methods, seed):
     """{method: ImportanceResult} on held-out data, with a progress bar."""
     from tqdm.auto import tqdm
 
-    from ._methods import compute_importance
+    from ._methods import resolve_methods
 
-    results = {}
-    for method in tqdm(methods, desc="importance", unit="method", file=sys.stderr):
-        params = {"random_state": seed} if method == "permutation" else {}
-        results[method] = compute_importance(estimator, X, y, method=method, **params)
-    return results
+    calls = resolve_methods(methods, run_params={"random_state": seed})
+    return {
+        call.name: call.single(estimator, X, y, who="skimportance")
+        for call in tqdm(calls, desc="importance", unit="method", file=sys.stderr)
+    }
 
 
 def _format_table(results) -> str:

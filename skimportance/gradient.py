@@ -14,6 +14,7 @@ import weakref
 
 import numpy as np
 
+from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
 from ._model import locate_keras_model
 from ._result import ImportanceResult
 from ._validation import (
@@ -27,10 +28,6 @@ from ._validation import (
 __all__ = ["gradient_importance"]
 
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients")
-
-#: Model rows per gradient call when the caller does not say. Integrated
-#: gradients spread them over ``n_steps`` points per row.
-DEFAULT_GRADIENT_ROWS = 8192
 
 
 def gradient_importance(
@@ -84,8 +81,9 @@ default=None
         them, the importance being the mean absolute attribution over
         columns.
     batch_size : int, default=None
-        Model rows per gradient computation (default 8192); lower it for
-        very wide networks.
+        The most rows fed to the network in one gradient computation
+        (integrated gradients count each quadrature point as a row). By
+        default the memory budget, scikit-learn's ``working_memory``, decides.
 
     Returns
     -------
@@ -134,6 +132,13 @@ default=None
         ) from exc
     outputs = resolve_outputs(located, output)
     X_model = check_model_input(located, X, caller="gradient_importance")
+    if batch_size is None:
+        # Backpropagation keeps every activation and its gradient, and the
+        # result holds one gradient per input and explained column.
+        row_bytes = 2 * located.bytes_per_row + 8 * X_model.shape[1] * len(
+            outputs.columns
+        )
+        batch_size = rows_within_budget(row_bytes, max_rows=MAX_ROWS_PER_CALL)
     gradients = _GradientRunner(located.model, outputs, batch_size)
 
     details: dict = {
@@ -197,8 +202,8 @@ def _integrated_gradients(gradients, X_model, base, n_steps: int) -> np.ndarray:
 class _GradientRunner:
     """Gradients of the chosen response columns, in batches of rows."""
 
-    def __init__(self, model, outputs, batch_size: int | None):
-        self.batch_size = batch_size or DEFAULT_GRADIENT_ROWS
+    def __init__(self, model, outputs, batch_size: int):
+        self.batch_size = batch_size
         self._fn = _gradient_function(model, outputs.expand_binary, outputs.columns)
         self._dtype = _input_dtype(model)
 

@@ -1,17 +1,24 @@
-"""Importance across cross-validation folds, and importance as a grid-search score."""
+"""Importance across cross-validation folds, and importance as a grid-search score.
+
+Both are thin adapters: methods are resolved through the one registry
+(``_methods.resolve_methods``), folds are fitted by scikit-learn's own
+``cross_validate`` (which brings ``params``, ``groups`` and ``error_score``),
+and scores come from scikit-learn's scorers.
+"""
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
-from sklearn.base import clone, is_classifier
+from sklearn.base import is_classifier
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import check_cv
+from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._methods import check_method, check_method_params, compute_importance
-from ._result import CVImportanceResult
-from ._validation import check_positive_int
+from ._methods import resolve_methods
+from ._result import CVImportanceResult, ImportanceResult
 
 __all__ = ["cross_validate_importance", "importance_scorer"]
 
@@ -24,12 +31,15 @@ def cross_validate_importance(
     cv=5,
     method: str | list[str] = "permutation",
     scoring=None,
-    n_repeats: int = 5,
+    n_repeats: int | None = None,
     groups=None,
     n_jobs: int | None = None,
     random_state=None,
+    batch_size: int | None = None,
     return_estimator: bool = False,
     method_params: dict | None = None,
+    params: dict | None = None,
+    error_score="raise",
 ) -> CVImportanceResult | dict[str, CVImportanceResult]:
     """Fit on each training fold, measure importance on its held-out fold.
 
@@ -45,35 +55,47 @@ def cross_validate_importance(
     cv : int, cross-validation generator or iterable, default=5
         As in scikit-learn: an int gives (stratified, for classifiers) K-fold.
     method : str or list of str, default="permutation"
-        Any method name of :class:`skimportance.ImportanceEstimator`. A list
-        measures several methods on the same fitted folds (one fit per fold).
+        Any registered method name (see :class:`skimportance.ImportanceEstimator`).
+        A list measures several methods on the same fitted folds (one fit per
+        fold).
     scoring : str or callable, default=None
         The fold test score, and the score permutation importance measures the
         drop of. None uses ``estimator.score``.
-    n_repeats : int, default=5
-        Permutations per feature and fold (permutation only).
+    n_repeats : int, default=None
+        Random draws per feature and fold, for the methods that take it (None:
+        the method's default).
     groups : array-like, default=None
         Group labels for group-aware splitters (``GroupKFold``...).
     n_jobs : int, default=None
         Folds run in parallel through joblib, so
         ``joblib.parallel_config(backend="dask")`` runs them on a dask cluster.
+        The method itself runs sequentially within each fold.
     random_state : int, RandomState or None, default=None
-        Seeds the permutations; the seeds of all folds are drawn up front, so
-        results do not depend on ``n_jobs`` or the backend.
+        Seeds the methods' random draws; the seeds of all folds are drawn up
+        front, so results do not depend on ``n_jobs`` or the backend.
+        Deterministic methods ignore it.
+    batch_size : int, default=None
+        Rows per call of the network, for the methods that take it.
     return_estimator : bool, default=False
         Keep the fitted estimator of every fold in ``result.estimators``.
     method_params : dict, default=None
-        Extra keyword arguments for the method function; with a list of
+        Further keyword arguments for the method function; with a list of
         methods, a dict method name -> keyword arguments.
+    params : dict, default=None
+        Parameters passed to the estimator's ``fit``, as in
+        :func:`sklearn.model_selection.cross_validate`.
+    error_score : "raise" or float, default="raise"
+        What a fold whose fit fails gets, as in scikit-learn; with a number,
+        that fold's test score is this number and its importances are NaN.
 
     Returns
     -------
     CVImportanceResult or dict of str -> CVImportanceResult
-        ``importances`` (n_features, n_folds) of per-fold mean importances,
-        ``importances_mean``/``importances_std`` across folds, ``ci(level,
-        corrected=...)`` (with the Nadeau-Bengio correction), ``fold_results``,
-        ``test_scores``, ``n_train``/``n_test``. A dict keyed by method when
-        ``method`` is a list.
+        ``fold_results`` (one ``ImportanceResult`` per fold), ``test_scores``,
+        ``n_train``/``n_test``; ``importances`` (n_features, n_folds) of
+        per-fold mean importances, ``importances_mean``/``importances_std``
+        across folds, ``ci(level, corrected=...)`` (with the Nadeau-Bengio
+        correction). A dict keyed by method when ``method`` is a list.
 
     Examples
     --------
@@ -87,92 +109,114 @@ def cross_validate_importance(
     >>> result.ranking()[0]  # Friedman #1's strongest term is 10 * x3
     'x3'
     """
-    methods, params = _methods_and_params(method, method_params)
-    n_repeats = check_positive_int("n_repeats", n_repeats)  # before any fit
-    for name in methods:
-        if name == "permutation":
-            params[name].setdefault("n_repeats", n_repeats)
-            params[name].setdefault("scoring", scoring)
+    calls = resolve_methods(  # before any fit
+        method,
+        method_params,
+        run_params={
+            "n_repeats": n_repeats,
+            "scoring": scoring,
+            "batch_size": batch_size,
+        },
+        adapter_uses=("scoring",),
+    )
+    _check_error_score(error_score)
     X, y, groups = indexable(X, y, groups)
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
-    splits = list(splitter.split(X, y, groups))
+    fitted = cross_validate(
+        estimator,
+        X,
+        y,
+        groups=groups,
+        cv=splitter,
+        scoring=check_scoring(estimator, scoring=scoring),
+        n_jobs=n_jobs,
+        params=params,
+        return_estimator=True,
+        return_indices=True,
+        error_score=error_score,
+    )
+    tests = fitted["indices"]["test"]
+    trains = fitted["indices"]["train"]
     seeds = check_random_state(random_state).randint(
-        np.iinfo(np.int32).max, size=len(splits)
+        np.iinfo(np.int32).max, size=len(tests)
     )
-
     folds = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_and_measure)(
-            clone(estimator), X, y, train, test, params, scoring, seed
+        delayed(_measure_fold)(
+            [call.seeded_with(int(seed)) for call in calls],
+            fold_estimator,
+            _safe_indexing(X, test),
+            _safe_indexing(y, test),
+            failed=not np.isfinite(score) and error_score != "raise",
         )
-        for (train, test), seed in zip(splits, seeds)
+        for fold_estimator, test, seed, score in zip(
+            fitted["estimator"], tests, seeds, fitted["test_score"]
+        )
     )
-    scores = [fold["score"] for fold in folds]
     results = {
-        name: CVImportanceResult(
-            np.column_stack([fold["results"][name].importances_mean for fold in folds]),
-            folds[0]["results"][name].feature_names,
-            method=name,
-            baseline_score=float(np.mean(scores)),
+        call.name: CVImportanceResult(
+            _fill_failed_folds([fold.get(call.name) for fold in folds], call.name),
+            test_scores=fitted["test_score"],
+            n_train=[len(train) for train in trains],
+            n_test=[len(test) for test in tests],
+            estimators=list(fitted["estimator"]) if return_estimator else None,
             details={"cv": repr(splitter)},
-            fold_results=[fold["results"][name] for fold in folds],
-            test_scores=scores,
-            n_train=[len(train) for train, _ in splits],
-            n_test=[len(test) for _, test in splits],
-            estimators=[fold["estimator"] for fold in folds]
-            if return_estimator
-            else None,
         )
-        for name in methods
+        for call in calls
     }
     return results[method] if isinstance(method, str) else results
 
 
-def _methods_and_params(method, method_params) -> tuple[list[str], dict]:
-    """Validated method names and a dict name -> keyword arguments."""
-    if isinstance(method, str):
-        return [method], {method: check_method_params(method, method_params)}
-    methods = [check_method(name) for name in method]
-    if not methods or len(set(methods)) != len(methods):
-        raise ValueError(f"method must list distinct method names, got {method!r}.")
-    method_params = method_params or {}
-    unknown = set(method_params) - set(methods)
-    if unknown:
+def _check_error_score(error_score) -> None:
+    if not (
+        (isinstance(error_score, str) and error_score == "raise")
+        or (isinstance(error_score, numbers.Real) and not isinstance(error_score, bool))
+    ):
         raise ValueError(
-            "With several methods, method_params maps method names to keyword "
-            f"arguments; {sorted(unknown)} are not among {methods}."
+            f"error_score must be 'raise' or a number, got {error_score!r}."
         )
-    return methods, {
-        name: check_method_params(name, method_params.get(name)) for name in methods
+
+
+def _measure_fold(calls, estimator, X_test, y_test, *, failed: bool) -> dict:
+    """{method: result} on one held-out fold; empty if its fit failed."""
+    if failed:
+        return {}
+    return {
+        call.name: call.single(
+            estimator, X_test, y_test, who="cross_validate_importance"
+        )
+        for call in calls
     }
 
 
-def _fit_and_measure(estimator, X, y, train, test, params, scoring, seed):
-    X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
-    y_train, y_test = _safe_indexing(y, train), _safe_indexing(y, test)
-    estimator.fit(X_train, y_train)
-    results = {}
-    for name, kwargs in params.items():
-        if name == "permutation":
-            kwargs = {"random_state": int(seed), **kwargs}
-        result = compute_importance(estimator, X_test, y_test, method=name, **kwargs)
-        if isinstance(result, dict):
-            raise ValueError(
-                "cross_validate_importance needs a single metric in scoring."
-            )
-        results[name] = result
-    if "permutation" in results:
-        score = results["permutation"].baseline_score
-    else:
-        score = check_scoring(estimator, scoring=scoring)(estimator, X_test, y_test)
-    return {"results": results, "score": float(score), "estimator": estimator}
+def _fill_failed_folds(fold_results: list, method: str) -> list:
+    """Folds whose fit failed (None) get NaN importances on the same features."""
+    measured = [result for result in fold_results if result is not None]
+    if not measured:
+        raise ValueError(
+            f"Every fold failed to fit, so no importance ({method!r}) was measured."
+        )
+    template = measured[0]
+    return [
+        result
+        if result is not None
+        else ImportanceResult(
+            np.full((template.n_features, 1), np.nan),
+            template.feature_names,
+            method=template.method,
+            details={"fit_failed": True},
+        )
+        for result in fold_results
+    ]
 
 
 def importance_scorer(
     method: str = "permutation",
     *,
     scoring=None,
-    n_repeats: int = 5,
+    n_repeats: int | None = None,
     random_state=None,
+    n_jobs: int | None = None,
+    batch_size: int | None = None,
     method_params: dict | None = None,
     prefix: str = "importance_",
 ):
@@ -187,16 +231,20 @@ def importance_scorer(
     Parameters
     ----------
     method : str, default="permutation"
-        Any method name of :class:`skimportance.ImportanceEstimator`.
+        Any registered method name (see :class:`skimportance.ImportanceEstimator`).
     scoring : str or callable, default=None
         The base score (and the score whose drop permutation measures). None
         uses ``estimator.score``.
-    n_repeats : int, default=5
-        Permutations per feature (permutation only).
+    n_repeats : int, default=None
+        Random draws per feature, for the methods that take it (None: the
+        method's default).
     random_state : int or None, default=None
-        Seeds the permutations. Use an int: every call then uses the same plan.
+        Seeds the method's draws. Use an int: every call then uses the same
+        draws. Deterministic methods ignore it.
+    n_jobs, batch_size : int, default=None
+        Passed to the method, for the methods that take them.
     method_params : dict, default=None
-        Extra keyword arguments for the method function.
+        Further keyword arguments for the method function.
     prefix : str, default="importance_"
         Prefix of the per-feature keys.
 
@@ -218,26 +266,39 @@ def importance_scorer(
     >>> "mean_test_importance_x0" in search.cv_results_
     True
     """
-    params = check_method_params(method, method_params)
-    n_repeats = check_positive_int("n_repeats", n_repeats)  # now, not mid-search
-    if method == "permutation":
-        params.setdefault("n_repeats", n_repeats)
-        params.setdefault("scoring", scoring)
-        params.setdefault("random_state", random_state)
+    (call,) = resolve_methods(  # now, not mid-search
+        method,
+        method_params,
+        run_params={
+            "scoring": scoring,
+            "n_repeats": n_repeats,
+            "random_state": random_state,
+            "n_jobs": n_jobs,
+            "batch_size": batch_size,
+        },
+        adapter_uses=("scoring",),
+    )
+    return _ImportanceScorer(call, scoring, prefix)
 
-    def scorer(estimator, X, y=None):
-        result = compute_importance(estimator, X, y, method=method, **params)
-        if isinstance(result, dict):
-            raise ValueError("importance_scorer needs a single metric in scoring.")
-        if method == "permutation":
-            score = result.baseline_score
-        else:
-            score = check_scoring(estimator, scoring=scoring)(estimator, X, y)
+
+class _ImportanceScorer:
+    """``scorer(estimator, X, y) -> {"score": ..., prefix + feature: ...}``."""
+
+    def __init__(self, call, scoring, prefix: str):
+        self.call = call
+        self.scoring = scoring
+        self.prefix = prefix
+
+    def __call__(self, estimator, X, y=None) -> dict[str, float]:
+        result = self.call.single(estimator, X, y, who="importance_scorer")
+        score = result.baseline_score
+        if score is None:  # the method does not score; measure the score itself
+            score = check_scoring(estimator, scoring=self.scoring)(estimator, X, y)
         importances = zip(result.feature_names, result.importances_mean)
         return {
             "score": float(score),
-            **{f"{prefix}{name}": float(value) for name, value in importances},
+            **{f"{self.prefix}{name}": float(value) for name, value in importances},
         }
 
-    scorer.__name__ = f"importance_scorer({method!r})"
-    return scorer
+    def __repr__(self) -> str:
+        return f"importance_scorer({self.call.name!r})"

@@ -27,6 +27,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.random import sample_without_replacement
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
+from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
 from ._groups import resolve_feature_groups
 from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._result import ImportanceResult
@@ -34,13 +35,6 @@ from ._scoring import ScoringContext, call_scorer
 from ._validation import check_model_input, check_positive_int
 
 __all__ = ["PermutationPlan", "draw_permutation_plan", "permutation_importance"]
-
-#: Target size of one chunk of permuted input rows when ``batch_size`` is None:
-#: big enough that per-call overhead vanishes, small enough that the chunk,
-#: its preprocessed copy and the activations stay far below a GiB.
-CHUNK_BYTES = 64 * 2**20
-MIN_CHUNK_ROWS = 2_048
-MAX_CHUNK_ROWS = 65_536
 
 
 def permutation_importance(
@@ -102,10 +96,11 @@ def permutation_importance(
         names, or a dict group name -> columns. Only the listed columns are
         evaluated. Groups of one column reproduce the ungrouped result.
     batch_size : int or None, default=None
-        Keras engine only: rows per chunk of permuted input and per forward
-        pass; this bounds the memory used. None picks about 64 MiB of input per
-        chunk. A single (feature, repeat) slice is never split, so a chunk
-        holds at least the rows of one permuted copy of ``X``.
+        Keras engine only: the most rows fed to the network in one call. None
+        lets the memory budget decide. Memory is bounded by scikit-learn's
+        ``working_memory`` (``sklearn.set_config``): the permuted rows are
+        built in chunks that fit it, each holding whole (feature, repeat)
+        slices, so at least one permuted copy of ``X``.
     verbose : int, default=0
         Show a progress bar when > 0.
 
@@ -282,10 +277,7 @@ def _keras_scores(
     X_sub, y_sub, weight_sub = _subsample(plan, X, y, sample_weight)
     n_rows = plan.n_rows
     slices = [(g, r) for g in range(len(groups)) for r in range(plan.n_repeats)]
-    # Size chunks by the wider of the raw rows and the model-ready rows (one-hot
-    # encoding in a Pipeline can multiply the width).
-    chunk_rows = batch_size or _default_chunk_rows(max(X.shape[1], X_model.shape[1]))
-    per_chunk = max(1, chunk_rows // n_rows)  # whole slices only
+    per_chunk = max(1, _chunk_rows(X, X_model) // n_rows)  # whole slices only
     del X_model, raw
 
     def chunk_tasks():
@@ -372,9 +364,12 @@ def _score_chunk(context, scorer, X_chunk, raw, n_slices, n_rows, y, sample_weig
     return scores
 
 
-def _default_chunk_rows(values_per_row: int) -> int:
-    rows = CHUNK_BYTES // (8 * max(1, values_per_row))  # as float64
-    return int(np.clip(rows, MIN_CHUNK_ROWS, MAX_CHUNK_ROWS))
+def _chunk_rows(X, X_model) -> int:
+    """Permuted rows per chunk: two chunks (one scored while the next is
+    built) of raw rows and their preprocessed copies fit the memory budget.
+    One-hot encoding in a Pipeline can make the model rows the wider ones."""
+    bytes_per_row = 8 * (X.shape[1] + X_model.shape[1])  # as float64
+    return rows_within_budget(bytes_per_row, share=0.5, max_rows=MAX_ROWS_PER_CALL)
 
 
 # --- the generic engine -----------------------------------------------------------
@@ -443,23 +438,12 @@ def _result(baseline, scores, names, details):
     )
 
 
-class _NoProgress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
-
-
 def _progress(total: int, verbose: int):
-    if not verbose:
-        return _NoProgress()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="permutation importance", unit="perm")
+    return tqdm(
+        total=total, desc="permutation importance", unit="perm", disable=not verbose
+    )
 
 
 # --- validation -------------------------------------------------------------------

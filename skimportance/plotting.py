@@ -1,8 +1,10 @@
 """Plots of importance results: ``ImportanceDisplay``.
 
-matplotlib is imported only when something is drawn, and the importance methods
-only when ``ImportanceDisplay.from_estimator`` computes one, so importing
-this module costs nothing but NumPy.
+The Display only draws: statistics over results (alignment by feature, rank
+agreement) live in ``_compare``, and importances are computed by the methods
+of the one registry. matplotlib is imported only when something is drawn and
+the methods only when ``ImportanceDisplay.from_estimator`` computes one, so
+importing this module costs nothing but NumPy.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._methods import METHOD_NAMES, compute_importance, needs_y
-from ._result import ImportanceResult
+from ._compare import aligned_rows, named_results, rank_agreement
+from ._compat import boxplot_horizontal
 from ._validation import check_choice, check_positive_int
 
 if TYPE_CHECKING:
-    import pandas as pd
     from matplotlib.axes import Axes
+
+    from ._result import ImportanceResult
 
 __all__ = ["ImportanceDisplay"]
 
@@ -91,7 +94,8 @@ class ImportanceDisplay:
     >>> both = ImportanceDisplay.from_result([perm, olden])
     >>> both.plot(layout="grouped").axes_.shape
     (1,)
-    >>> both.rank_agreement().round(2)
+    >>> from skimportance import rank_agreement
+    >>> rank_agreement([perm, olden]).round(2)
                  permutation  olden
     permutation          1.0    0.5
     olden                0.5    1.0
@@ -130,7 +134,7 @@ class ImportanceDisplay:
         >>> list(ImportanceDisplay.from_result(result).results)
         ['olden']
         """
-        return cls(_named_results(result))
+        return cls(named_results(result))
 
     @classmethod
     def from_estimator(
@@ -141,6 +145,11 @@ class ImportanceDisplay:
         *,
         method: str | Sequence[str] = "permutation",
         method_params: Mapping[str, Any] | None = None,
+        random_state=None,
+        n_repeats: int | None = None,
+        scoring=None,
+        n_jobs: int | None = None,
+        batch_size: int | None = None,
     ) -> ImportanceDisplay:
         """Compute importances of a fitted estimator and make a display of them.
 
@@ -157,27 +166,26 @@ class ImportanceDisplay:
             methods use it only to check that the inputs are standardised, so
             it may be None for them.
         y : array-like of shape (n_samples,), default=None
-            Targets; needed by ``"permutation"`` only.
+            Targets; needed by the methods that score predictions
+            (``"permutation"``).
         method : str or list of str, default="permutation"
-            Which method(s) to run (the names every skimportance adapter and
-            the command line accept):
-
-            - ``"permutation"``: ``permutation_importance``;
-            - ``"first_layer"``, ``"garson"``, ``"olden"``:
-              ``weight_importance`` with that ``method``;
-            - ``"probe"``: ``probe_importance``; ``"profile"``: the same
-              with ``kind="profile"``;
-            - ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"``:
-              ``gradient_importance`` with that ``method``.
-
-            A list runs each one, for a side-by-side comparison.
-            Permutation importance with several ``scoring`` metrics gives one
-            result per metric, named ``"permutation (<metric>)"``.
+            Which registered method(s) to run, the names every skimportance
+            adapter and the command line accept: ``"permutation"``,
+            ``"first_layer"``, ``"garson"``, ``"olden"``, ``"probe"``,
+            ``"profile"``, ``"occlusion"``, ``"saliency"``,
+            ``"input_x_gradient"``, ``"integrated_gradients"``. A list runs
+            each one, for a side-by-side comparison. Several ``scoring``
+            metrics give one result per metric, named
+            ``"permutation (<metric>)"``.
         method_params : dict, default=None
-            Extra keyword arguments for the method's function, e.g.
-            ``{"n_repeats": 10, "random_state": 0}``. With a list of methods,
-            a dict from method name to such a dict, e.g.
-            ``{"permutation": {"n_repeats": 10}}``.
+            Further keyword arguments for the method's function, e.g.
+            ``{"baseline": "mean"}``. With a list of methods, a dict from
+            method name to such a dict, e.g. ``{"probe": {"baseline": "mean"}}``.
+        random_state : int, RandomState or None, default=None
+            Seeds the methods' random draws; deterministic methods ignore it.
+        n_repeats, scoring, n_jobs, batch_size : default=None
+            Passed to every chosen method that takes them (None: its default);
+            an error if none of them does.
 
         Returns
         -------
@@ -191,55 +199,33 @@ class ImportanceDisplay:
         >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
         >>> ridge = Ridge().fit(X, y)
         >>> display = ImportanceDisplay.from_estimator(
-        ...     ridge, X, y, method_params={"n_repeats": 3, "random_state": 0})
+        ...     ridge, X, y, n_repeats=3, random_state=0)
         >>> display.plot(top_n=3).features_.tolist()
         ['bmi', 's5', 'bp']
         """
+        from ._methods import resolve_methods
+
         _import_pyplot(f"{cls.__name__}.from_estimator")
-        methods = [method] if isinstance(method, str) else list(method)
-        if not methods:
+        if not isinstance(method, str) and not list(method):
             raise ValueError("method must name at least one importance method.")
-        unknown = [name for name in methods if name not in METHOD_NAMES]
-        if unknown:
-            raise ValueError(
-                f"Unknown importance method(s) {unknown}; choose from "
-                f"{list(METHOD_NAMES)}."
-            )
-        if len(set(methods)) != len(methods):
-            raise ValueError(f"method lists a method twice: {methods}.")
-        if y is None and any(needs_y(name) for name in methods):
-            raise ValueError("method='permutation' needs the targets y.")
-
-        if isinstance(method, str):
-            params_of = {method: dict(method_params or {})}
-        else:
-            method_params = dict(method_params or {})
-            stray = sorted(set(method_params) - set(methods))
-            if stray:
-                raise ValueError(
-                    "With a list of methods, method_params maps method names to "
-                    f"keyword arguments; {stray} are not among the methods "
-                    f"{methods}."
-                )
-            params_of = {name: dict(method_params.get(name) or {}) for name in methods}
-
-        for name, params in params_of.items():
-            reserved = sorted({"estimator", "X", "y", "method"} & set(params))
-            if reserved:
-                raise ValueError(
-                    f"method_params for {name!r} must not contain {reserved}: "
-                    "pass them as from_estimator's own arguments."
-                )
-
+        calls = resolve_methods(
+            method,
+            method_params,
+            run_params={
+                "random_state": random_state,
+                "n_repeats": n_repeats,
+                "scoring": scoring,
+                "n_jobs": n_jobs,
+                "batch_size": batch_size,
+            },
+        )
+        if y is None:
+            scored = [call.name for call in calls if call.spec.needs_y]
+            if scored:
+                raise ValueError(f"method {scored} needs the targets y.")
         results = {}
-        for name in methods:
-            computed = compute_importance(
-                estimator, X, y, method=name, **params_of[name]
-            )
-            if isinstance(computed, Mapping):  # several scoring metrics
-                results.update({f"{name} ({key})": r for key, r in computed.items()})
-            else:
-                results[name] = computed
+        for call in calls:
+            results.update(call(estimator, X, y))
         return cls(results)
 
     # -- drawing ------------------------------------------------------------------
@@ -267,7 +253,8 @@ class ImportanceDisplay:
         ----------
         kind : {"bar", "box"}, default="bar"
             ``"bar"``: the mean importance with error bars; ``"box"``: a box
-            plot of the draws (permutation repeats, samples, ...) per feature.
+            plot of the draws (permutation repeats, samples, folds...) per
+            feature.
         top_n : int, default=None
             Draw only the ``top_n`` most important features (all if None).
         ax : matplotlib Axes or list of Axes, default=None
@@ -275,9 +262,9 @@ class ImportanceDisplay:
             results one Axes per result. A new figure is made if None.
         errorbars : {"std", "ci"} or None, default="std"
             For ``kind="bar"``: the standard deviation of the draws, the
-            ``level`` confidence interval of the mean from
-            ``ImportanceResult.ci``, or none. Results with a single draw
-            (e.g. weight methods) get no error bars.
+            ``level`` confidence interval of the mean from the result's
+            ``ci``, or none. Results with a single draw (e.g. weight methods)
+            get no error bars.
         level : float, default=0.95
             Confidence level for ``errorbars="ci"``.
         layout : {"panels", "grouped"}, default="panels"
@@ -316,71 +303,49 @@ class ImportanceDisplay:
             raise ValueError(f"level must be in (0, 1), got {level!r}.")
         plt = _import_pyplot(f"{type(self).__name__}.plot")
 
-        results = _aligned(_named_results(self.results))
+        results = named_results(self.results)
+        features, rows = aligned_rows(results)
         n_results = len(results)
         grouped = layout == "grouped" or n_results == 1
         if normalize is None:
             normalize = layout == "grouped" and n_results > 1
-        scales = {
-            name: _largest_abs_mean(result) if normalize else 1.0
-            for name, result in results.items()
-        }
-        feature_names = next(iter(results.values())).feature_names
-        consensus = np.mean(
-            [r.importances_mean / _largest_abs_mean(r) for r in results.values()],
-            axis=0,
-        )
-        order = np.argsort(-consensus, kind="stable")[:top_n]
+        order = _consensus_order(results, rows, top_n)
         n_rows = len(order)
-
-        n_panels = 1 if grouped else n_results
-        axes = _panels(plt, ax, n_panels, n_rows, n_results if grouped else 1)
-        rows = np.arange(n_rows)
-        if grouped:
-            height = 0.8 / n_results
-            offsets = (np.arange(n_results) - (n_results - 1) / 2) * height
-            panel_of = [axes[0]] * n_results
-        else:
-            height = 0.8
-            offsets = np.zeros(n_results)
-            panel_of = list(axes)
+        axes = _panels(
+            plt, ax, 1 if grouped else n_results, n_rows, n_results if grouped else 1
+        )
+        height = 0.8 / n_results if grouped else 0.8
+        offsets = (np.arange(n_results) - (n_results - 1) / 2) * height
+        positions = np.arange(n_rows)
 
         self.bars_, self.errorbars_, self.boxes_ = [], [], []
         for i, (name, result) in enumerate(results.items()):
-            panel, positions, scale = panel_of[i], rows + offsets[i], scales[name]
-            draws = result.importances[order] / scale
+            panel = axes[0] if grouped else axes[i]
+            at = positions + (offsets[i] if grouped else 0.0)
+            scale = _largest_abs_mean(result) if normalize else 1.0
+            result_rows = rows[name][order]
             if kind == "bar":
-                xerr = _bar_errors(result, order, errorbars, level)
-                options = {"color": f"C{i}", "ecolor": "0.2", "capsize": 3}
+                xerr = _bar_errors(result, result_rows, errorbars, level)
                 bars = panel.barh(
-                    positions,
-                    draws.mean(axis=1),
+                    at,
+                    result.importances_mean[result_rows] / scale,
                     height=height,
                     xerr=None if xerr is None else xerr / scale,
                     label=name,
-                    **{**options, **(bar_kwargs or {})},
+                    **{
+                        "color": f"C{i}",
+                        "ecolor": "0.2",
+                        "capsize": 3,
+                        **(bar_kwargs or {}),
+                    },
                 )
                 self.bars_.append(bars)
                 self.errorbars_.append(bars.errorbar)
             else:
-                options = {
-                    "positions": positions,
-                    "widths": 0.8 * height,
-                    "patch_artist": True,
-                    "manage_ticks": False,
-                    "boxprops": {"facecolor": f"C{i}"},
-                    "medianprops": {"color": "black"},
-                    **_horizontal(),
-                }
-                boxes = panel.boxplot(list(draws), **{**options, **(box_kwargs or {})})
-                self.boxes_.append(boxes)
+                draws = result.importances[result_rows] / scale
+                self.boxes_.append(_draw_boxes(panel, at, draws, height, i, box_kwargs))
 
-        xlabel = "Importance / largest |mean importance|" if normalize else "Importance"
-        for panel in axes:
-            panel.axvline(0.0, color="0.3", linewidth=0.8, zorder=0)
-            panel.set_yticks(rows, labels=feature_names[order])
-            panel.set_ylim(n_rows - 0.5, -0.5)  # most important on top
-            panel.set_xlabel(xlabel)
+        _draw_feature_axes(axes, features[order], normalize)
         if grouped and n_results > 1:
             handles = (
                 self.bars_ if kind == "bar" else [b["boxes"][0] for b in self.boxes_]
@@ -390,56 +355,11 @@ class ImportanceDisplay:
             for panel, name in zip(axes, results):
                 panel.set_title(name)
 
-        self.features_ = feature_names[order]
+        self.features_ = features[order]
         self.axes_ = axes
         self.ax_ = axes[0]
         self.figure_ = axes[0].figure
         return self
-
-    def rank_agreement(self) -> pd.DataFrame:
-        """Spearman rank correlation between every pair of results.
-
-        Each result's mean importances are matched by feature name and ranked;
-        1 means two methods order the features identically, -1 reversed.
-
-        Returns
-        -------
-        pandas.DataFrame of shape (n_results, n_results)
-            Symmetric, with ones on the diagonal, indexed by result name. A
-            pair involving a result whose importances are all equal is NaN.
-
-        Raises
-        ------
-        ValueError
-            If the results do not have the same features, or have fewer than
-            two.
-
-        Examples
-        --------
-        >>> from skimportance import ImportanceDisplay, ImportanceResult
-        >>> a = ImportanceResult([3, 2, 1], ["x", "y", "z"], method="permutation")
-        >>> b = ImportanceResult([1, 2, 3], ["z", "y", "x"], method="olden")
-        >>> ImportanceDisplay.from_result([a, b]).rank_agreement()
-                     permutation  olden
-        permutation          1.0    1.0
-        olden                1.0    1.0
-        """
-        import pandas as pd
-        from scipy.stats import spearmanr
-
-        results = _aligned(_named_results(self.results))
-        names = list(results)
-        means = [result.importances_mean for result in results.values()]
-        if len(means[0]) < 2:
-            raise ValueError(
-                f"Rank agreement needs at least 2 features, got {len(means[0])}."
-            )
-        matrix = np.eye(len(names))
-        for i in range(len(names)):
-            for j in range(i + 1, len(names)):
-                rho = spearmanr(means[i], means[j]).statistic
-                matrix[i, j] = matrix[j, i] = rho
-        return pd.DataFrame(matrix, index=names, columns=names)
 
     def plot_rank_agreement(
         self,
@@ -449,7 +369,7 @@ class ImportanceDisplay:
         annotate: bool = True,
         colorbar: bool = True,
     ) -> ImportanceDisplay:
-        """Draw ``rank_agreement`` as a heat map.
+        """Draw :func:`skimportance.rank_agreement` of the results as a heat map.
 
         Parameters
         ----------
@@ -477,40 +397,20 @@ class ImportanceDisplay:
         >>> float(display.agreement_.loc["permutation", "olden"])
         0.5
         """
-        agreement = self.rank_agreement()
+        agreement = rank_agreement(self.results)
         plt = _import_pyplot(f"{type(self).__name__}.plot_rank_agreement")
-        n = len(agreement)
         if ax is None:
-            size = 2.5 + 0.7 * n
+            size = 2.5 + 0.7 * len(agreement)
             _, ax = plt.subplots(figsize=(size + 1, size), layout="constrained")
-        values = agreement.to_numpy()
-        image = ax.imshow(values, vmin=-1, vmax=1, cmap=cmap)
-        ticks = np.arange(n)
-        ax.set_xticks(ticks, labels=agreement.columns, rotation=45, ha="right")
-        ax.set_yticks(ticks, labels=agreement.index)
-        if annotate:
-            for (i, j), value in np.ndenumerate(values):
-                ax.text(
-                    j,
-                    i,
-                    "nan" if np.isnan(value) else f"{value:.2f}",
-                    ha="center",
-                    va="center",
-                    color="white" if abs(value) > 0.6 else "black",
-                )
-        if colorbar:
-            ax.figure.colorbar(image, ax=ax, label="Spearman rank correlation")
-        ax.set_title("Rank agreement")
-
+        self.image_ = _draw_heatmap(ax, agreement, cmap, annotate, colorbar)
         self.agreement_ = agreement
-        self.image_ = image
         self.axes_ = np.array([ax], dtype=object)
         self.ax_ = ax
         self.figure_ = ax.figure
         return self
 
 
-# -- helpers ----------------------------------------------------------------------
+# -- drawing helpers ------------------------------------------------------------------
 def _import_pyplot(caller: str):
     try:
         import matplotlib.pyplot as plt
@@ -522,79 +422,21 @@ def _import_pyplot(caller: str):
     return plt
 
 
-def _named_results(results) -> dict[str, ImportanceResult]:
-    """Normalise one result, a list or a dict into an ordered name -> result dict."""
-    if isinstance(results, ImportanceResult):
-        return {results.method: results}
-    if isinstance(results, Mapping):
-        items = [(str(name), result) for name, result in results.items()]
-    elif isinstance(results, Sequence) and not isinstance(results, str):
-        items, seen = [], {}
-        for result in results:
-            _check_is_result(result, f"item {len(items)}")
-            seen[result.method] = seen.get(result.method, 0) + 1
-            count = seen[result.method]
-            name = result.method if count == 1 else f"{result.method} ({count})"
-            items.append((name, result))
-    else:
-        raise TypeError(
-            "Expected an ImportanceResult, a dict of them or a list of them, got "
-            f"{type(results).__name__}."
-        )
-    if not items:
-        raise ValueError("No results given: the dict or list is empty.")
-    for name, result in items:
-        _check_is_result(result, repr(name))
-    return dict(items)
-
-
-def _check_is_result(result, where: str) -> None:
-    if not isinstance(result, ImportanceResult):
-        raise TypeError(
-            f"Result {where} is a {type(result).__name__}, not an ImportanceResult."
-        )
-
-
-def _aligned(results: dict[str, ImportanceResult]) -> dict[str, ImportanceResult]:
-    """Put every result's rows in the first result's feature order.
-
-    Raises ValueError, naming the differences, if the feature sets differ.
-    """
-    if len(results) == 1:
-        return results
-    (first_name, first), *_ = results.items()
-    reference = list(first.feature_names)
-    aligned = {}
-    for name, result in results.items():
-        features = list(result.feature_names)
-        if len(set(features)) != len(features):
-            duplicated = sorted({f for f in features if features.count(f) > 1})
-            raise ValueError(
-                f"Result {name!r} repeats feature names {duplicated}; results can "
-                "only be compared when each feature name is unique."
-            )
-        missing = [f for f in reference if f not in set(features)]
-        extra = [f for f in features if f not in set(reference)]
-        if missing or extra:
-            raise ValueError(
-                f"Results {first_name!r} and {name!r} have different features: "
-                f"only in {first_name!r}: {missing}; only in {name!r}: {extra}. "
-                "Compare results computed on the same features (and groups)."
-            )
-        row = {feature: i for i, feature in enumerate(features)}
-        rows = [row[feature] for feature in reference]
-        aligned[name] = ImportanceResult(
-            result.importances[rows],
-            first.feature_names,
-            result.method,
-            result.baseline_score,
-        )
-    return aligned
-
-
-def _largest_abs_mean(result: ImportanceResult) -> float:
+def _largest_abs_mean(result) -> float:
     largest = float(np.max(np.abs(result.importances_mean)))
     return largest if largest > 0 else 1.0
+
+
+def _consensus_order(results: dict, rows: dict, top_n: int | None) -> np.ndarray:
+    """Feature positions, most important first by mean normalised importance."""
+    consensus = np.mean(
+        [
+            result.importances_mean[rows[name]] / _largest_abs_mean(result)
+            for name, result in results.items()
+        ],
+        axis=0,
+    )
+    return np.argsort(-consensus, kind="stable")[:top_n]
 
 
 def _panels(plt, ax, n_panels: int, n_rows: int, bars_per_row: int) -> np.ndarray:
@@ -620,22 +462,58 @@ def _panels(plt, ax, n_panels: int, n_rows: int, bars_per_row: int) -> np.ndarra
     return axes
 
 
-def _bar_errors(result, order, errorbars, level) -> np.ndarray | None:
+def _bar_errors(result, rows, errorbars, level) -> np.ndarray | None:
     """Error bar half-widths (std) or (2, n) lower/upper distances (ci)."""
     if errorbars is None or result.importances.shape[1] < 2:
         return None  # one draw has no spread to show
     if errorbars == "std":
-        return result.importances_std[order]
-    interval = result.ci(level).to_numpy()[order]
-    mean, lower, upper = interval.T
+        return result.importances_std[rows]
+    mean, lower, upper = result.ci(level).to_numpy()[rows].T
     return np.vstack([mean - lower, upper - mean])
 
 
-def _horizontal() -> dict[str, Any]:
-    """``Axes.boxplot``'s horizontal switch (``vert`` is deprecated in 3.10)."""
-    import matplotlib
+def _draw_boxes(panel, positions, draws, height, color, box_kwargs):
+    """Horizontal box plots, one per row of ``draws``."""
+    options = {
+        "positions": positions,
+        "widths": 0.8 * height,
+        "patch_artist": True,
+        "manage_ticks": False,
+        "boxprops": {"facecolor": f"C{color}"},
+        "medianprops": {"color": "black"},
+        **boxplot_horizontal(),
+    }
+    return panel.boxplot(list(draws), **{**options, **(box_kwargs or {})})
 
-    major, minor = (int(part) for part in matplotlib.__version__.split(".")[:2])
-    if (major, minor) >= (3, 10):
-        return {"orientation": "horizontal"}
-    return {"vert": False}
+
+def _draw_feature_axes(axes, features, normalize: bool) -> None:
+    """Feature names on the y axis, most important on top, and a zero line."""
+    xlabel = "Importance / largest |mean importance|" if normalize else "Importance"
+    for panel in axes:
+        panel.axvline(0.0, color="0.3", linewidth=0.8, zorder=0)
+        panel.set_yticks(np.arange(len(features)), labels=features)
+        panel.set_ylim(len(features) - 0.5, -0.5)
+        panel.set_xlabel(xlabel)
+
+
+def _draw_heatmap(ax, agreement, cmap, annotate: bool, colorbar: bool):
+    """The agreement matrix as an image, annotated, with a colour bar."""
+    values = agreement.to_numpy()
+    image = ax.imshow(values, vmin=-1, vmax=1, cmap=cmap)
+    ticks = np.arange(len(agreement))
+    ax.set_xticks(ticks, labels=agreement.columns, rotation=45, ha="right")
+    ax.set_yticks(ticks, labels=agreement.index)
+    if annotate:
+        for (i, j), value in np.ndenumerate(values):
+            ax.text(
+                j,
+                i,
+                "nan" if np.isnan(value) else f"{value:.2f}",
+                ha="center",
+                va="center",
+                color="white" if abs(value) > 0.6 else "black",
+            )
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label="Spearman rank correlation")
+    ax.set_title("Rank agreement")
+    return image

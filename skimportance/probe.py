@@ -23,6 +23,7 @@ from functools import partial
 
 import numpy as np
 
+from ._budget import rows_within_budget
 from ._model import locate_keras_model
 from ._result import ImportanceResult
 from ._validation import (
@@ -36,10 +37,6 @@ from ._validation import (
 __all__ = ["probe_importance"]
 
 KINDS = ("delta", "profile", "occlusion")
-
-#: Model-input values (rows x columns) built per forward pass; bounds memory
-#: when probing many features at once.
-_MAX_BLOCK_VALUES = 4_000_000
 
 
 def probe_importance(
@@ -97,8 +94,10 @@ def probe_importance(
     grid_resolution : int, default=21
         ``kind="profile"``: number of quantiles swept per input.
     batch_size : int, default=None
-        Rows per forward pass for ``"profile"`` and ``"occlusion"``; by
-        default large batches. ``"delta"`` runs one row per pass, to match
+        The most rows fed to the network in one call, for ``"profile"`` and
+        ``"occlusion"``; by default the memory budget (scikit-learn's
+        ``working_memory``) decides, as it does for how many probed rows are
+        built at once. ``"delta"`` runs one row per pass, to match
         ``model.predict`` on each probe row exactly.
 
     Returns
@@ -191,8 +190,8 @@ def probe_importance(
 
 
 def _feature_blocks(n_features: int, rows_per_feature: int, width: int):
-    """Slices of features whose rows together stay under the memory budget."""
-    step = max(1, _MAX_BLOCK_VALUES // max(1, rows_per_feature * width))
+    """Slices of features whose rows (float64) together fit the memory budget."""
+    step = rows_within_budget(8 * rows_per_feature * width)
     for start in range(0, n_features, step):
         yield slice(start, min(start + step, n_features))
 

@@ -1,8 +1,8 @@
 """Importance as scikit-learn feature selection: a meta-estimator and a selector.
 
-Both are thin adapters over the method functions (via ``_methods``): they fit
-the inner estimator, measure importance with the chosen method and expose it
-the way scikit-learn's selection tools expect.
+Both are thin adapters over the method functions: they resolve ``method``
+through the one registry (``_methods``), fit the inner estimator, measure
+importance and expose it the way scikit-learn's selection tools expect.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._methods import check_method_params, compute_importance
+from ._methods import REGISTRY, RUN_PARAMETERS, resolve_methods
 
 __all__ = ["ImportanceEstimator", "ImportanceSelector"]
 
@@ -57,20 +57,24 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
         The model: a Keras wrapper, a Pipeline ending in one, or any estimator
         (for ``method="permutation"``).
     method : str, default="permutation"
-        One of ``permutation``, ``olden``, ``garson``, ``first_layer``,
-        ``probe``, ``profile``, ``saliency``, ``input_x_gradient``,
-        ``integrated_gradients``. Methods other than permutation measure the
-        columns the Keras model sees, so they need preprocessing that keeps
-        columns one-to-one (e.g. a scaler).
+        Any registered method: ``permutation``, ``olden``, ``garson``,
+        ``first_layer``, ``probe``, ``profile``, ``occlusion``, ``saliency``,
+        ``input_x_gradient``, ``integrated_gradients``. Methods other than
+        permutation measure the columns the Keras model sees, so they need
+        preprocessing that keeps columns one-to-one (e.g. a scaler).
     method_params : dict, default=None
-        Extra keyword arguments for the method function, e.g.
-        ``{"n_repeats": 10, "scoring": "r2"}``.
+        Further keyword arguments for the method function, e.g.
+        ``{"baseline": "mean"}``. A key the method does not take fails at
+        ``fit``, before any training.
     validation_fraction : float, default=None
         Fraction of rows held out for measuring importance; None uses the
         training data.
     random_state : int, RandomState or None, default=None
         Seeds the held-out split and, unless ``method_params`` sets one, the
-        permutations.
+        method's random draws (deterministic methods ignore it).
+    n_repeats, scoring, n_jobs, batch_size : default=None
+        Passed to the method (None: its default); an error for a method that
+        does not take it.
 
     Attributes
     ----------
@@ -106,42 +110,42 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
         method_params: dict | None = None,
         validation_fraction: float | None = None,
         random_state=None,
+        n_repeats: int | None = None,
+        scoring=None,
+        n_jobs: int | None = None,
+        batch_size: int | None = None,
     ):
         self.estimator = estimator
         self.method = method
         self.method_params = method_params
         self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.n_repeats = n_repeats
+        self.scoring = scoring
+        self.n_jobs = n_jobs
+        self.batch_size = batch_size
 
     def fit(self, X, y=None, **fit_params):
         """Fit a clone of ``estimator`` and measure its feature importances."""
-        check_method_params(self.method, self.method_params)  # before training
+        call = _method_call(self)  # before training
         X_fit, y_fit, X_eval, y_eval = _split_for_importance(
             self.estimator, X, y, self.validation_fraction, self.random_state
         )
         self.estimator_ = clone(self.estimator).fit(X_fit, y_fit, **fit_params)
-        self._measure(X_eval, y_eval)
         validate_data(self, X, reset=True, skip_check_array=True)
+        self._measure(call, X_eval, y_eval, getattr(self, "n_features_in_", None))
         return self
 
-    def _measure(self, X, y) -> None:
-        result = compute_importance(
-            self.estimator_, X, y, method=self.method, **_method_params(self)
-        )
-        if isinstance(result, dict):
-            raise ValueError(
-                "ImportanceEstimator needs a single metric; got several from "
-                f"scoring={self.method_params.get('scoring')!r}."
-            )
-        n_columns = np.shape(X)[1]
-        if result.n_features != n_columns:
+    def _measure(self, call, X, y, n_columns: int | None) -> None:
+        result = call.single(self.estimator_, X, y, who=type(self).__name__)
+        if n_columns is not None and result.n_features != n_columns:
             raise ValueError(
                 f"Method {self.method!r} measured {result.n_features} model inputs "
                 f"but X has {n_columns} columns: the preprocessing changes the "
                 "columns. Use method='permutation', which permutes the raw columns."
             )
         self.importances_ = result
-        self.feature_importances_ = _selection_scores(result, self.method)
+        self.feature_importances_ = call.spec.selection_scores(result.importances_mean)
 
     # -- delegation ------------------------------------------------------------
     @available_if(_inner_has("predict"))
@@ -175,6 +179,7 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = copy.deepcopy(get_tags(self.estimator))
         tags.requires_fit = True
+        tags.input_tags.sparse = False  # the importance methods take dense X
         return tags
 
 
@@ -193,7 +198,7 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
     estimator : estimator
         The model whose importances rank the features.
     method : str, default="permutation"
-        See :class:`ImportanceEstimator`.
+        Any registered method; see :class:`ImportanceEstimator`.
     threshold : str or float, default=None
         As in ``SelectFromModel``: a number, ``"mean"``, ``"median"`` or e.g.
         ``"1.5*mean"``. None means ``"mean"`` when ``max_features`` is None,
@@ -209,7 +214,9 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
     validation_fraction : float, default=None
         See :class:`ImportanceEstimator` (ignored with ``prefit=True``).
     random_state : int, RandomState or None, default=None
-        Seeds the held-out split and the permutations.
+        Seeds the held-out split and the method's random draws.
+    n_repeats, scoring, n_jobs, batch_size : default=None
+        Passed to the method, as in :class:`ImportanceEstimator`.
 
     Attributes
     ----------
@@ -242,6 +249,10 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         prefit: bool = False,
         validation_fraction: float | None = None,
         random_state=None,
+        n_repeats: int | None = None,
+        scoring=None,
+        n_jobs: int | None = None,
+        batch_size: int | None = None,
     ):
         self.estimator = estimator
         self.method = method
@@ -251,6 +262,10 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         self.prefit = prefit
         self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.n_repeats = n_repeats
+        self.scoring = scoring
+        self.n_jobs = n_jobs
+        self.batch_size = batch_size
 
     def fit(self, X, y=None, **fit_params):
         """Measure importances and choose the features to keep."""
@@ -261,13 +276,13 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
             method=self.method,
             method_params=self.method_params,
             validation_fraction=None if self.prefit else self.validation_fraction,
-            random_state=self.random_state,
+            **_run_params(self),
         )
         if self.prefit:
-            check_method_params(self.method, self.method_params)
+            call = _method_call(self)
             check_is_fitted(self.estimator)
             measurer.estimator_ = self.estimator
-            measurer._measure(X, y)
+            measurer._measure(call, X, y, getattr(self, "n_features_in_", None))
             measurer.n_features_in_ = self.n_features_in_
         else:
             measurer.fit(X, y, **fit_params)
@@ -301,22 +316,24 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = self.method == "permutation"
+        spec = REGISTRY.get(self.method)  # an unknown name fails in fit
+        tags.target_tags.required = spec is None or spec.needs_y
         return tags
 
 
-def _method_params(meta) -> dict:
-    params = dict(meta.method_params or {})
-    if meta.method == "permutation" and meta.random_state is not None:
-        params.setdefault("random_state", meta.random_state)
-    return params
+def _run_params(meta) -> dict:
+    return {name: getattr(meta, name) for name in RUN_PARAMETERS}
 
 
-def _selection_scores(result, method: str) -> np.ndarray:
-    mean = result.importances_mean
-    if method == "permutation":
-        return np.clip(mean, 0.0, None)
-    return np.abs(mean)
+def _method_call(meta):
+    """The one checked call of ``meta.method`` (raises before any training)."""
+    (call,) = resolve_methods(
+        meta.method,
+        meta.method_params,
+        run_params=_run_params(meta),
+        adapter_uses=("random_state",),  # it also seeds the held-out split
+    )
+    return call
 
 
 def _split_for_importance(estimator, X, y, fraction, random_state):

@@ -7,9 +7,9 @@ these fitted objects; clone them first if a test needs to fit.
 
 from __future__ import annotations
 
-import os
+from skimportance._compat import quiet_tensorflow
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+quiet_tensorflow()  # before anything imports TensorFlow
 
 import numpy as np
 import pytest
@@ -23,28 +23,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 
-def build_mlp(meta, hidden=(16,), activation="relu", output_activation=None):
-    """scikeras model builder: Dense layers sized from ``meta``."""
-    import keras
-
-    if "n_classes_" not in meta:  # a regressor: y may look "multiclass"
-        n_out = 1 if meta["y_ndim_"] == 1 else meta["n_outputs_"]
-        out_act = None
-    elif meta["target_type_"] == "binary":
-        n_out, out_act = 1, "sigmoid"
-    else:
-        n_out, out_act = meta["n_classes_"], "softmax"
-    layers = [keras.Input((meta["n_features_in_"],))]
-    layers += [keras.layers.Dense(units, activation=activation) for units in hidden]
-    layers.append(keras.layers.Dense(n_out, activation=output_activation or out_act))
-    return keras.Sequential(layers)
-
-
 def make_regressor(**params):
-    from skimportance import KerasRegressor
+    from skimportance import KerasRegressor, build_mlp
 
     defaults = dict(
         model=build_mlp,
+        model__hidden=(16,),
         loss="mse",
         optimizer="adam",
         epochs=30,
@@ -57,10 +41,12 @@ def make_regressor(**params):
 
 
 def make_classifier(**params):
-    from skimportance import KerasClassifier
+    from skimportance import KerasClassifier, build_mlp
 
     defaults = dict(
         model=build_mlp,
+        model__hidden=(16,),
+        model__binary_sigmoid=True,
         loss="sparse_categorical_crossentropy",
         optimizer="adam",
         epochs=20,

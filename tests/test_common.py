@@ -1,8 +1,9 @@
 """Every public method through the same checks.
 
-``ROWS`` lists every public way to compute an importance: the method functions
-with each of their methods or kinds, and the scikit-learn adapters. Each row
-goes through the same checks:
+``ROWS`` lists every public way to compute an importance: one row per entry of
+the method registry (calling its public function with its fixed arguments;
+methods that work with any estimator get a second, ``[generic]`` row on a
+Ridge), plus the scikit-learn adapters. Each row goes through the same checks:
 
 * the bad-input battery ``BAD_INPUTS``: each bad input must raise a
   ValueError, TypeError or NotFittedError whose message names the problem,
@@ -15,8 +16,12 @@ goes through the same checks:
   ``TF_DETERMINISTIC_OPS`` variable, TensorFlow's global seed and generator,
   Python's and NumPy's global random states.
 
-Where a check does not apply to a row, ``NOT_APPLICABLE`` says why; those
-cases are collected as skips carrying that reason.
+Where a check does not apply to a method row, the reason is derived from
+what its registry entry declares (as scikit-learn derives its checks from
+tags): a method without ``n_repeats`` skips the ``n_repeats`` check, one that
+does not read weights skips the unsupported-layer check, and so on. Only the
+adapters' reasons are listed by hand, in ``NOT_APPLICABLE``. Skips carry the
+reason.
 """
 
 from __future__ import annotations
@@ -41,13 +46,10 @@ from skimportance import (
     ImportanceSelector,
     cross_validate_importance,
     from_keras,
-    gradient_importance,
     importance_scorer,
-    permutation_importance,
-    probe_importance,
-    weight_importance,
 )
 from skimportance import gradient as gradient_module
+from skimportance._methods import REGISTRY, RUN_PARAMETERS, MethodSpec
 from skimportance._model import LocatedModel
 
 N_ROWS, N_FEATURES = 40, 4
@@ -56,68 +58,64 @@ COLUMNS = ["a", "b", "c", "d"]
 
 # --- the rows: every public way to compute an importance ------------------------------
 
-PERMUTATION_DEFAULTS = {"n_repeats": 2, "random_state": 0}
+#: Small, fast, seeded values for the parameters a method takes.
+SMALL = {"n_repeats": 2, "random_state": 0, "n_steps": 4}
 
 
-def _method_params(method, params):
-    """An adapter's method_params: small and seeded for permutation."""
-    return {**PERMUTATION_DEFAULTS, **params} if method == "permutation" else params
+def method_row_params(spec: MethodSpec) -> dict:
+    return {key: value for key, value in SMALL.items() if key in spec.parameters}
 
 
-def run_permutation(estimator, X, y, **params):
-    return permutation_importance(estimator, X, y, **params)
+def calling(spec: MethodSpec) -> Callable:
+    """Call the method's public function as a user would, with its fixed args."""
 
+    def run(estimator, X, y, **params):
+        data = {"X": X, "y": y} if spec.needs_y else {"X": X}
+        return spec.function(estimator, **data, **{**spec.fixed, **params})
 
-def run_weights(estimator, X, y, **params):
-    return weight_importance(estimator, X=X, **params)
-
-
-def run_probe(estimator, X, y, **params):
-    return probe_importance(estimator, X, **params)
-
-
-def run_gradient(estimator, X, y, **params):
-    return gradient_importance(estimator, X, **params)
+    return run
 
 
 def run_importance_estimator(estimator, X, y, method="permutation", **params):
-    method_params = _method_params(method, params)
     return ImportanceEstimator(
-        estimator, method=method, method_params=method_params
+        estimator, method=method, **adapter_kwargs(method, params)
     ).fit(X, y)
 
 
 def run_importance_selector(estimator, X, y, method="permutation", **params):
-    method_params = _method_params(method, params)
-    return ImportanceSelector(
-        estimator, method=method, method_params=method_params, prefit=True
-    ).fit(X, y)
+    selector = ImportanceSelector(
+        estimator, method=method, prefit=True, **adapter_kwargs(method, params)
+    )
+    return selector.fit(X, y)
 
 
-def run_cross_validate(estimator, X, y, method="permutation", n_repeats=2, **params):
+def run_cross_validate(estimator, X, y, method="permutation", **params):
     return cross_validate_importance(
-        estimator,
-        X,
-        y,
-        cv=2,
-        method=method,
-        n_repeats=n_repeats,
-        random_state=0,
-        method_params=params or None,
+        estimator, X, y, cv=2, method=method, **adapter_kwargs(method, params)
     )
 
 
-def run_importance_scorer(estimator, X, y, method="permutation", n_repeats=2, **params):
-    scorer = importance_scorer(
-        method, n_repeats=n_repeats, random_state=0, method_params=params or None
-    )
+def run_importance_scorer(estimator, X, y, method="permutation", **params):
+    scorer = importance_scorer(method, **adapter_kwargs(method, params))
     return scorer(estimator, X, y)
 
 
 def run_display(estimator, X, y, method="permutation", **params):
     return ImportanceDisplay.from_estimator(
-        estimator, X, y, method=method, method_params=_method_params(method, params)
+        estimator, X, y, method=method, **adapter_kwargs(method, params)
     )
+
+
+def adapter_kwargs(method: str, params: dict) -> dict:
+    """An adapter's keywords: run parameters by name (small and seeded by
+    default), the rest in method_params."""
+    spec = REGISTRY.get(method)
+    run = {"random_state": 0}
+    if spec is not None and "n_repeats" in spec.parameters:
+        run["n_repeats"] = 2
+    run.update({k: v for k, v in params.items() if k in RUN_PARAMETERS})
+    rest = {k: v for k, v in params.items() if k not in RUN_PARAMETERS}
+    return {**run, "method_params": rest or None}
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,8 @@ class Row:
     ``estimator`` names the estimator the row takes: ``"keras"`` (a fitted
     ``from_keras`` network), ``"ridge"`` (a fitted non-Keras estimator) or
     ``"trainable"`` (an unfitted Keras regressor, for adapters that fit).
-    ``choice`` is the keyword that names the method or kind, if any.
+    ``choice`` is the keyword that names the method or kind, if any. ``spec``
+    is the registry entry of a method row, None for an adapter.
     """
 
     name: str
@@ -135,48 +134,37 @@ class Row:
     params: dict = field(default_factory=dict)
     estimator: str = "keras"
     choice: str | None = "method"
+    spec: MethodSpec | None = None
 
     def __call__(self, estimator, X, y, **params):
         return self.run(estimator, X, y, **{**self.params, **params})
 
 
-ROWS = [
-    Row("permutation", run_permutation, PERMUTATION_DEFAULTS, choice=None),
-    Row(
-        "permutation[generic]",
-        run_permutation,
-        PERMUTATION_DEFAULTS,
-        estimator="ridge",
-        choice=None,
-    ),
-    *(Row(m, run_weights, {"method": m}) for m in ("first_layer", "garson", "olden")),
-    Row("probe", run_probe, {"kind": "delta"}, choice="kind"),
-    Row("profile", run_probe, {"kind": "profile"}, choice="kind"),
-    Row("occlusion", run_probe, {"kind": "occlusion"}, choice="kind"),
-    Row("saliency", run_gradient, {"method": "saliency"}),
-    Row("input_x_gradient", run_gradient, {"method": "input_x_gradient"}),
-    Row(
-        "integrated_gradients",
-        run_gradient,
-        {"method": "integrated_gradients", "n_steps": 4},
-    ),
+def _method_rows():
+    for spec in REGISTRY.values():
+        common = dict(
+            run=calling(spec),
+            params=method_row_params(spec),
+            choice=next(iter(spec.fixed), None),
+            spec=spec,
+        )
+        yield Row(spec.name, **common)
+        if not spec.keras_only:
+            yield Row(f"{spec.name}[generic]", estimator="ridge", **common)
+
+
+METHOD_ROWS = list(_method_rows())
+ADAPTER_ROWS = [
     Row("ImportanceEstimator", run_importance_estimator, estimator="trainable"),
     Row("ImportanceSelector", run_importance_selector),
     Row("cross_validate_importance", run_cross_validate, estimator="trainable"),
     Row("importance_scorer", run_importance_scorer),
     Row("ImportanceDisplay", run_display),
 ]
+ROWS = METHOD_ROWS + ADAPTER_ROWS
 ROW_NAMES = [row.name for row in ROWS]
-
-PERMUTATION_ROWS = {"permutation", "permutation[generic]"}
-WEIGHT_ROWS = {"first_layer", "garson", "olden"}
-PROBE_ROWS = {"probe", "profile", "occlusion"}
-GRADIENT_ROWS = {"saliency", "input_x_gradient", "integrated_gradients"}
 FITTING_ROWS = {"ImportanceEstimator", "cross_validate_importance"}
-ADAPTER_ROWS = FITTING_ROWS | {"ImportanceSelector", "importance_scorer"}
-ADAPTER_ROWS |= {"ImportanceDisplay"}
-NO_TARGET_ROWS = WEIGHT_ROWS | PROBE_ROWS | GRADIENT_ROWS
-assert PERMUTATION_ROWS | NO_TARGET_ROWS | ADAPTER_ROWS == set(ROW_NAMES)
+ADAPTER_NAMES = {row.name for row in ADAPTER_ROWS}
 
 
 # --- fixtures -------------------------------------------------------------------------
@@ -323,7 +311,7 @@ class BadInput:
         params = dict(self.params)
         if self.choice is not None:
             params[row.choice] = self.choice
-        if self.method is not None and row.name in ADAPTER_ROWS:
+        if self.method is not None and row.name in ADAPTER_NAMES:
             params["method"] = self.method
         X = ctx.X if self.X is None else self.X(ctx.X)
         y = ctx.y if self.y is None else self.y(ctx.y)
@@ -356,7 +344,7 @@ BAD_INPUTS = [
     BadInput(
         "n_repeats_below_one",
         ValueError,
-        "n_repeats must be",
+        "n_repeats == 0, must be >= 1",
         params={"n_repeats": 0},
     ),
     BadInput(
@@ -449,14 +437,8 @@ BAD_INPUTS = [
     ),
 ]
 
-# Where a check does not apply: (checks, rows, why).
-_PERMUTATION_ONLY = (
-    "only permutation importance has repeats, row subsamples and feature groups"
-)
-_CHECKED_AFTER_FIT = (
-    "fits the estimator before measuring: method_params values are checked by "
-    "the method function after that fit (its own row shows the check)"
-)
+# --- where a check does not apply -----------------------------------------------------
+
 _FEATURE_GROUP_CHECKS = (
     "no_feature_groups",
     "empty_feature_group",
@@ -464,41 +446,50 @@ _FEATURE_GROUP_CHECKS = (
     "feature_group_out_of_range",
     "unknown_feature_group_name",
 )
+_MAX_SAMPLES_CHECKS = (
+    "max_samples_zero",
+    "max_samples_above_one",
+    "max_samples_above_n_samples",
+)
+_PARAMETER_CHECKS = {
+    "n_repeats_below_one": "n_repeats",
+    "baseline_wrong_length": "baseline",
+    "probe_wrong_length": "probe",
+    **dict.fromkeys(_MAX_SAMPLES_CHECKS, "max_samples"),
+    **dict.fromkeys(_FEATURE_GROUP_CHECKS, "feature_groups"),
+}
+
+
+def declared_not_applicable(check: str, row: Row) -> str | None:
+    """Why ``check`` does not apply to a method row, from its registry entry."""
+    spec = row.spec
+    if check in _PARAMETER_CHECKS and _PARAMETER_CHECKS[check] not in spec.parameters:
+        return f"method {spec.name!r} takes no {_PARAMETER_CHECKS[check]}"
+    if check == "y_wrong_length" and not spec.needs_y:
+        return f"method {spec.name!r} takes no y (needs_y=False)"
+    if check == "unknown_method_name" and not spec.fixed:
+        return f"{spec.function.__name__} has no method or kind argument"
+    if check == "unsupported_layer_for_weights" and spec.reads != "weights":
+        return f"method {spec.name!r} reads {spec.reads}, which any layer gives"
+    if check == "keras_only_method_on_ridge" and not spec.keras_only:
+        return f"method {spec.name!r} works with any fitted estimator"
+    if check == "several_model_inputs" and row.estimator == "ridge":
+        return "this row is about non-Keras estimators; its Keras row checks it"
+    return None
+
+
+_CHECKED_AFTER_FIT = (
+    "fits the estimator before measuring: method_params values are checked by "
+    "the method function after that fit (its own row shows the check)"
+)
+# Adapters, by hand: (checks, rows, why).
 NOT_APPLICABLE = [
-    (
-        ("y_wrong_length",),
-        NO_TARGET_ROWS,
-        "weight, probe and gradient importance take no y",
-    ),
     (
         ("unfitted_estimator", "too_few_columns", "too_many_columns"),
         FITTING_ROWS,
         "fits the estimator itself: X is training data, its width is learnt",
     ),
-    (("n_repeats_below_one",), NO_TARGET_ROWS, _PERMUTATION_ONLY),
-    (("n_repeats_below_one",), {"ImportanceEstimator"}, _CHECKED_AFTER_FIT),
-    (
-        ("max_samples_zero", "max_samples_above_one", "max_samples_above_n_samples")
-        + _FEATURE_GROUP_CHECKS,
-        NO_TARGET_ROWS,
-        _PERMUTATION_ONLY,
-    ),
-    (
-        ("max_samples_zero", "max_samples_above_one", "max_samples_above_n_samples")
-        + _FEATURE_GROUP_CHECKS,
-        FITTING_ROWS,
-        _CHECKED_AFTER_FIT,
-    ),
-    (
-        ("unknown_method_name",),
-        PERMUTATION_ROWS,
-        "permutation_importance has no method argument",
-    ),
-    (
-        ("unsupported_layer_for_weights",),
-        PERMUTATION_ROWS | PROBE_ROWS | GRADIENT_ROWS,
-        "reads only the model's outputs (or gradients): any layer works",
-    ),
+    (_MAX_SAMPLES_CHECKS + _FEATURE_GROUP_CHECKS, FITTING_ROWS, _CHECKED_AFTER_FIT),
     (
         (
             "unsupported_layer_for_weights",
@@ -508,33 +499,6 @@ NOT_APPLICABLE = [
         FITTING_ROWS,
         "trains a network of its own building first; the weight/probe rows and "
         "the prefit adapters show the check",
-    ),
-    (
-        ("keras_only_method_on_ridge",),
-        PERMUTATION_ROWS,
-        "permutation importance works with any fitted estimator (generic engine)",
-    ),
-    (
-        ("baseline_wrong_length",),
-        PERMUTATION_ROWS | WEIGHT_ROWS | {"saliency", "input_x_gradient"},
-        "takes no baseline (saliency and input_x_gradient refuse one outright, "
-        "tests/test_gradient.py::test_bad_arguments)",
-    ),
-    (
-        ("probe_wrong_length",),
-        PERMUTATION_ROWS | WEIGHT_ROWS | GRADIENT_ROWS,
-        "takes no probe",
-    ),
-    (
-        ("probe_wrong_length",),
-        {"profile", "occlusion"},
-        "kind='profile'/'occlusion' ignore probe, as documented",
-    ),
-    (
-        ("several_model_inputs",),
-        {"permutation[generic]"},
-        "this row is about non-Keras estimators; the 'permutation' row passes "
-        "the two-input model",
     ),
     (
         ("several_model_inputs",),
@@ -558,6 +522,7 @@ RAISED_AFTER_TRAINING = [
 _BAD_INPUT_NAMES = {bad.name for bad in BAD_INPUTS}
 for _checks, _rows, _ in NOT_APPLICABLE + RAISED_AFTER_TRAINING:
     assert set(_checks) <= _BAD_INPUT_NAMES and set(_rows) <= set(ROW_NAMES)
+assert set(_PARAMETER_CHECKS) <= _BAD_INPUT_NAMES
 
 
 def _reason(table, check: str, row: str) -> str | None:
@@ -567,10 +532,16 @@ def _reason(table, check: str, row: str) -> str | None:
     return None
 
 
+def not_applicable(check: str, row: Row) -> str | None:
+    if row.spec is not None:
+        return declared_not_applicable(check, row)
+    return _reason(NOT_APPLICABLE, check, row.name)
+
+
 def _battery():
     for row in ROWS:
         for bad in BAD_INPUTS:
-            reason = _reason(NOT_APPLICABLE, bad.name, row.name)
+            reason = not_applicable(bad.name, row)
             marks = [pytest.mark.skip(reason=f"n/a: {reason}")] if reason else []
             yield pytest.param(row, bad, id=f"{row.name}-{bad.name}", marks=marks)
 
@@ -589,7 +560,7 @@ def test_the_guard_sees_every_method_reach_the_network(row, ctx, no_tensorflow):
     # so the battery's errors really were raised before it.
     if row.estimator == "ridge":
         pytest.skip("n/a: a Ridge has no network to reach")
-    if row.name in WEIGHT_ROWS:
+    if row.spec is not None and row.spec.reads == "weights":
         pytest.skip("n/a: weight importance reads the kernels, never feeds data")
     with pytest.raises(ReachedTensorFlow):
         row(estimator_for(row, ctx), ctx.X, ctx.y)

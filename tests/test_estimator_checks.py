@@ -1,29 +1,22 @@
-"""scikit-learn's own estimator checks over both wrappers.
+"""scikit-learn's own estimator checks over both wrappers and both adapters.
 
 Every expected failure below has a reason; anything else failing is a bug.
 """
 
-import keras
+from functools import partial
+
+from sklearn.linear_model import Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skimportance import KerasClassifier, KerasRegressor
+from skimportance import (
+    ImportanceEstimator,
+    ImportanceSelector,
+    KerasClassifier,
+    KerasRegressor,
+    build_mlp,
+)
 
-
-def build_small(meta):
-    """Tiny MLP; softmax over n_classes_ for classifiers, linear for regressors."""
-    if "n_classes_" in meta:
-        n_out, activation = meta["n_classes_"], "softmax"
-    else:
-        n_out = 1 if meta["y_ndim_"] == 1 else meta["n_outputs_"]
-        activation = None
-    return keras.Sequential(
-        [
-            keras.Input((meta["n_features_in_"],)),
-            keras.layers.Dense(8, activation="relu"),
-            keras.layers.Dense(n_out, activation=activation),
-        ]
-    )
-
+SMALL_MLP = partial(build_mlp, hidden=(8,))
 
 SCIKERAS_MRO = (
     "scikeras 0.13's own classes define _more_tags and put the mixin right of "
@@ -54,13 +47,17 @@ EXPECTED_FAILED_CHECKS = {
         "check_regressor_multioutput": FLOAT32
         + " Multi-output predictions come back as float32.",
     },
+    # The adapters around a Ridge (fast; permutation importance works with any
+    # estimator) pass every check.
+    "ImportanceEstimator": {},
+    "ImportanceSelector": {},
 }
 
 
 @parametrize_with_checks(
     [
         KerasClassifier(
-            build_small,
+            SMALL_MLP,
             loss="sparse_categorical_crossentropy",
             optimizer="adam",
             epochs=1,
@@ -68,13 +65,15 @@ EXPECTED_FAILED_CHECKS = {
             random_state=0,
         ),
         KerasRegressor(
-            build_small,
+            SMALL_MLP,
             loss="mse",
             optimizer="adam",
             epochs=1,
             verbose=0,
             random_state=0,
         ),
+        ImportanceEstimator(Ridge(), n_repeats=2, random_state=0),
+        ImportanceSelector(Ridge(), n_repeats=2, random_state=0),
     ],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS[type(est).__name__],
 )

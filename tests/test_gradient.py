@@ -224,8 +224,8 @@ def test_not_a_keras_model(X):
     "kwargs, error, match",
     [
         (dict(method="gradcam"), ValueError, "method must be one of"),
-        (dict(n_steps=0), ValueError, "n_steps must be at least 1"),
-        (dict(n_steps=2.5), TypeError, "n_steps must be an integer"),
+        (dict(n_steps=0), ValueError, "n_steps == 0, must be >= 1"),
+        (dict(n_steps=2.5), TypeError, "n_steps must be an instance of int"),
         (
             dict(baseline="mean"),
             ValueError,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import make_friedman_pipeline
 from sklearn.datasets import make_friedman1
+from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_validate
 
@@ -194,3 +195,60 @@ def test_misspelt_method_params_fail_before_any_fold_is_fitted(friedman_small):
         cross_validate_importance(FitForbidden(), X, y, method_params={"scorin": "r2"})
     with pytest.raises(ValueError, match="not accepted by method 'saliency'"):
         importance_scorer("saliency", method_params={"n_repeats": 2})
+
+
+def test_cv_result_holds_its_folds_and_plots(friedman_small):
+    pytest.importorskip("matplotlib")
+    from skimportance import CVImportanceResult, ImportanceDisplay, ImportanceResult
+
+    X, y = friedman_small
+    result = cross_validate_importance(Ridge(), X, y, cv=3, n_repeats=4, random_state=0)
+    assert isinstance(result, CVImportanceResult)
+    assert not isinstance(result, ImportanceResult)  # composed, not re-meant
+    assert all(fold.importances.shape == (8, 4) for fold in result.fold_results)
+    np.testing.assert_allclose(
+        result.importances,
+        np.column_stack([fold.importances_mean for fold in result.fold_results]),
+    )
+    display = ImportanceDisplay.from_result(result).plot(errorbars="ci")
+    assert display.features_[0] == result.ranking()[0]
+
+
+def test_fit_params_and_error_score_come_from_cross_validate(friedman_small):
+    X, y = friedman_small
+    weights = np.ones(len(y))
+    weighted = cross_validate_importance(
+        Ridge(), X, y, cv=KFold(2), random_state=0, params={"sample_weight": weights}
+    )
+    plain = cross_validate_importance(Ridge(), X, y, cv=KFold(2), random_state=0)
+    np.testing.assert_allclose(weighted.importances, plain.importances)
+
+    class FailsOnSmallFolds(Ridge):
+        def fit(self, X, y, **params):
+            if len(X) < 200:
+                raise ValueError("too few rows")
+            return super().fit(X, y, **params)
+
+    folds = [
+        (np.arange(100, 300), np.arange(100)),
+        (np.arange(100), np.arange(100, 300)),
+    ]
+    with pytest.warns(FitFailedWarning, match="1 fits failed"):
+        partial = cross_validate_importance(
+            FailsOnSmallFolds(), X, y, cv=folds, random_state=0, error_score=np.nan
+        )
+    assert np.isfinite(partial.importances[:, 0]).all()
+    assert np.isnan(partial.importances[:, 1]).all()
+    assert partial.fold_results[1].details["fit_failed"]
+    with pytest.raises(ValueError, match="too few rows"):
+        cross_validate_importance(FailsOnSmallFolds(), X, y, cv=folds)
+
+
+def test_run_parameters_a_method_does_not_take_fail_before_any_fit(friedman_small):
+    X, y = friedman_small
+    with pytest.raises(ValueError, match="n_repeats is not taken by method 'olden'"):
+        cross_validate_importance(FitForbidden(), X, y, method="olden", n_repeats=3)
+    with pytest.raises(ValueError, match="batch_size is not taken by method 'olden'"):
+        importance_scorer("olden", batch_size=10)
+    with pytest.raises(ValueError, match="n_repeats == 0"):
+        cross_validate_importance(FitForbidden(), X, y, n_repeats=0)

@@ -464,8 +464,8 @@ def test_progress_bar_is_opt_in(tiny, capsys):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(n_repeats=0), ValueError, "n_repeats must be at least 1"),
-        (dict(n_repeats=2.5), TypeError, "n_repeats must be an integer"),
+        (dict(n_repeats=0), ValueError, "n_repeats == 0, must be >= 1"),
+        (dict(n_repeats=2.5), TypeError, "n_repeats must be an instance of int"),
         (dict(max_samples=0.0), ValueError, r"max_samples must be in \(0, 1\]"),
         (dict(max_samples=1.5), ValueError, r"max_samples must be in \(0, 1\]"),
         (
@@ -474,7 +474,7 @@ def test_progress_bar_is_opt_in(tiny, capsys):
             r"max_samples must be in \[1, n_samples=120\]",
         ),
         (dict(max_samples=0.001), ValueError, "leaves no row"),
-        (dict(batch_size=0), ValueError, "batch_size must be at least 1"),
+        (dict(batch_size=0), ValueError, "batch_size == 0, must be >= 1"),
         (dict(feature_groups=[[0], []]), ValueError, r"group #1 \[\] is empty"),
         (
             dict(feature_groups={"a": [0, 1], "b": [1, 2]}),

@@ -1,14 +1,15 @@
 """ImportanceDisplay: what is drawn, in which order, and the errors.
 
 Results are built directly, so no model is trained; from_estimator is checked
-against stand-in method modules, plus real runs skipped until the methods land.
+against stand-in functions in the method registry, plus real runs.
 """
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
-import types
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,12 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from skimportance import ImportanceDisplay, ImportanceResult  # noqa: E402
-from skimportance._methods import METHOD_NAMES  # noqa: E402
+from skimportance import (  # noqa: E402
+    ImportanceDisplay,
+    ImportanceResult,
+    rank_agreement,
+)
+from skimportance._methods import METHOD_NAMES, REGISTRY  # noqa: E402
 
 FEATURES = ["age", "sex", "bmi", "bp", "s1"]
 
@@ -202,8 +207,7 @@ def test_list_of_results_is_keyed_by_method(perm, saliency):
 
 # -- rank agreement -----------------------------------------------------------------
 def test_rank_agreement_is_spearman(perm, olden, saliency):
-    display = ImportanceDisplay.from_result({"a": perm, "b": olden, "c": saliency})
-    agreement = display.rank_agreement()
+    agreement = rank_agreement({"a": perm, "b": olden, "c": saliency})
 
     assert list(agreement.index) == list(agreement.columns) == ["a", "b", "c"]
     np.testing.assert_array_equal(agreement.to_numpy(), agreement.to_numpy().T)
@@ -230,7 +234,11 @@ def test_plot_rank_agreement(perm, olden):
 def test_mismatched_features_are_named(perm):
     other = ImportanceResult([1.0, 2.0, 3.0, 4.0, 5.0], [*FEATURES[:4], "s6"], "olden")
     display = ImportanceDisplay.from_result([perm, other])
-    for call in (display.rank_agreement, display.plot, display.plot_rank_agreement):
+    for call in (
+        lambda: rank_agreement([perm, other]),
+        display.plot,
+        display.plot_rank_agreement,
+    ):
         with pytest.raises(ValueError, match=r"only in 'permutation': \['s1'\]"):
             call()
 
@@ -238,10 +246,10 @@ def test_mismatched_features_are_named(perm):
 def test_rank_agreement_errors(perm):
     repeated = ImportanceResult([1.0, 2.0], ["x", "x"], method="olden")
     with pytest.raises(ValueError, match="repeats feature names"):
-        ImportanceDisplay.from_result([repeated, repeated]).rank_agreement()
+        rank_agreement([repeated, repeated])
     single = ImportanceResult([1.0], ["x"], method="olden")
     with pytest.raises(ValueError, match="at least 2 features"):
-        ImportanceDisplay.from_result(single).rank_agreement()
+        rank_agreement(single)
 
 
 # -- errors and laziness --------------------------------------------------------------
@@ -249,9 +257,9 @@ def test_rank_agreement_errors(perm):
     "kwargs, error, match",
     [
         ({"kind": "pie"}, ValueError, "kind must be one of"),
-        ({"top_n": 0}, ValueError, "top_n must be at least 1"),
-        ({"top_n": 2.5}, TypeError, "top_n must be an integer"),
-        ({"top_n": True}, TypeError, "top_n must be an integer"),
+        ({"top_n": 0}, ValueError, "top_n == 0, must be >= 1"),
+        ({"top_n": 2.5}, TypeError, "top_n must be an instance of int"),
+        ({"top_n": True}, TypeError, "top_n must be an instance of int"),
         ({"errorbars": "sem"}, ValueError, "errorbars must be one of"),
         ({"layout": "stacked"}, ValueError, "layout must be one of"),
         ({"errorbars": "ci", "level": 1.5}, ValueError, "level must be in"),
@@ -279,7 +287,7 @@ def test_missing_matplotlib_is_a_clear_import_error(perm, monkeypatch):
         display.plot()
     with pytest.raises(ImportError, match="needs matplotlib"):
         ImportanceDisplay.from_estimator(object(), np.zeros((2, 5)), method="olden")
-    assert display.rank_agreement().shape == (2, 2)  # needs no matplotlib
+    assert rank_agreement(display.results).shape == (2, 2)  # needs no matplotlib
 
 
 def test_import_loads_neither_matplotlib_nor_tensorflow():
@@ -295,71 +303,66 @@ def test_import_loads_neither_matplotlib_nor_tensorflow():
 # -- from_estimator -------------------------------------------------------------------
 @pytest.fixture
 def stand_in_methods(monkeypatch):
-    """Replace the four method modules with fakes that record their calls."""
+    """Swap every registry entry's function for a fake that records its calls.
+
+    The fakes keep the real signatures (``functools.wraps``), so the registry
+    checks keywords exactly as it does for the real functions.
+    """
     calls = []
 
     def fake(function):
-        def method(*args, X=None, **kwargs):  # X keyword: as weight_importance's
-            if X is not None:
-                kwargs["X"] = X
-            calls.append((function, args, kwargs))
-            name = kwargs.get("method", function)
+        @functools.wraps(function)
+        def method(estimator, **kwargs):
+            calls.append((function.__name__, estimator, kwargs))
+            name = kwargs.get("method", kwargs.get("kind", function.__name__))
             return ImportanceResult(np.arange(3.0), ["a", "b", "c"], method=name)
 
         return method
 
-    functions = {
-        "permutation": "permutation_importance",
-        "weights": "weight_importance",
-        "probe": "probe_importance",
-        "gradient": "gradient_importance",
-    }
-    for module, function in functions.items():
-        stand_in = types.ModuleType(f"skimportance.{module}")
-        setattr(stand_in, function, fake(function))
-        monkeypatch.setitem(sys.modules, f"skimportance.{module}", stand_in)
+    for name, spec in REGISTRY.items():
+        monkeypatch.setitem(REGISTRY, name, replace(spec, function=fake(spec.function)))
     return calls
 
 
 @pytest.mark.parametrize(
-    "method, function, args, kwargs",
+    "method, function, kwargs",
     [
-        ("permutation", "permutation_importance", ("est", "X", "y"), {"n_repeats": 2}),
-        (
-            "first_layer",
-            "weight_importance",
-            ("est",),
-            {"method": "first_layer", "X": "X"},
-        ),
-        ("garson", "weight_importance", ("est",), {"method": "garson", "X": "X"}),
-        ("olden", "weight_importance", ("est",), {"method": "olden", "X": "X"}),
-        ("probe", "probe_importance", ("est", "X"), {}),
-        ("profile", "probe_importance", ("est", "X"), {"kind": "profile"}),
-        ("saliency", "gradient_importance", ("est", "X"), {"method": "saliency"}),
+        ("permutation", "permutation_importance", {"X": "X", "y": "y", "n_repeats": 2}),
+        ("first_layer", "weight_importance", {"X": "X", "method": "first_layer"}),
+        ("garson", "weight_importance", {"X": "X", "method": "garson"}),
+        ("olden", "weight_importance", {"X": "X", "method": "olden"}),
+        ("probe", "probe_importance", {"X": "X", "kind": "delta"}),
+        ("profile", "probe_importance", {"X": "X", "kind": "profile"}),
+        ("occlusion", "probe_importance", {"X": "X", "kind": "occlusion"}),
+        ("saliency", "gradient_importance", {"X": "X", "method": "saliency"}),
         (
             "input_x_gradient",
             "gradient_importance",
-            ("est", "X"),
-            {"method": "input_x_gradient"},
+            {"X": "X", "method": "input_x_gradient"},
         ),
         (
             "integrated_gradients",
             "gradient_importance",
-            ("est", "X"),
-            {"method": "integrated_gradients", "n_steps": 8},
+            {"X": "X", "method": "integrated_gradients", "n_steps": 8},
         ),
     ],
 )
 def test_from_estimator_calls_the_method_function(
-    stand_in_methods, method, function, args, kwargs
+    stand_in_methods, method, function, kwargs
 ):
-    extra = {k: v for k, v in kwargs.items() if k not in ("method", "X", "kind")}
+    extra = {k: v for k, v in kwargs.items() if k not in ("method", "X", "y", "kind")}
     display = ImportanceDisplay.from_estimator(
         "est", "X", "y", method=method, method_params=extra
     )
-    assert stand_in_methods == [(function, args, kwargs)]
+    assert stand_in_methods == [(function, "est", kwargs)]
     assert list(display.results) == [method]
     assert len(display.plot().bars_[0].patches) == 3
+
+
+def test_every_registered_method_is_reachable_from_the_display(stand_in_methods):
+    display = ImportanceDisplay.from_estimator("est", "X", "y", method=METHOD_NAMES)
+    assert list(display.results) == list(METHOD_NAMES)
+    assert len(stand_in_methods) == len(METHOD_NAMES)
 
 
 def test_from_estimator_several_methods(stand_in_methods):
@@ -373,24 +376,36 @@ def test_from_estimator_several_methods(stand_in_methods):
     assert list(display.results) == ["olden", "permutation"]
     assert stand_in_methods[1] == (
         "permutation_importance",
-        ("est", "X", "y"),
-        {"random_state": 0},
+        "est",
+        {"X": "X", "y": "y", "random_state": 0},
     )
     assert len(display.plot().axes_) == 2
 
 
+def test_run_parameters_go_to_the_methods_that_take_them(stand_in_methods):
+    ImportanceDisplay.from_estimator(
+        "est", "X", "y", method=["olden", "permutation"], random_state=0, n_repeats=3
+    )
+    olden, permutation = stand_in_methods
+    assert olden[2] == {"X": "X", "method": "olden"}  # deterministic: no seed
+    assert permutation[2] == {"X": "X", "y": "y", "random_state": 0, "n_repeats": 3}
+
+
 def test_from_estimator_one_result_per_scoring_metric(monkeypatch):
+    spec = REGISTRY["permutation"]
+
+    @functools.wraps(spec.function)
     def permutation_importance(estimator, X, y, **kwargs):
         return {
             metric: ImportanceResult([1.0, 2.0], ["a", "b"], method="permutation")
             for metric in kwargs["scoring"]
         }
 
-    stand_in = types.ModuleType("skimportance.permutation")
-    stand_in.permutation_importance = permutation_importance
-    monkeypatch.setitem(sys.modules, "skimportance.permutation", stand_in)
+    monkeypatch.setitem(
+        REGISTRY, "permutation", replace(spec, function=permutation_importance)
+    )
     display = ImportanceDisplay.from_estimator(
-        "est", "X", "y", method_params={"scoring": ["r2", "neg_mean_squared_error"]}
+        "est", "X", "y", scoring=["r2", "neg_mean_squared_error"]
     )
     assert list(display.results) == [
         "permutation (r2)",
@@ -401,15 +416,34 @@ def test_from_estimator_one_result_per_scoring_metric(monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"method": "shap"}, r"Unknown importance method\(s\) \['shap'\]"),
+        ({"method": "shap"}, r"Unknown importance method 'shap'"),
         ({"method": []}, "at least one"),
-        ({"method": ["olden", "olden"]}, "twice"),
-        ({"method": "permutation", "y": None}, "needs the targets y"),
+        ({"method": ["olden", "olden"]}, "distinct"),
+        (
+            {"method": "permutation", "y": None},
+            r"\['permutation'\] needs the targets y",
+        ),
         ({"method": "olden", "method_params": {"method": "garson"}}, r"\['method'\]"),
         ({"method": "probe", "method_params": {"X": None}}, r"\['X'\]"),
         (
             {"method": ["olden", "probe"], "method_params": {"saliency": {}}},
             r"\['saliency'\] are not among",
+        ),
+        (
+            {"method": "olden", "n_repeats": 3},
+            "n_repeats is not taken by method 'olden'",
+        ),
+        (
+            {
+                "method": "permutation",
+                "n_repeats": 3,
+                "method_params": {"n_repeats": 4},
+            },
+            "n_repeats is given twice",
+        ),
+        (
+            {"method": "profile", "method_params": {"probe": 2.0}},
+            r"\['probe'\] are not accepted by method 'profile'",
         ),
     ],
 )
@@ -421,16 +455,14 @@ def test_from_estimator_errors(stand_in_methods, kwargs, match):
 
 
 def test_from_estimator_real_permutation_matches_sklearn():
-    pytest.importorskip("skimportance.permutation")
     from sklearn.datasets import load_diabetes
     from sklearn.inspection import permutation_importance
     from sklearn.linear_model import Ridge
 
     X, y = load_diabetes(return_X_y=True, as_frame=True)
     ridge = Ridge().fit(X, y)
-    params = {"n_repeats": 3, "random_state": 0}
-    display = ImportanceDisplay.from_estimator(ridge, X, y, method_params=params)
-    expected = permutation_importance(ridge, X, y, **params)
+    display = ImportanceDisplay.from_estimator(ridge, X, y, n_repeats=3, random_state=0)
+    expected = permutation_importance(ridge, X, y, n_repeats=3, random_state=0)
     np.testing.assert_allclose(
         display.results["permutation"].importances, expected.importances
     )
@@ -438,8 +470,6 @@ def test_from_estimator_real_permutation_matches_sklearn():
 
 
 def test_from_estimator_runs_every_real_method():
-    for module in ("permutation", "weights", "probe", "gradient"):
-        pytest.importorskip(f"skimportance.{module}")
     keras = pytest.importorskip("keras")
     from skimportance import from_keras
 
@@ -454,15 +484,17 @@ def test_from_estimator_runs_every_real_method():
 
     methods = list(METHOD_NAMES)
     display = ImportanceDisplay.from_estimator(
-        estimator, X, y, method=methods, method_params={"permutation": {"n_repeats": 2}}
+        estimator, X, y, method=methods, n_repeats=2, random_state=0
     )
     assert list(display.results) == methods
     for result in display.results.values():
         assert result.feature_names.tolist() == names
-    assert display.rank_agreement().shape == (len(methods), len(methods))
+    assert rank_agreement(display.results).shape == (len(methods), len(methods))
     assert len(display.plot().axes_) == len(methods)
 
 
-def test_from_estimator_passes_x_to_weights_only_when_given(stand_in_methods):
+def test_from_estimator_weight_methods_take_x_none(stand_in_methods):
     ImportanceDisplay.from_estimator("est", None, method="garson")
-    assert stand_in_methods == [("weight_importance", ("est",), {"method": "garson"})]
+    assert stand_in_methods == [
+        ("weight_importance", "est", {"X": None, "method": "garson"})
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -160,13 +161,11 @@ def test_occlusion_of_a_linear_model(X):
     )
 
 
-def test_blocked_and_batched_forward_passes_agree(X, monkeypatch):
-    import skimportance.probe as probe_module
-
+def test_blocked_and_batched_forward_passes_agree(X):
     model = mlp()
     whole = probe_importance(model, X, kind="profile")
-    monkeypatch.setattr(probe_module, "_MAX_BLOCK_VALUES", 50)  # one feature a block
-    blocked = probe_importance(model, X, kind="profile", batch_size=9)
+    with sklearn.config_context(working_memory=1e-4):  # one feature a block
+        blocked = probe_importance(model, X, kind="profile", batch_size=9)
     np.testing.assert_allclose(blocked.importances, whole.importances, rtol=1e-6)
 
 
@@ -194,7 +193,7 @@ def test_multiclass_pipeline(multiclass_classifier, wine):
         (dict(kind="lek"), "kind must be one of"),
         (dict(baseline="average"), "baseline must be one of"),
         (dict(baseline=[0.0, np.nan, 0.0, 0.0]), "NaN"),
-        (dict(grid_resolution=0), "at least 1"),
+        (dict(grid_resolution=0), "grid_resolution == 0, must be >= 1"),
     ],
 )
 def test_bad_arguments(kwargs, match):

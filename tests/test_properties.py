@@ -25,6 +25,7 @@ from unittest import mock
 
 import numpy as np
 import pandas as pd
+import sklearn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.inspection import permutation_importance as sklearn_permutation_importance
@@ -228,8 +229,8 @@ def test_any_partition_gives_one_named_row_per_group(problem, data):
 
 
 @CI
-@given(problem=problems(), batch_size=st.integers(1, 100))
-def test_forward_passes_stay_within_one_chunk(problem, batch_size):
+@given(problem=problems(), chunk_rows=st.integers(1, 100))
+def test_forward_passes_stay_within_one_chunk(problem, chunk_rows):
     forward = LocatedModel.forward
     rows_per_pass = []
 
@@ -237,14 +238,21 @@ def test_forward_passes_stay_within_one_chunk(problem, batch_size):
         rows_per_pass.append(len(X_model))
         return forward(self, X_model, batch_size=batch_size)
 
-    with mock.patch.object(LocatedModel, "forward", counting_forward):
-        chunked = importance(problem, batch_size=batch_size)
+    # A memory budget of ``chunk_rows`` permuted rows: two chunks of raw and
+    # preprocessed float64 rows at once.
+    row_bytes = 2 * 8 * 2 * problem.n_features
+    budget_mib = chunk_rows * row_bytes / 2**20
+    with (
+        mock.patch.object(LocatedModel, "forward", counting_forward),
+        sklearn.config_context(working_memory=budget_mib),
+    ):
+        chunked = importance(problem)
     unchunked = importance(problem)
 
     n_rows = len(problem.X)
     baseline_pass, *permuted_passes = rows_per_pass
     assert baseline_pass == n_rows
-    assert max(permuted_passes) <= max(batch_size, n_rows)  # a slice is never split
+    assert max(permuted_passes) <= max(chunk_rows, n_rows)  # a slice is never split
     assert sum(permuted_passes) == problem.n_features * problem.n_repeats * n_rows
     np.testing.assert_allclose(
         chunked.importances, unchunked.importances, rtol=0, atol=ATOL
