@@ -1,0 +1,475 @@
+"""The perturbation engines shared by permutation-style importance methods.
+
+A run scores the estimator on ``X`` (the baseline), then on copies of ``X``
+in which one group of columns at a time has been replaced, once per repeat,
+and reports the drop. What replaces the columns is a *perturbation*: for
+permutation importance the same columns of other rows (a shuffle), for
+conditional importance a prediction from the other columns plus shuffled
+residuals. Every random draw is made up front in one :class:`PermutationPlan`,
+which both engines consume:
+
+* the Keras engine, when a Keras model is inside the estimator, builds the
+  perturbed rows of many (group, repeat) slices at once, pushes each chunk
+  through the preprocessing and batched forward passes, and scores every
+  slice through scikit-learn's own scorer with a cached-prediction stand-in;
+* the generic engine, for any other estimator, perturbs and calls the
+  estimator itself, in parallel over groups, exactly like scikit-learn.
+
+So the two engines give equal numbers on the same plan, and the plan
+reproduces scikit-learn's draws.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn import config_context
+from sklearn.metrics import check_scoring
+from sklearn.utils import _safe_indexing, check_array, check_random_state
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.random import sample_without_replacement
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
+
+from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from ._groups import resolve_feature_groups
+from ._model import feature_names_of, has_keras_model, locate_keras_model
+from ._result import ImportanceResult
+from ._scoring import ScoringContext, call_scorer
+from ._validation import check_model_input, check_positive_int
+
+__all__ = [
+    "PermutationPlan",
+    "Perturbation",
+    "PerturbationRun",
+    "ShuffledColumns",
+    "draw_permutation_plan",
+    "prepare_run",
+]
+
+
+# --- the plan -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PermutationPlan:
+    """Every random draw of a run, made up front.
+
+    Attributes
+    ----------
+    rows : ndarray of int or None
+        Rows of X the perturbed scores use (``max_samples``); None for all.
+    permutations : ndarray of int, shape (n_repeats, n_rows)
+        Repeat ``r`` takes the perturbed column(s) of ``X[rows]`` from rows
+        ``permutations[r]``. Read it through :meth:`permutation`.
+    """
+
+    rows: np.ndarray | None
+    permutations: np.ndarray
+
+    @property
+    def n_repeats(self) -> int:
+        return self.permutations.shape[0]
+
+    @property
+    def n_rows(self) -> int:
+        return self.permutations.shape[1]
+
+    def permutation(self, repeat: int) -> np.ndarray:
+        """The row order of repeat ``repeat``, shape (n_rows,)."""
+        return self.permutations[repeat]
+
+    def subsample(self, *arrays):
+        """``arrays`` restricted to the plan's rows (None stays None)."""
+        if self.rows is None:
+            return arrays
+        return tuple(
+            None if a is None else _safe_indexing(a, self.rows, axis=0) for a in arrays
+        )
+
+
+def draw_permutation_plan(
+    random_state, n_samples: int, n_rows: int, n_repeats: int
+) -> PermutationPlan:
+    """Draw scikit-learn's permutations for every feature and repeat.
+
+    ``sklearn.inspection.permutation_importance`` draws ONE seed from
+    ``random_state`` and gives every column a fresh ``RandomState(seed)``;
+    each then draws the ``max_samples`` rows and shuffles a running index
+    array once per repeat, permuting the already permuted column again. So all
+    columns see the same draws, and one plan serves every feature and group.
+    """
+    random_state = check_random_state(random_state)
+    seed = random_state.randint(np.iinfo(np.int32).max + 1)
+    column_rng = np.random.RandomState(seed)
+    rows = None
+    if n_rows < n_samples:
+        rows = sample_without_replacement(n_samples, n_rows, random_state=column_rng)
+    shuffling = np.arange(n_rows)
+    current = np.arange(n_rows)
+    permutations = np.empty((n_repeats, n_rows), dtype=np.intp)
+    for repeat in range(n_repeats):
+        column_rng.shuffle(shuffling)
+        current = current[shuffling]  # scikit-learn permutes the permuted column
+        permutations[repeat] = current
+    return PermutationPlan(rows, permutations)
+
+
+# --- perturbations --------------------------------------------------------------
+
+
+class Perturbation(Protocol):
+    """What replaces a group's columns in one (group, repeat) slice."""
+
+    def values(self, X_sub, group: int, repeat: int):
+        """The new values of group ``group``'s columns for the rows ``X_sub``.
+
+        An ndarray of shape (n_rows, n_columns_of_group) when ``X_sub`` is an
+        array; a list of one column array per column of the group (keeping
+        each column's dtype) when it is a DataFrame.
+        """
+
+
+@dataclass(frozen=True)
+class ShuffledColumns:
+    """Permutation importance: a group's columns taken from the plan's
+    permuted rows, with one shared row order per group (one-hot rows stay
+    valid)."""
+
+    plan: PermutationPlan
+    groups: list[np.ndarray]
+
+    def values(self, X_sub, group: int, repeat: int):
+        order, columns = self.plan.permutation(repeat), self.groups[group]
+        if hasattr(X_sub, "iloc"):
+            return [X_sub.iloc[:, j].array.take(order) for j in columns]
+        return X_sub[np.ix_(order, columns)]
+
+
+# --- one run: checked inputs ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerturbationRun:
+    """The checked inputs of a run, shared by the methods built on the engines.
+
+    Build it with :func:`prepare_run`.
+    """
+
+    caller: str
+    estimator: Any
+    located: Any  # LocatedModel, or None for the generic engine
+    X: Any
+    y: Any
+    sample_weight: Any
+    column_names: np.ndarray
+    groups: list[np.ndarray]
+    names: np.ndarray
+    scorer: Any
+    n_rows: int
+    grouped: bool
+
+    @property
+    def engine(self) -> str:
+        return "generic" if self.located is None else "keras"
+
+    def scores(self, plan, perturbation, *, batch_size, n_jobs, verbose, desc):
+        """(baseline score, scores grid [group][repeat]) on the chosen engine."""
+        from tqdm.auto import tqdm
+
+        total = len(self.groups) * plan.n_repeats
+        with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
+            if self.located is not None:
+                return _keras_scores(self, plan, perturbation, batch_size, n_jobs, bar)
+            return _generic_scores(self, plan, perturbation, n_jobs, bar)
+
+    def results(self, baseline, scores, method: str, details: dict):
+        """One ImportanceResult, or a dict of them for several metrics."""
+        details = {"engine": self.engine, "n_samples": self.n_rows, **details}
+        if self.grouped:
+            details["feature_groups"] = {
+                name: [str(c) for c in self.column_names[cols]]
+                for name, cols in zip(self.names, self.groups)
+            }
+        if isinstance(baseline, dict):  # several metrics, keyed like scikit-learn
+            return {
+                metric: _result(
+                    baseline[metric],
+                    [[score[metric] for score in row] for row in scores],
+                    self.names,
+                    method,
+                    details,
+                )
+                for metric in baseline
+            }
+        return _result(baseline, scores, self.names, method, details)
+
+
+def prepare_run(
+    estimator,
+    X,
+    y,
+    *,
+    caller: str,
+    scoring=None,
+    sample_weight=None,
+    max_samples=1.0,
+    feature_groups=None,
+) -> PerturbationRun:
+    """Check everything a run needs, before any data reaches a model.
+
+    Raises
+    ------
+    ValueError, TypeError, NotFittedError
+        Bad ``max_samples``, X with the wrong number of columns, y or
+        sample_weight of the wrong length, bad ``feature_groups``, an
+        unfitted estimator, a bare ``keras.Model``.
+    """
+    if not hasattr(X, "iloc"):  # as scikit-learn: DataFrames pass untouched
+        X = check_array(X, ensure_all_finite="allow-nan", dtype=None)
+    n_samples, n_columns = X.shape
+    n_rows = rows_used(max_samples, n_samples)
+
+    located = locate_keras_model(estimator) if has_keras_model(estimator) else None
+    if located is None:
+        check_is_fitted(estimator)
+    elif located.kind == "keras_model":
+        raise TypeError(
+            f"{caller} scores a scikit-learn estimator, got a bare "
+            f"{type(estimator).__name__}; wrap it first with "
+            "skimportance.from_keras(model, task='regression' or 'classification')."
+        )
+    _check_n_columns(estimator, n_columns)
+    if y is not None:
+        check_consistent_length(X, y)
+    if sample_weight is not None:
+        check_consistent_length(X, sample_weight)
+
+    column_names = feature_names_of(estimator, X, n_columns)
+    groups, names = resolve_feature_groups(feature_groups, column_names)
+    return PerturbationRun(
+        caller=caller,
+        estimator=estimator,
+        located=located,
+        X=X,
+        y=y,
+        sample_weight=sample_weight,
+        column_names=column_names,
+        groups=groups,
+        names=names,
+        scorer=check_scoring(estimator, scoring=scoring),
+        n_rows=n_rows,
+        grouped=feature_groups is not None,
+    )
+
+
+def check_run_sizes(n_repeats, batch_size) -> tuple[int, int | None]:
+    """``n_repeats`` and ``batch_size`` checked (counts of at least one)."""
+    n_repeats = check_positive_int("n_repeats", n_repeats)
+    if batch_size is not None:
+        batch_size = check_positive_int("batch_size", batch_size)
+    return n_repeats, batch_size
+
+
+# --- the Keras engine -------------------------------------------------------------
+
+
+def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar):
+    located = run.located
+    context = ScoringContext.from_located(located)
+    X_model = check_model_input(located, run.X, caller=run.caller)
+    raw = located.forward(X_model, batch_size=batch_size)
+    baseline = call_scorer(
+        run.scorer, context.stand_in(run.X, raw), run.X, run.y, run.sample_weight
+    )
+
+    X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
+    n_rows = plan.n_rows
+    slices = [(g, r) for g in range(len(run.groups)) for r in range(plan.n_repeats)]
+    per_chunk = max(1, _chunk_rows(run.X, X_model) // n_rows)  # whole slices only
+    del X_model, raw
+
+    def chunk_tasks():
+        # Runs lazily, as joblib asks for work: at most a few chunks exist at once.
+        for start in range(0, len(slices), per_chunk):
+            chunk = slices[start : start + per_chunk]
+            X_chunk = _perturbed_rows(X_sub, perturbation, run.groups, chunk)
+            raw_chunk = located.forward(_model_rows(located, X_chunk), batch_size)
+            yield delayed(_score_chunk)(
+                context,
+                run.scorer,
+                X_chunk,
+                raw_chunk,
+                len(chunk),
+                n_rows,
+                y_sub,
+                weight_sub,
+            )
+
+    # Threads: scoring is light, and the stand-ins hold the model.
+    parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
+    scores = []
+    for chunk_scores in parallel(chunk_tasks()):
+        scores.extend(chunk_scores)
+        bar.update(len(chunk_scores))
+    return baseline, _as_grid(scores, len(run.groups), plan.n_repeats)
+
+
+def _perturbed_rows(X_sub, perturbation, groups, chunk):
+    """Rows of several (group, repeat) slices stacked: copies of ``X_sub``, each
+    with its group's columns perturbed. Only these rows are materialised."""
+    n_rows = len(X_sub)
+    if hasattr(X_sub, "iloc"):
+        return _perturbed_frame(X_sub, perturbation, groups, chunk)
+    out = np.tile(X_sub, (len(chunk), 1))
+    for s, (group, repeat) in enumerate(chunk):
+        values = perturbation.values(X_sub, group, repeat)
+        out[s * n_rows : (s + 1) * n_rows, groups[group]] = values
+    return out
+
+
+def _perturbed_frame(X_sub, perturbation, groups, chunk):
+    import pandas as pd
+
+    n_rows = len(X_sub)
+    positions = np.tile(np.arange(n_rows), len(chunk))
+    # Column by column through .array keeps every dtype (categorical included)
+    # and builds the frame in one go instead of fragmenting it.
+    data = {j: X_sub.iloc[:, j].array.take(positions) for j in range(X_sub.shape[1])}
+    for s, (group, repeat) in enumerate(chunk):
+        values = perturbation.values(X_sub, group, repeat)
+        for j, column_values in zip(groups[group], values):
+            data[j][s * n_rows : (s + 1) * n_rows] = column_values
+    frame = pd.DataFrame(data, index=X_sub.index[positions], copy=False)
+    frame.columns = X_sub.columns
+    return frame
+
+
+def _model_rows(located, X) -> np.ndarray:
+    """The rows the network takes; dense, as the batched forward pass needs."""
+    X_model = located.to_model_input(X)
+    # A sparse matrix (e.g. from a one-hot encoder in a Pipeline) is densified
+    # here, chunk by chunk, which the chunk size already accounts for.
+    return X_model.toarray() if hasattr(X_model, "toarray") else X_model
+
+
+def _score_chunk(context, scorer, X_chunk, raw, n_slices, n_rows, y, sample_weight):
+    scores = []
+    # The baseline call already ran the scorer with full parameter validation
+    # on the same y, sample_weight and prediction shapes; repeating it for every
+    # slice costs more than the metric itself. Data checks (NaN, shapes) stay on.
+    with config_context(skip_parameter_validation=True):
+        for s in range(n_slices):
+            rows = slice(s * n_rows, (s + 1) * n_rows)
+            X_slice = X_chunk.iloc[rows] if hasattr(X_chunk, "iloc") else X_chunk[rows]
+            stand_in = context.stand_in(X_slice, raw[rows])
+            scores.append(call_scorer(scorer, stand_in, X_slice, y, sample_weight))
+    return scores
+
+
+def _chunk_rows(X, X_model) -> int:
+    """Perturbed rows per chunk: two chunks (one scored while the next is
+    built) of raw rows and their preprocessed copies fit the memory budget.
+    One-hot encoding in a Pipeline can make the model rows the wider ones."""
+    bytes_per_row = 8 * (X.shape[1] + X_model.shape[1])  # as float64
+    return rows_within_budget(bytes_per_row, share=0.5, max_rows=MAX_ROWS_PER_CALL)
+
+
+# --- the generic engine -----------------------------------------------------------
+
+
+def _generic_scores(run, plan, perturbation, n_jobs, bar):
+    baseline = call_scorer(run.scorer, run.estimator, run.X, run.y, run.sample_weight)
+    X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    scores = []
+    tasks = (
+        delayed(_group_scores)(
+            run.estimator,
+            run.scorer,
+            X_sub,
+            y_sub,
+            weight_sub,
+            perturbation,
+            group,
+            columns,
+            plan.n_repeats,
+        )
+        for group, columns in enumerate(run.groups)
+    )
+    for group_scores in parallel(tasks):
+        scores.extend(group_scores)
+        bar.update(len(group_scores))
+    return baseline, _as_grid(scores, len(run.groups), plan.n_repeats)
+
+
+def _group_scores(
+    estimator, scorer, X_sub, y, sample_weight, perturbation, group, columns, n_repeats
+):
+    # A private copy: X_sub may be shared between threads or a read-only memmap.
+    X_perturbed = X_sub.copy()
+    scores = []
+    for repeat in range(n_repeats):
+        values = perturbation.values(X_sub, group, repeat)
+        if hasattr(X_perturbed, "iloc"):
+            for j, column_values in zip(columns, values):
+                X_perturbed.isetitem(j, column_values)
+        else:
+            X_perturbed[:, columns] = values
+        scores.append(call_scorer(scorer, estimator, X_perturbed, y, sample_weight))
+    return scores
+
+
+# --- results ----------------------------------------------------------------------
+
+
+def _as_grid(scores: list, n_groups: int, n_repeats: int) -> list[list]:
+    return [scores[g * n_repeats : (g + 1) * n_repeats] for g in range(n_groups)]
+
+
+def _result(baseline, scores, names, method, details):
+    importances = baseline - np.asarray(scores, dtype=float)
+    return ImportanceResult(
+        importances,
+        names,
+        method=method,
+        baseline_score=float(baseline),
+        details=dict(details),
+    )
+
+
+# --- validation -------------------------------------------------------------------
+
+
+def rows_used(max_samples, n_samples: int) -> int:
+    """Rows per perturbed score, computed as scikit-learn does."""
+    if isinstance(max_samples, bool) or not isinstance(max_samples, numbers.Real):
+        raise TypeError(f"max_samples must be an int or a float, got {max_samples!r}.")
+    if isinstance(max_samples, numbers.Integral):
+        if not 1 <= max_samples <= n_samples:
+            raise ValueError(
+                f"max_samples must be in [1, n_samples={n_samples}] when an int, "
+                f"got {max_samples}."
+            )
+        return int(max_samples)
+    if not 0 < max_samples <= 1:
+        raise ValueError(
+            f"max_samples must be in (0, 1] when a float, got {max_samples}."
+        )
+    n_rows = int(max_samples * n_samples)
+    if n_rows < 1:
+        raise ValueError(
+            f"max_samples={max_samples} of {n_samples} rows leaves no row to score."
+        )
+    return n_rows
+
+
+def _check_n_columns(estimator, n_columns: int) -> None:
+    expected = getattr(estimator, "n_features_in_", None)
+    if expected is not None and n_columns != expected:
+        raise ValueError(
+            f"X has {n_columns} features, but {type(estimator).__name__} was "
+            f"fitted with {expected} features."
+        )
