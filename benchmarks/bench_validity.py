@@ -1,6 +1,6 @@
 """Validity benchmark: which importance methods recover the known truth?
 
-Two simulated problems where the true importance of every input is known:
+Simulated problems where the true importance of every input is known:
 
 * **Friedman #1** (``sklearn.datasets.make_friedman1``): ``y = 10 sin(pi x0 x1)
   + 20 (x2 - 0.5)^2 + 10 x3 + 5 x4 + noise`` with five pure-noise inputs
@@ -12,6 +12,10 @@ Two simulated problems where the true importance of every input is known:
   ``y = X @ beta + noise`` with ``beta = (1, 0.8, 0.6, 0.4, 0.2, 0, 0, 0)``,
   inputs standard normal with pairwise correlation 0.3, noise giving R^2 of
   about 0.9. Truth: ``|beta|``.
+* **Mixed tabular data** (``validity_categorical.py``): numeric columns on
+  raw scales, an informative and a noise categorical, one-hot encoded, and a
+  model with an in-model ``Normalization`` layer; scored on the raw columns,
+  with the rank of the noise categorical.
 
 For each seed: fresh data, a Keras MLP (StandardScaler + 2 hidden ReLU layers)
 trained on 1500 rows with early stopping, then every method on 500 held-out
@@ -49,6 +53,8 @@ from scipy.stats import spearmanr  # noqa: E402
 from sklearn.datasets import make_friedman1  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
+from validity_categorical import markdown as mixed_markdown  # noqa: E402
+from validity_categorical import run as run_mixed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -250,7 +256,7 @@ def mean_sd(values) -> str:
 
 
 def markdown(
-    table, fits, permutation_name, config: Config, seconds: float, quick: bool
+    table, fits, permutation_name, config: Config, seconds: float, quick: bool, mixed
 ) -> str:
     truths = {name: make_truth() for name, (_, make_truth) in DATASETS.items()}
     lines = [
@@ -258,9 +264,9 @@ def markdown(
         "",
         "<!-- Written by benchmarks/bench_validity.py; do not edit by hand. -->",
         "",
-        "Two simulated problems where the true importance of every input is "
-        "known. For each seed: fresh data, a Keras MLP (StandardScaler, then "
-        "Dense 64 and 32 ReLU units) trained with Adam on "
+        "Simulated problems where the true importance of every input is "
+        "known. For the first two, for each seed: fresh data, a Keras MLP "
+        "(StandardScaler, then Dense 64 and 32 ReLU units) trained with Adam on "
         f"{config.n_train} rows (the last 20% for early stopping), and every "
         f"method on {config.n_test} held-out "
         "rows. **Recall@5**: the share of the five informative inputs among "
@@ -281,7 +287,7 @@ def markdown(
         "= the one-hot probe (0 and 1 in the standardised space: the mean, "
         "and one standard deviation above it); `profile` = Lek's profile over "
         "the test rows; gradients over the test rows (integrated gradients "
-        "from the all-zeros, i.e. mean, baseline); `permutation` = "
+        "from the test rows' mean, the default baseline); `permutation` = "
         f"`{permutation_name}` on the test rows, 5 repeats, R². Olden and the "
         "probe are signed and are ranked by their absolute values.",
         "",
@@ -299,6 +305,7 @@ def markdown(
             lines.append(f"| {method} | {mean_sd(recall)} | {mean_sd(rho)} |")
         lines.append("")
     lines += ["## Reading the table", ""] + interpretation(table) + [""]
+    lines += mixed_markdown(mixed, mean_sd)
     lines += [
         "## Run",
         "",
@@ -397,8 +404,16 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     table, fits, permutation_name = run(config)
+    mixed = run_mixed(
+        config.seeds,
+        config.n_train,
+        config.n_test,
+        config.max_epochs,
+        config.patience,
+        log=lambda message: print(message, file=sys.stderr),
+    )
     seconds = time.perf_counter() - started
-    report = markdown(table, fits, permutation_name, config, seconds, args.quick)
+    report = markdown(table, fits, permutation_name, config, seconds, args.quick, mixed)
     print(report)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)

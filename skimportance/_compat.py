@@ -22,6 +22,7 @@ __all__ = [
     "TF_LOG_LEVEL",
     "boxplot_horizontal",
     "fix_estimator_tags",
+    "import_tensorflow_quietly",
     "keras_wrapper_decode",
     "layer_inputs",
     "loaded_module",
@@ -43,19 +44,59 @@ def loaded_module(name: str):
 
 # --- TensorFlow's C++ start-up chatter ---------------------------------------
 #
-# The one log level the package, its tests and its benchmarks use: "2" hides
-# TensorFlow's INFO and WARNING lines and keeps its errors. Remove when
-# TensorFlow stops logging at import (not expected).
+# The one log level the package, its tests and its benchmarks use: "3" hides
+# TensorFlow's C++ INFO, WARNING and ERROR lines, among them "failed call to
+# cuInit" on every machine without a GPU. TensorFlow 2.21 also writes
+# "I0000 ... oneDNN / cuda" lines while it loads, before absl reads that
+# level, so the import itself runs with the stderr file descriptor pointed at
+# /dev/null (Python-level errors still surface: they are raised after it is
+# restored). Remove when TensorFlow stops logging at import (not expected).
 
-TF_LOG_LEVEL = "2"
+TF_LOG_LEVEL = "3"
 
 
 def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ start-up chatter unless the user chose a level.
+    """Silence TensorFlow's C++ logging unless the user chose a level.
 
     Must run before TensorFlow is imported to have any effect.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
+    if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):  # unset or empty
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = TF_LOG_LEVEL
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow without its start-up lines on stderr.
+
+    Nothing is hidden when TensorFlow is already loaded, or when the user
+    asked for its INFO or WARNING lines (TF_CPP_MIN_LOG_LEVEL below 2).
+    """
+    quiet_tensorflow()
+    if "tensorflow" in sys.modules:
+        return
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "") not in ("2", "3"):
+        import tensorflow  # noqa: F401
+
+        return
+    with _stderr_descriptor_silenced():
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def _stderr_descriptor_silenced() -> Iterator[None]:
+    """Point file descriptor 2 (what C++ code writes to) at /dev/null."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr descriptor (some embedded hosts)
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 # --- scikeras 0.13 on scikit-learn >= 1.6 ----------------------------------

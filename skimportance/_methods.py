@@ -75,9 +75,10 @@ class MethodSpec:
         What of the model it uses: any model gives predictions; weights need
         a chain of Dense layers; gradients need a differentiable path.
     columns : tuple of str
-        Which columns it reports: ``"raw"`` (the estimator's input columns,
-        before any preprocessing) and/or ``"model"`` (those the Keras model
-        sees).
+        Which columns it can report: ``"raw"`` (the estimator's input columns,
+        before any preprocessing; the default of every method) and/or
+        ``"model"`` (those the Keras model sees, chosen with
+        ``columns="model"``).
     keras_only : bool
         Needs a Keras model inside the estimator.
     summary : str
@@ -91,7 +92,7 @@ class MethodSpec:
     needs_y: bool = False
     signed: bool = False
     reads: str = "predictions"
-    columns: tuple[str, ...] = ("model",)
+    columns: tuple[str, ...] = ("raw", "model")
     keras_only: bool = True
     summary: str = ""
 

@@ -96,6 +96,18 @@ class LocatedModel:
                 return _default_names(self.n_model_features)
         return feature_names_of(self.final, X, self.n_model_features)
 
+    def scaling_layers(self) -> list[tuple[str, str]]:
+        """(name, type) of the model's own input-scaling layers
+        (``Normalization``, ``Rescaling``), nested models included."""
+        import keras
+
+        kinds = (keras.layers.Normalization, keras.layers.Rescaling)
+        return [
+            (layer.name, type(layer).__name__)
+            for layer in _all_layers(self.model)
+            if isinstance(layer, kinds)
+        ]
+
     # -- the forward pass -----------------------------------------------------
     @cached_property
     def bytes_per_row(self) -> int:
@@ -229,6 +241,19 @@ def _kind_of(obj) -> str | None:
     return None
 
 
+def _all_layers(model) -> list:
+    """Every layer of ``model``, nested models flattened, in order."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(_all_layers(layer))
+        else:
+            found.append(layer)
+    return found
+
+
 def _values_per_row(model) -> int:
     """Numbers one row produces through ``model``: inputs and layer outputs."""
     import keras
@@ -270,6 +295,23 @@ def _check_single_input_output(model) -> None:
         )
 
 
+class ModelCall:
+    """``model(x, training=False)`` for a weakly referenced model.
+
+    A callable object rather than a closure: TensorFlow counts the traces of
+    every ``tf.function`` sharing one code object together, so the one-trace
+    functions of many models (the folds of a cross-validation, the candidates
+    of a grid search) would add up to a false "triggered tf.function
+    retracing" warning. An object without ``__code__`` is counted on its own.
+    """
+
+    def __init__(self, model_ref):
+        self.model_ref = model_ref
+
+    def __call__(self, x):
+        return self.model_ref()(x, training=False)
+
+
 # One compiled forward function per model, dropped with the model.
 _FORWARD_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -299,9 +341,7 @@ def _build_forward_function(model):
     dtype = tf.as_dtype(getattr(input_tensor, "dtype", None) or keras.backend.floatx())
     spec = tf.TensorSpec(shape=(None, *input_tensor.shape[1:]), dtype=dtype)
     compiled = tf.function(
-        lambda x: model_ref()(x, training=False),
-        input_signature=[spec],
-        reduce_retracing=True,
+        ModelCall(model_ref), input_signature=[spec], reduce_retracing=True
     )
 
     numpy_dtype = dtype.as_numpy_dtype

@@ -1,4 +1,5 @@
-"""A Keras callback showing a tqdm bar over training epochs (imports Keras)."""
+"""Keras callbacks of the command line: a tqdm bar over training epochs, and
+early stopping with its defaults (imports Keras)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,11 @@ class EpochProgressBar(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.bar.close()
+
+
+class EarlyStop(keras.callbacks.EarlyStopping):
+    """Stop when the validation loss has not improved for 10 epochs, keeping
+    the best weights (a class, so that scikeras builds a fresh one per fit)."""
+
+    def __init__(self, patience: int = 10):
+        super().__init__(patience=patience, restore_best_weights=True)

@@ -1,8 +1,11 @@
 """From a CSV file to a Keras pipeline, for ``skimportance explain``.
 
-Reading and checking the table, choosing the task, building the preprocessing
-(standardise numeric columns, one-hot encode categorical ones) and mapping
-importances measured on encoded columns back to the CSV's columns.
+Reading and checking the table, choosing the task and building the
+preprocessing: numeric columns are imputed (median, plus a missing-value
+indicator) and standardised, categorical ones one-hot encoded with missing
+values as a category of their own. Importances come back on the CSV's own
+columns from the methods themselves (``columns="raw"``), never by summing
+indicator columns here.
 """
 
 from __future__ import annotations
@@ -44,15 +47,30 @@ def read_table(path: str, target: str):
     X, y = frame.drop(columns=[target]), frame[target]
     if X.shape[1] == 0:
         raise TableError(f"{path} has no columns besides the target {target!r}")
-    missing = X.columns[X.isna().any()].tolist() + ([target] if y.isna().any() else [])
-    if missing:
+    if y.isna().any():
         raise TableError(
-            f"missing values in column(s) {', '.join(map(str, missing))}; "
-            "fill or drop them first"
+            f"target {target!r} is missing in {int(y.isna().sum())} row(s); drop "
+            "those rows first (missing inputs are fine: they are imputed)"
+        )
+    infinite = [
+        str(c)
+        for c in X.columns.tolist() + [target]
+        if _is_number_column(frame[c]) and np.isinf(frame[c].to_numpy(float)).any()
+    ]
+    if infinite:
+        raise TableError(
+            f"infinite values in column(s) {', '.join(infinite)}; replace them "
+            "(or leave the cells empty, to be imputed)"
         )
     if len(frame) < 10:
         raise TableError(f"{path} has {len(frame)} rows; at least 10 are needed")
     return X, y
+
+
+def _is_number_column(column) -> bool:
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    return is_numeric_dtype(column) and not is_bool_dtype(column)
 
 
 def resolve_task(y, task: str) -> str:
@@ -60,6 +78,11 @@ def resolve_task(y, task: str) -> str:
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     numeric = is_numeric_dtype(y) and not is_bool_dtype(y)
+    if y.nunique() < 2:
+        raise TableError(
+            f"target {y.name!r} takes a single value ({y.iloc[0]!r}): there is "
+            "nothing to predict"
+        )
     if task == "regression":
         if not numeric:
             example = y.iloc[0]
@@ -69,8 +92,6 @@ def resolve_task(y, task: str) -> str:
             )
         return task
     if task == "classification":
-        if y.nunique() < 2:
-            raise TableError(f"target {y.name!r} has a single class")
         return task
     if not numeric:
         return resolve_task(y, "classification")
@@ -82,27 +103,42 @@ def resolve_task(y, task: str) -> str:
 
 
 def categorical_columns(X) -> list:
-    from pandas.api.types import is_numeric_dtype
+    return [c for c in X.columns if not _is_number_column(X[c])]
 
-    return [c for c in X.columns if not is_numeric_dtype(X[c]) or X[c].dtype == bool]
+
+def check_classes(y, n_folds: int) -> None:
+    """Every class needs a row in each of ``n_folds`` stratified folds."""
+    counts = y.value_counts()
+    rare = counts[counts < n_folds]
+    if len(rare):
+        label, count = rare.index[0], int(rare.iloc[0])
+        raise TableError(
+            f"class {label!r} of {y.name!r} has {count} row(s); each class needs at "
+            f"least {n_folds} to be split into training and held-out rows"
+        )
 
 
 def preprocessor(X):
-    """StandardScaler on numeric columns, OneHotEncoder on the others.
+    """Numeric columns: median imputation with a missing-value indicator, then
+    StandardScaler. Other columns: one-hot, missing values a category of
+    their own.
 
     Categories are fixed from all of X so that every cross-validation fold
     encodes the same columns.
     """
     from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     categorical = categorical_columns(X)
     numeric = [c for c in X.columns if c not in categorical]
     parts = []
     if numeric:
-        parts.append(("num", StandardScaler(), numeric))
+        imputer = SimpleImputer(strategy="median", add_indicator=True)
+        parts.append(("num", make_pipeline(imputer, StandardScaler()), numeric))
     if categorical:
-        categories = [sorted(X[c].astype(str).unique()) for c in categorical]
+        categories = [sorted(_as_str(X[[c]]).iloc[:, 0].unique()) for c in categorical]
         encoder = OneHotEncoder(
             categories=categories, handle_unknown="ignore", sparse_output=False
         )
@@ -118,52 +154,12 @@ def _as_strings_then(encoder):
     return make_pipeline(to_str, encoder)
 
 
+#: The category a missing categorical cell becomes.
+MISSING = "(missing)"
+
+
 def _as_str(frame):
     # Mixed columns (numbers and text, booleans) become text before encoding,
-    # matching the categories fixed in preprocessor().
-    return frame.astype(str)
-
-
-def encoded_to_raw(X) -> np.ndarray:
-    """For each encoded column (in the preprocessor's order), its CSV column."""
-    categorical = categorical_columns(X)
-    owners = [c for c in X.columns if c not in categorical]
-    for column in categorical:
-        owners += [column] * X[column].astype(str).nunique()
-    return np.asarray([str(c) for c in owners], dtype=object)
-
-
-def to_raw_columns(result, X):
-    """Express a result measured on encoded columns on the CSV's columns.
-
-    A CSV column encoded as one model input keeps its (signed) value; a
-    one-hot encoded column gets the sum of the absolute values of its
-    indicator columns. Results already on the CSV columns pass through.
-    """
-    from dataclasses import replace
-
-    from ._result import CVImportanceResult, ImportanceResult
-
-    if isinstance(result, CVImportanceResult):
-        folds = [to_raw_columns(fold, X) for fold in result.fold_results]
-        return replace(result, fold_results=folds)
-    columns = np.asarray([str(c) for c in X.columns], dtype=object)
-    if list(result.feature_names) == list(columns):
-        return result
-    owners = encoded_to_raw(X)
-    if len(owners) != result.n_features:
-        raise ValueError(
-            f"{result.method}: {result.n_features} encoded columns, expected "
-            f"{len(owners)}."
-        )
-    rows = []
-    for column in columns:
-        block = result.importances[owners == column]
-        rows.append(block[0] if len(block) == 1 else np.abs(block).sum(axis=0))
-    return ImportanceResult(
-        np.vstack(rows),
-        columns,
-        method=result.method,
-        baseline_score=result.baseline_score,
-        details={**result.details, "aggregated_from": list(result.feature_names)},
-    )
+    # matching the categories fixed in preprocessor(); a missing cell is a
+    # category of its own.
+    return frame.astype(object).where(frame.notna(), MISSING).astype(str)

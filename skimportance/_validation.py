@@ -32,13 +32,20 @@ import numpy as np
 from sklearn.utils import check_scalar
 
 __all__ = [
+    "SCALE_RATIO_LIMIT",
     "OutputSelection",
     "check_choice",
     "check_model_input",
     "check_positive_int",
     "resolve_outputs",
     "resolve_point",
+    "scale_problem",
+    "zero_baseline_problem",
 ]
+
+#: Column standard deviations further apart than this factor make fixed-size
+#: changes (a weight, a probe of 1, a gradient) incomparable between inputs.
+SCALE_RATIO_LIMIT = 10.0
 
 
 def check_choice(name: str, value, choices: tuple):
@@ -101,6 +108,47 @@ def check_model_input(located, X, *, caller: str) -> np.ndarray:
             "model cannot take it."
         )
     return X_model
+
+
+def scale_problem(X_model: np.ndarray, names, what: str) -> str | None:
+    """Say so when the inputs reaching the model are on different scales.
+
+    ``what`` names the quantity that is only comparable between inputs on one
+    scale (``"Connection weights"``, ``"Saliency (a gradient)"``...).
+    Returns None when the column standard deviations agree within a factor
+    of ``SCALE_RATIO_LIMIT``.
+    """
+    spread = np.asarray(X_model, dtype=np.float64).std(axis=0)
+    varying = np.flatnonzero(spread > 0)
+    if len(varying) < 2:
+        return None
+    low = varying[np.argmin(spread[varying])]
+    high = varying[np.argmax(spread[varying])]
+    if spread[high] <= SCALE_RATIO_LIMIT * spread[low]:
+        return None
+    return (
+        "The inputs reaching the Keras model are on different scales: column "
+        f"standard deviations range from {spread[low]:.3g} ({names[low]}) to "
+        f"{spread[high]:.3g} ({names[high]}). {what} is only comparable between "
+        "inputs on the same scale; standardise the inputs (e.g. a "
+        "StandardScaler before the model in a Pipeline) or use permutation "
+        "importance, a data-driven probe or integrated gradients."
+    )
+
+
+def zero_baseline_problem(located, caller: str) -> str | None:
+    """Say so when an all-zeros baseline sits in front of in-model scaling."""
+    layers = located.scaling_layers()
+    if not layers:
+        return None
+    named = ", ".join(f"{name!r} ({kind})" for name, kind in layers)
+    return (
+        f"{caller}: baseline='zeros' is the all-zeros input of the Keras model, "
+        f"which scales its own inputs (layer {named}): zero there is raw value "
+        "0, usually far outside the data, so the numbers describe the model "
+        "where it has never seen data. Leave baseline at its default (the data's "
+        "centre) or pass baseline='mean'."
+    )
 
 
 def resolve_point(

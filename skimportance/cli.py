@@ -102,14 +102,15 @@ def _run_demo(args) -> int:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
-    methods = _parse_methods(args.methods)
+    calls = _parse_methods(args.methods)
+    _check_output_paths(args)
     X, y = load_diabetes(return_X_y=True, as_frame=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.3, random_state=args.seed
     )
     print(
         f"Training a 2x32 Keras MLP on load_diabetes ({len(X_train)} rows, "
-        f"{X.shape[1]} features, {args.epochs} epochs)...",
+        f"{X.shape[1]} features, at most {args.epochs} epochs)...",
         flush=True,
     )
     start = time.perf_counter()
@@ -119,14 +120,13 @@ def _run_demo(args) -> int:
     model.fit(X_train, y_train)
     print(
         f"Trained in {time.perf_counter() - start:.1f} s; "
-        f"held-out R^2 = {model.score(X_test, y_test):.3f}\n"
+        f"{_score_name('regression')} = {model.score(X_test, y_test):.3f}\n"
     )
-    results = _measure(model, X_test, y_test, methods, args.seed)
-    print(_format_table(results))
+    results = _measure(model, X_test, y_test, calls, args.seed)
+    print(_format_table(results, calls))
     print(
-        "\nRows sorted by the first method. Scales differ between methods: "
-        "compare rankings, not raw numbers.\npermutation: drop in R^2 when the "
-        "column is shuffled (held-out data); olden and probe are signed."
+        "Scales differ between methods: compare rankings, not raw numbers. "
+        "olden and probe are signed."
     )
     if args.out:
         _save_figure(results, args.out)
@@ -139,12 +139,18 @@ def _run_demo(args) -> int:
 def _run_explain(args) -> int:
     from sklearn.model_selection import train_test_split
 
-    methods = _parse_methods(args.methods)
+    calls = _parse_methods(args.methods)
     hidden = _parse_hidden(args.hidden)
+    _check_output_paths(args)  # before minutes of training
     if args.cv is not None and args.cv < 2:
         raise CommandError("--cv needs at least 2 folds")
     X, y = _tabular.read_table(args.data, args.target)
     task = _tabular.resolve_task(y, args.task)
+    if args.cv is not None and args.cv > len(X):
+        raise CommandError(f"--cv {args.cv} is more folds than the {len(X)} rows")
+    if task == "classification":
+        _tabular.check_classes(y, args.cv or 2)
+    calls, skipped = _eligible(calls, X)
     print(
         f"{args.data}: {len(X)} rows, {X.shape[1]} input columns "
         f"({len(_tabular.categorical_columns(X))} categorical), target "
@@ -158,11 +164,17 @@ def _run_explain(args) -> int:
         from .model_selection import cross_validate_importance
 
         results = cross_validate_importance(
-            model, X, y, cv=args.cv, method=methods, random_state=args.seed
+            model,
+            X,
+            y,
+            cv=args.cv,
+            method=[call.name for call in calls],
+            random_state=args.seed,
         )
         score = next(iter(results.values())).test_scores
         print(
-            f"{args.cv}-fold held-out score: {score.mean():.3f} +/- {score.std():.3f}\n"
+            f"{args.cv}-fold {_score_name(task)}: {score.mean():.3f} "
+            f"+/- {score.std():.3f}\n"
         )
     else:
         stratify = y if task == "classification" else None
@@ -170,20 +182,67 @@ def _run_explain(args) -> int:
             X, y, test_size=0.25, random_state=args.seed, stratify=stratify
         )
         model.fit(X_train, y_train)
-        print(f"held-out score: {model.score(X_test, y_test):.3f}\n")
-        results = _measure(model, X_test, y_test, methods, args.seed)
-    results = {name: _tabular.to_raw_columns(r, X) for name, r in results.items()}
-    print(_format_table(results))
-    if _tabular.categorical_columns(X):
-        print(
-            "\nOne-hot encoded columns: weight, probe and gradient methods report "
-            "the sum of |importance| over a column's indicators."
-        )
+        print(f"{_score_name(task)}: {model.score(X_test, y_test):.3f}\n")
+        results = _measure(model, X_test, y_test, calls, args.seed)
+    print(_format_table(results, calls))
+    for name, reason in skipped.items():
+        print(f"{name}: not computed: {reason}")
     if args.out:
         _save_figure(results, args.out)
     if args.json:
         _write_json(results, args, task)
     return 0
+
+
+def _score_name(task: str) -> str:
+    """What ``estimator.score`` measures on held-out rows, in words."""
+    return "held-out R^2" if task == "regression" else "held-out accuracy"
+
+
+def _eligible(calls, X):
+    """The methods that can report on the table's raw columns, and why the
+    others cannot: weights of one-hot or missing-indicator columns have no
+    sound sum per CSV column (the methods refuse them)."""
+    encoded = _tabular.categorical_columns(X) + X.columns[X.isna().any()].tolist()
+    if not encoded:
+        return calls, {}
+    reason = (
+        "weight methods cannot report on one-hot encoded or imputed columns "
+        f"({', '.join(map(str, encoded[:4]))}); permutation and probes can"
+    )
+    skipped = {c.name: reason for c in calls if c.spec.reads == "weights"}
+    kept = [c for c in calls if c.name not in skipped]
+    if not kept:
+        raise CommandError(f"no method left to compute: {reason}")
+    return kept, skipped
+
+
+def _check_output_paths(args) -> None:
+    """Refuse an --out or --json path that cannot be written, before training."""
+    import os
+    from pathlib import Path
+
+    for option in ("out", "json"):
+        path = getattr(args, option, None)
+        if path is None:
+            continue
+        folder = Path(path).resolve().parent
+        if not folder.is_dir():
+            raise CommandError(f"--{option} {path}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise CommandError(f"--{option} {path}: folder {folder} is not writable")
+        if Path(path).is_dir():
+            raise CommandError(f"--{option} {path} is a folder, not a file")
+    if getattr(args, "out", None):
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        suffix = Path(args.out).suffix.lstrip(".").lower()
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if suffix not in formats:
+            raise CommandError(
+                f"--out {args.out}: unknown figure format {suffix!r}; use one of "
+                f"{', '.join(sorted(formats))}"
+            )
 
 
 def _parse_hidden(text: str) -> tuple[int, ...]:
@@ -220,17 +279,23 @@ def _write_json(results, args, task: str) -> None:
 
 
 def _mlp_pipeline(preprocessing, task, hidden, epochs, seed, progress=False):
-    """``preprocessing`` + a Keras MLP, as a scikit-learn Pipeline."""
+    """``preprocessing`` + a Keras MLP, as a scikit-learn Pipeline.
+
+    Training stops early when the loss on a 20% validation split has not
+    improved for 10 epochs, keeping the best weights: ``epochs`` is a maximum.
+    """
     from sklearn.pipeline import make_pipeline
 
+    from ._compat import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before anything imports it with its noise
     from ._mlp import build_mlp
+    from ._progress import EarlyStop, EpochProgressBar
     from .wrappers import KerasClassifier, KerasRegressor
 
-    callbacks = None
+    callbacks = [EarlyStop]  # classes: scikeras builds fresh ones for every fit
     if progress:
-        from ._progress import EpochProgressBar
-
-        callbacks = [EpochProgressBar]  # scikeras builds one per fit
+        callbacks.append(EpochProgressBar)
     common = dict(
         model=build_mlp,
         model__hidden=hidden,
@@ -238,6 +303,7 @@ def _mlp_pipeline(preprocessing, task, hidden, epochs, seed, progress=False):
         optimizer__learning_rate=0.01,
         epochs=epochs,
         batch_size=32,
+        validation_split=0.2,
         verbose=0,
         random_state=seed,
         callbacks=callbacks,
@@ -249,35 +315,37 @@ def _mlp_pipeline(preprocessing, task, hidden, epochs, seed, progress=False):
     return make_pipeline(preprocessing, wrapper)
 
 
-def _parse_methods(text: str) -> list[str]:
-    """The method names of ``--methods``, checked against the registry."""
+def _parse_methods(text: str):
+    """The method calls of ``--methods``, checked against the registry."""
     from ._methods import resolve_methods
 
     methods = [name.strip() for name in text.split(",") if name.strip()]
     if not methods:
         raise CommandError("--methods is empty")
     try:
-        resolve_methods(methods)
+        return resolve_methods(methods)
     except ValueError as error:
         raise CommandError(str(error)) from None
-    return methods
 
 
-def _measure(estimator, X, y, methods, seed):
+def _measure(estimator, X, y, calls, seed):
     """{method: ImportanceResult} on held-out data, with a progress bar."""
     from tqdm.auto import tqdm
 
-    from ._methods import resolve_methods
-
-    calls = resolve_methods(methods, run_params={"random_state": seed})
     return {
-        call.name: call.single(estimator, X, y, who="skimportance")
+        call.name: call.seeded_with(seed).single(estimator, X, y, who="skimportance")
         for call in tqdm(calls, desc="importance", unit="method", file=sys.stderr)
     }
 
 
-def _format_table(results) -> str:
-    """A features x methods table of mean importances, as text."""
+def _format_table(results, calls) -> str:
+    """A features x methods table of mean importances, as text, with a line
+    saying how the rows are ordered.
+
+    Rows follow the most reliable method computed: one that measures the
+    drop of the held-out score (permutation), else the first one; a signed
+    method orders by magnitude. Most important first.
+    """
     import pandas as pd
 
     table = pd.DataFrame(
@@ -286,10 +354,19 @@ def _format_table(results) -> str:
             for name, r in results.items()
         }
     )
-    first = next(iter(results))
-    table = table.reindex(table[first].abs().sort_values(ascending=False).index)
+    scored = [call for call in calls if call.spec.needs_y]
+    reference = (scored or calls)[0]
+    order = (
+        table[reference.name].abs() if reference.spec.signed else table[reference.name]
+    )
+    table = table.reindex(order.sort_values(ascending=False, kind="stable").index)
     table.index.name = "feature"
-    return table.to_string(float_format=lambda v: f"{v:.4g}")
+    how = "|value|" if reference.spec.signed else "value"
+    return (
+        table.to_string(float_format=lambda v: f"{v:.4g}")
+        + f"\n\nRows ordered by {reference.name} ({reference.spec.summary}), by "
+        + f"{how}, most important first."
+    )
 
 
 def _save_figure(results, path: str) -> None:

@@ -6,16 +6,27 @@ large batches of rows: one compiled function per model and set of outputs, no
 Python loop over rows. Each method gives one signed attribution per row and
 input; the importance of an input is the mean absolute attribution over the
 rows of X, and the per-row values are kept on the result.
+
+On the user's raw columns (the default), the attributions of a column's
+model inputs (a one-hot block) are summed for input x gradient and integrated
+gradients, which keeps completeness, and combined by their Euclidean norm for
+saliency. A gradient cannot see through a cast to integers, an Embedding
+lookup or an integer input: rather than report such an input's importance as
+0.0, the method checks (with a forward pass) whether the output moves with
+it, and refuses, naming the input and the layer.
 """
 
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import numpy as np
 
 from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from ._columns import check_columns, column_map
 from ._model import locate_keras_model
+from ._rawspace import RawSpace
 from ._result import ImportanceResult
 from ._validation import (
     check_choice,
@@ -23,6 +34,8 @@ from ._validation import (
     check_positive_int,
     resolve_outputs,
     resolve_point,
+    scale_problem,
+    zero_baseline_problem,
 )
 
 __all__ = ["gradient_importance"]
@@ -39,6 +52,7 @@ def gradient_importance(
     n_steps: int = 50,
     output=None,
     batch_size: int | None = None,
+    columns: str = "raw",
 ) -> ImportanceResult:
     """Importance from the gradients of the network with respect to its inputs.
 
@@ -67,10 +81,15 @@ default="saliency"
 
         The importance of input i is the mean over rows of the absolute
         attribution.
-    baseline : {"zeros", "mean", "median"}, float, array-like or None, \
+    baseline : {"mean", "median", "zeros"}, float, array-like or None, \
 default=None
-        ``"integrated_gradients"`` only: the reference point b in the model's
-        input space; None means zeros.
+        ``"integrated_gradients"`` only: the reference point b. None means
+        ``"mean"``: the centre of the data (each numeric raw column's mean,
+        each categorical one's most frequent value, encoded by the estimator's
+        own preprocessing). ``"zeros"``, a number or an array: a point in the
+        model's input space; a zero baseline in front of a model that scales
+        its own inputs (``Normalization``, ``Rescaling``) warns, naming the
+        layer.
     n_steps : int, default=50
         ``"integrated_gradients"`` only: quadrature points per row.
     output : int, label or None, default=None
@@ -84,6 +103,9 @@ default=None
         The most rows fed to the network in one gradient computation
         (integrated gradients count each quadrature point as a row). By
         default the memory budget, scikit-learn's ``working_memory``, decides.
+    columns : {"raw", "model"}, default="raw"
+        Report on the estimator's input columns (a one-hot block summed, or
+        normed for saliency) or on the columns the Keras model sees.
 
     Returns
     -------
@@ -101,6 +123,18 @@ default=None
     ------
     TypeError
         The estimator holds no Keras model: gradients need one.
+    ValueError
+        An input the output depends on has no gradient (an integer input, a
+        cast to integers, an Embedding lookup); the message names the input
+        and the layer, and points to permutation or probe importance. Or
+        saliency on inputs whose scales differ more than tenfold (a gradient
+        is per unit of its input, so it would rank units, not effects); the
+        message names the columns.
+
+    Warns
+    -----
+    UserWarning
+        A zero baseline in front of in-model scaling.
 
     Examples
     --------
@@ -123,6 +157,7 @@ default=None
         raise ValueError(
             f"baseline is only used by method='integrated_gradients', not {method!r}."
         )
+    columns = check_columns(columns)
     try:
         located = locate_keras_model(estimator)
     except TypeError as exc:
@@ -131,7 +166,11 @@ default=None
             f"through the network with TensorFlow. {exc}"
         ) from exc
     outputs = resolve_outputs(located, output)
+    _check_float_inputs(located)
     X_model = check_model_input(located, X, caller="gradient_importance")
+    mapping = column_map(located, X, X_model) if columns == "raw" else None
+    if mapping is not None:
+        mapping.check_separable("gradient_importance")
     if batch_size is None:
         # Backpropagation keeps every activation and its gradient, and the
         # result holds one gradient per input and explained column.
@@ -140,19 +179,23 @@ default=None
         )
         batch_size = rows_within_budget(row_bytes, max_rows=MAX_ROWS_PER_CALL)
     gradients = _GradientRunner(located.model, outputs, batch_size)
+    model_names = located.model_feature_names(X)
+    if method == "saliency":
+        # A gradient is per unit of its input: on inputs of different scales
+        # (dollars beside rates, behind in-model scaling) its ranking is the
+        # units', not the model's. Refuse rather than mislead.
+        problem = scale_problem(X_model, model_names, "Saliency (a gradient)")
+        if problem:
+            raise ValueError(f"gradient_importance(method='saliency'): {problem}")
 
     details: dict = {
         "output_names": list(outputs.names),
         "explained_outputs": outputs.explained,
     }
+    if method == "integrated_gradients":  # checked before any gradient is taken
+        base = _baseline(located, baseline, X, X_model, mapping)
+    at_rows = gradients(X_model)
     if method == "integrated_gradients":
-        base = resolve_point(
-            "baseline",
-            "zeros" if baseline is None else baseline,
-            X_model,
-            located.n_model_features,
-            statistics=("zeros", "mean", "median"),
-        )
         attributions = _integrated_gradients(gradients, X_model, base, n_steps)
         # Completeness: what the attributions of each row should add up to.
         response = outputs.response(located.forward(np.vstack([base, X_model])))
@@ -163,16 +206,123 @@ default=None
             delta=_squeeze(delta, outputs),
             convergence_delta=_squeeze(attributions.sum(axis=1) - delta, outputs),
         )
+    elif method == "input_x_gradient":
+        attributions = at_rows * X_model[:, :, np.newaxis]
     else:
-        attributions = gradients(X_model)
-        if method == "input_x_gradient":
-            attributions = attributions * X_model[:, :, np.newaxis]
+        attributions = at_rows
+    _check_no_silent_zeros(located, outputs, X_model, at_rows, model_names)
 
+    names = model_names
+    if mapping is not None:
+        # A one-column block keeps its signed gradient; a wider block's
+        # gradient is a vector, summarised by its length.
+        wide = not mapping.one_to_one
+        how = "norm" if method == "saliency" and wide else "sum"
+        attributions = mapping.aggregate(attributions, how, axis=1)
+        names = mapping.raw_names
     importances = np.abs(attributions).mean(axis=2).T
     details["attributions"] = _squeeze(attributions, outputs)
-    return ImportanceResult(
-        importances, located.model_feature_names(X), method=method, details=details
+    return ImportanceResult(importances, names, method=method, details=details)
+
+
+def _baseline(located, baseline, X, X_model, mapping) -> np.ndarray:
+    """The integrated-gradients reference point, in the model's input space."""
+    if baseline is None:
+        baseline = "mean"
+    if isinstance(baseline, str) and baseline == "zeros":
+        problem = zero_baseline_problem(located, "gradient_importance")
+        if problem:
+            warnings.warn(problem, UserWarning, stacklevel=3)
+    data_driven = isinstance(baseline, str) and baseline in ("mean", "median")
+    if data_driven and mapping is not None and not mapping.one_to_one:
+        # The centre of the raw columns (a category for a one-hot block),
+        # encoded by the estimator's own preprocessing.
+        row = RawSpace(X, mapping).baseline(baseline)
+        point = located.to_model_input(row)
+        point = point.toarray() if hasattr(point, "toarray") else point
+        return np.asarray(point, dtype=np.float64)[0]
+    return resolve_point(
+        "baseline",
+        baseline,
+        X_model,
+        located.n_model_features,
+        statistics=("zeros", "mean", "median"),
     )
+
+
+def _check_float_inputs(located) -> None:
+    """Gradients need a floating-point input tensor."""
+    dtype = str(getattr(located.model.inputs[0], "dtype", "float32"))
+    if "float" not in dtype:
+        name = getattr(located.model.inputs[0], "name", "input")
+        raise ValueError(
+            f"gradient_importance needs inputs a gradient can flow to, but the "
+            f"Keras model's input {name!r} has dtype {dtype} (integer codes, e.g. "
+            "for an Embedding). Use permutation_importance or probe_importance, "
+            "which only need the model's outputs."
+        )
+
+
+def _check_no_silent_zeros(located, outputs, X_model, at_rows, names) -> None:
+    """Refuse inputs whose gradient is exactly zero on every row although the
+    output moves with them: the path to the output is not differentiable."""
+    silent = np.flatnonzero(np.all(at_rows == 0, axis=(0, 2)))
+    if len(silent) == 0:
+        return
+    original = outputs.response(located.forward(X_model))
+    shift = np.roll(np.arange(len(X_model)), 1)
+    moving = []
+    for k in silent:
+        # Values moved between rows stay valid inputs (an integer code stays
+        # a code the Embedding knows).
+        moved_rows = np.array(X_model, copy=True)
+        moved_rows[:, k] = X_model[shift, k]
+        moved = outputs.response(located.forward(moved_rows))
+        if not np.allclose(moved, original, rtol=1e-6, atol=1e-7):
+            moving.append(str(names[k]))
+    if moving:
+        blockers = _non_differentiable_layers(located.model)
+        where = f" (through {blockers})" if blockers else ""
+        raise ValueError(
+            f"gradient_importance: the output depends on input(s) {moving}, but "
+            f"their gradient is zero on every row: the path from them to the "
+            f"output is not differentiable{where}. A gradient method would report "
+            "0.0 for them. Use permutation_importance or probe_importance, which "
+            "only need the model's outputs."
+        )
+
+
+def _non_differentiable_layers(model) -> str:
+    """Name the casts to integers and Embedding lookups inside ``model``."""
+    import keras
+
+    found = []
+    for operation in _operations(model):
+        if isinstance(operation, keras.layers.Embedding):
+            found.append(f"layer {operation.name!r} (Embedding)")
+            continue
+        try:
+            dtype = str(operation.output.dtype)
+        except (AttributeError, ValueError):
+            continue
+        if "int" in dtype or "bool" in dtype:
+            found.append(
+                f"operation {operation.name!r} ({type(operation).__name__} to {dtype})"
+            )
+    return ", ".join(found)
+
+
+def _operations(model) -> list:
+    """The operations (layers and ops) of ``model``, nested models flattened."""
+    import keras
+
+    found = []
+    for operation in getattr(model, "operations", model.layers):
+        if isinstance(operation, keras.Model):
+            found.extend(_operations(operation))
+        elif not isinstance(operation, keras.layers.InputLayer):
+            found.append(operation)
+    return found
 
 
 def _squeeze(values: np.ndarray, outputs) -> np.ndarray:
@@ -246,21 +396,35 @@ def _build_gradient_function(model, expand_binary: bool, columns: tuple[int, ...
         )
     import tensorflow as tf
 
-    model_ref = weakref.ref(model)  # the cache must not keep the model alive
     dtype = tf.as_dtype(_input_dtype(model))
     spec = tf.TensorSpec(shape=(None, *model.inputs[0].shape[1:]), dtype=dtype)
+    # A callable object, not a closure, for the reason ModelCall gives.
+    gradients = _ColumnGradients(weakref.ref(model), expand_binary, columns)
+    return tf.function(gradients, input_signature=[spec], reduce_retracing=True)
 
-    @tf.function(input_signature=[spec], reduce_retracing=True)
-    def gradients(x):
+
+class _ColumnGradients:
+    """Gradient of each chosen response column with respect to the rows.
+
+    Holds the model weakly: the cache of compiled functions must not keep it
+    alive.
+    """
+
+    def __init__(self, model_ref, expand_binary: bool, columns: tuple[int, ...]):
+        self.model_ref = model_ref
+        self.expand_binary = expand_binary
+        self.columns = columns
+
+    def __call__(self, x):
+        import tensorflow as tf
+
         # Rows do not interact at inference, so the gradient of the column's
         # sum over the batch is every row's own gradient.
-        with tf.GradientTape(persistent=len(columns) > 1) as tape:
+        with tf.GradientTape(persistent=len(self.columns) > 1) as tape:
             tape.watch(x)
-            raw = model_ref()(x, training=False)
+            raw = self.model_ref()(x, training=False)
             raw = tf.reshape(raw, (tf.shape(raw)[0], -1))
-            if expand_binary:
+            if self.expand_binary:
                 raw = tf.concat([1 - raw, raw], axis=1)
-            totals = [tf.reduce_sum(raw[:, k]) for k in columns]
+            totals = [tf.reduce_sum(raw[:, k]) for k in self.columns]
         return tf.stack([tape.gradient(total, x) for total in totals], axis=-1)
-
-    return gradients

@@ -10,21 +10,30 @@ The classic recipe (predict on all-zeros, then on zeros with one input set to
 * ``kind="occlusion"``: for every row of X, how much the response moves when
   ``x_i`` is replaced by the baseline value.
 
-All three work in the space the Keras model sees: after the Pipeline's
-preprocessing, so with a StandardScaler in front, "zeros" is the training mean
-and a probe of 1 is one training standard deviation. Probing one input at a
-time around one point says nothing about interactions or about the rest of
-the input space; the validity benchmark shows what that costs.
+With X, the baseline is the data's centre by default (each column's mean, or
+its most frequent value for a categorical column), not the all-zeros input,
+which is meaningless when the scaling happens inside the model. The probes act
+on the user's raw columns: a one-hot encoded column is probed by setting its
+raw category, level by level, and the estimator's own preprocessing does the
+encoding. Where the preprocessing keeps columns one-to-one (a scaler), the
+same probes are computed in the space the Keras model sees, so numeric
+baselines and probes (``baseline="zeros", probe=1.0``) keep their classic
+meaning there. Probing one input at a time around one point says nothing
+about interactions or about the rest of the input space; the validity
+benchmark shows what that costs.
 """
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import numpy as np
 
 from ._budget import rows_within_budget
+from ._columns import check_columns, column_map
 from ._model import locate_keras_model
+from ._rawspace import RawSpace
 from ._result import ImportanceResult
 from ._validation import (
     check_choice,
@@ -32,23 +41,27 @@ from ._validation import (
     check_positive_int,
     resolve_outputs,
     resolve_point,
+    scale_problem,
+    zero_baseline_problem,
 )
 
 __all__ = ["probe_importance"]
 
 KINDS = ("delta", "profile", "occlusion")
+DATA_BASELINES = ("mean", "median")
 
 
 def probe_importance(
     estimator,
     X=None,
     *,
-    baseline="zeros",
-    probe=1.0,
+    baseline=None,
+    probe=None,
     kind: str = "delta",
     output=None,
     grid_resolution: int = 21,
     batch_size: int | None = None,
+    columns: str = "raw",
 ) -> ImportanceResult:
     """Importance as the model's response to moving one input from a baseline.
 
@@ -59,27 +72,37 @@ def probe_importance(
         or Pipeline ending in one.
     X : array-like of shape (n_samples, n_features), default=None
         Data, in the estimator's input space (before any preprocessing).
-        Needed for the ``"mean"``/``"median"`` baselines, the ``"std"`` probe,
-        and the ``"profile"`` and ``"occlusion"`` kinds.
-    baseline : {"zeros", "mean", "median"}, float or array-like, default="zeros"
-        The reference point, in the space the Keras model sees (after
-        preprocessing): zeros, the column means or medians of the transformed
-        X, one value for every input, or one value per model input.
-    probe : float, "std" or array-like, default=1.0
-        ``kind="delta"`` only: the value each input is set to in turn. A
-        number sets every input to that value; ``"std"`` sets input i to
-        ``baseline_i`` plus the standard deviation of column i of the
-        transformed X; an array gives one value per model input. Ignored by
-        the other kinds.
+        Needed for the data-driven baselines, the ``"std"`` probe, and the
+        ``"profile"`` and ``"occlusion"`` kinds.
+    baseline : {"mean", "median", "zeros"}, float, array-like or None, \
+default=None
+        The reference point. None means ``"mean"`` when X is given, else
+        ``"zeros"``. ``"mean"``/``"median"``: the centre of the data, each
+        numeric column's mean or median and each categorical column's most
+        frequent value, taken on the raw columns. ``"zeros"``, a number or one
+        value per model input: a point in the space the Keras model sees
+        (after preprocessing); with one-hot encoded raw columns such a point
+        has no raw meaning, so use it with ``columns="model"``. A zero baseline
+        in front of a model that scales its own inputs (a ``Normalization`` or
+        ``Rescaling`` layer) is raw value 0, usually far from the data: that
+        warns, naming the layer.
+    probe : float, "std", array-like or None, default=None
+        ``kind="delta"`` only: the value each input is set to in turn. None
+        means ``"std"`` with a data-driven baseline, else 1.0. ``"std"`` sets
+        input i to ``baseline_i`` plus its standard deviation in X; a
+        categorical raw column is set to each of its categories in turn and
+        reports the largest change. A number sets every input to that value,
+        an array gives one value per model input (model space).
     kind : {"delta", "profile", "occlusion"}, default="delta"
         ``"delta"``: ``f(baseline with x_i := probe_i) - f(baseline)``,
         signed. ``baseline="zeros", probe=1.0`` is exactly
         ``model.predict(one_hot_i) - model.predict(zeros)``.
 
         ``"profile"``: Lek's profile. Sweep ``x_i`` over ``grid_resolution``
-        quantiles of the transformed X (from its minimum to its maximum) with
-        the other inputs held at the baseline; the importance is the range
-        (max - min) of the response along the sweep. The curves are kept.
+        quantiles of X (from its minimum to its maximum; a categorical column
+        over its categories) with the other inputs held at the baseline; the
+        importance is the range (max - min) of the response along the sweep.
+        The curves are kept.
 
         ``"occlusion"``: for every row x of X, ``f(x) - f(x with x_i :=
         baseline_i)``; the importance is the mean absolute change, one draw
@@ -92,25 +115,28 @@ def probe_importance(
         mean absolute value over all of them (``details["per_output"]`` keeps
         each column's value).
     grid_resolution : int, default=21
-        ``kind="profile"``: number of quantiles swept per input.
+        ``kind="profile"``: number of quantiles swept per numeric input.
     batch_size : int, default=None
         The most rows fed to the network in one call, for ``"profile"`` and
         ``"occlusion"``; by default the memory budget (scikit-learn's
         ``working_memory``) decides, as it does for how many probed rows are
-        built at once. ``"delta"`` runs one row per pass, to match
-        ``model.predict`` on each probe row exactly.
+        built at once. ``"delta"`` in the model's space runs one row per pass,
+        to match ``model.predict`` on each probe row exactly.
+    columns : {"raw", "model"}, default="raw"
+        Report on the estimator's input columns (one row per column of X,
+        whatever the preprocessing makes of it) or on the columns the Keras
+        model sees (after preprocessing, e.g. one per one-hot indicator).
 
     Returns
     -------
     ImportanceResult
-        Importances of the model's inputs (named through the Pipeline's
-        ``get_feature_names_out``): one column for ``"delta"`` and
-        ``"profile"``, one column per row of X for ``"occlusion"``.
-        ``details`` holds ``"baseline"``, ``"baseline_output"`` (the response
-        at the baseline), ``"output_names"``, ``"explained_outputs"`` and, by
-        kind, ``"probe"`` and ``"per_output"`` (n_features, n_outputs);
-        ``"grid"`` (n_features, grid_resolution), ``"curves"`` (n_features,
-        grid_resolution, n_outputs) and ``"per_output"`` (the ranges);
+        One column of importances for ``"delta"`` and ``"profile"``, one per
+        row of X for ``"occlusion"``. ``details`` holds ``"space"`` (where the
+        probes were set: ``"raw"`` or ``"model"``), ``"baseline"``,
+        ``"baseline_output"`` (the response at the baseline),
+        ``"output_names"``, ``"explained_outputs"`` and, by kind,
+        ``"probe"`` and ``"per_output"`` (n_features, n_outputs);
+        ``"grid"``, ``"curves"`` and ``"per_output"`` (the ranges);
         ``"attributions"`` (n_samples, n_features, n_outputs), the signed
         changes ``f(x) - f(occluded x)``.
 
@@ -123,23 +149,78 @@ def probe_importance(
     >>> probe_importance(model).importances_mean
     array([ 2. , -1. ,  0.5])
     >>> X = np.random.default_rng(0).normal(size=(100, 3))
-    >>> profile = probe_importance(model, X, kind="profile", baseline="mean")
+    >>> profile = probe_importance(model, X, kind="profile")
     >>> profile.details["curves"].shape
     (3, 21, 1)
     """
     kind = check_choice("kind", kind, KINDS)
+    columns = check_columns(columns)
     grid_resolution = check_positive_int("grid_resolution", grid_resolution)
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
     located = locate_keras_model(estimator)
     outputs = resolve_outputs(located, output)
-    n_features = located.n_model_features
 
     X_model = None
     if X is not None:
         X_model = check_model_input(located, X, caller="probe_importance")
     elif kind != "delta":
         raise ValueError(f"kind={kind!r} needs X.")
+    if baseline is None:
+        baseline = "mean" if X is not None else "zeros"
+    data_driven = isinstance(baseline, str) and baseline in DATA_BASELINES
+    if probe is None:
+        probe = "std" if data_driven else 1.0
+
+    mapping = column_map(located, X, X_model) if columns == "raw" else None
+    if mapping is not None and not mapping.one_to_one:
+        mapping.check_separable("probe_importance")
+        _check_raw_probe(mapping, baseline, probe, data_driven)
+        if X is None:
+            raise ValueError(
+                "Probes on one-hot encoded raw columns set raw values, which "
+                "needs X; pass X, or use columns='model'."
+            )
+        return _raw_probes(
+            located, outputs, RawSpace(X, mapping), mapping, X, kind,
+            baseline, grid_resolution, batch_size,
+        )  # fmt: skip
+
+    names = mapping.raw_names if mapping is not None else None
+    return _model_probes(
+        located, outputs, X, X_model, kind, baseline, probe, grid_resolution,
+        batch_size, names,
+    )  # fmt: skip
+
+
+def _check_raw_probe(mapping, baseline, probe, data_driven: bool) -> None:
+    encoded = ", ".join(f"{name!r} ({width} columns)" for name, width in
+                        mapping.encoded().items())  # fmt: skip
+    if not data_driven:
+        raise ValueError(
+            f"baseline={baseline!r} is a point in the Keras model's input space, "
+            f"which has no raw meaning for the encoded columns {encoded}. Use a "
+            "data-driven baseline ('mean' or 'median', on the raw columns), or "
+            "columns='model' to probe the encoded columns themselves."
+        )
+    if not (isinstance(probe, str) and probe == "std"):
+        raise ValueError(
+            f"probe={probe!r} is a value in the Keras model's input space, which "
+            f"has no raw meaning for the encoded columns {encoded}. On raw "
+            "columns the probe is 'std' (numeric columns move by one standard "
+            "deviation, categorical ones take each category in turn); use "
+            "columns='model' for model-space probes."
+        )
+
+
+# --- probes in the space the Keras model sees --------------------------------------
+
+
+def _model_probes(
+    located, outputs, X, X_model, kind, baseline, probe, grid_resolution, batch_size,
+    names,
+):  # fmt: skip
+    n_features = located.n_model_features
     base = resolve_point(
         "baseline",
         baseline,
@@ -151,12 +232,14 @@ def probe_importance(
         point = resolve_point(
             "probe", probe, X_model, n_features, statistics=("std",), relative_to=base
         )
+    _warn_about_scale(located, baseline, probe, kind, X, X_model)
 
     def respond(rows: np.ndarray, rows_per_pass: int | None = batch_size) -> np.ndarray:
         return outputs.response(located.forward(rows, batch_size=rows_per_pass))
 
     base_output = respond(base[np.newaxis, :])[0]
     details = {
+        "space": "model",
         "baseline": base,
         "baseline_output": base_output.astype(np.float64),
         "output_names": list(outputs.names),
@@ -183,10 +266,145 @@ def probe_importance(
         importances = np.abs(outputs.combine(changes)).T
         details.update(attributions=changes)
 
-    method = "probe" if kind == "delta" else kind
+    if names is None:
+        names = located.model_feature_names(X)
     return ImportanceResult(
-        importances, located.model_feature_names(X), method=method, details=details
+        importances, names, method=_method_name(kind), details=details
     )
+
+
+def _method_name(kind: str) -> str:
+    return "probe" if kind == "delta" else kind
+
+
+def _warn_about_scale(located, baseline, probe, kind, X, X_model) -> None:
+    """A zero baseline before in-model scaling, or fixed-size probes on inputs
+    of different scales: the numbers would mislead, so say so."""
+    if isinstance(baseline, str) and baseline == "zeros":
+        problem = zero_baseline_problem(located, "probe_importance")
+        if problem:
+            warnings.warn(problem, UserWarning, stacklevel=4)
+    fixed_probe = kind == "delta" and not (isinstance(probe, str) and probe == "std")
+    if fixed_probe and X_model is not None:
+        problem = scale_problem(
+            X_model, located.model_feature_names(X), "A fixed probe value"
+        )
+        if problem:
+            warnings.warn(problem, UserWarning, stacklevel=4)
+
+
+# --- probes on the raw columns -------------------------------------------------------
+
+
+def _raw_probes(
+    located, outputs, space, mapping, X, kind, baseline, grid_resolution, batch_size
+):
+    """Probes that set raw values and categories; the estimator's own
+    preprocessing encodes them."""
+
+    def respond(rows) -> np.ndarray:
+        X_model = located.to_model_input(rows)
+        X_model = X_model.toarray() if hasattr(X_model, "toarray") else X_model
+        return outputs.response(located.forward(X_model, batch_size=batch_size))
+
+    base_row = space.baseline(baseline)
+    base_output = respond(base_row)[0].astype(np.float64)
+    details = {
+        "space": "raw",
+        "baseline": base_row,
+        "baseline_output": base_output,
+        "output_names": list(outputs.names),
+        "explained_outputs": outputs.explained,
+        "categorical": [str(n) for n in mapping.raw_names[space.categorical]],
+    }
+    n_raw = mapping.n_raw
+    if kind == "occlusion":
+        original = respond(X).astype(np.float64)
+        changes = np.stack(
+            [
+                original
+                - respond(space.with_column(X, j, _column_of(space, base_row, j)))
+                for j in range(n_raw)
+            ],
+            axis=1,
+        )
+        details.update(attributions=changes)
+        importances = np.abs(outputs.combine(changes)).T
+        return ImportanceResult(
+            importances, mapping.raw_names, method="occlusion", details=details
+        )
+
+    sweeps = [
+        _raw_sweep(space, base_row, j, kind, grid_resolution) for j in range(n_raw)
+    ]
+    curves = _raw_curves(respond, space, base_row, sweeps, mapping)
+    if kind == "delta":
+        per_output = np.stack(
+            [_largest_change(curve - base_output) for curve in curves]
+        )
+        details.update(probe=sweeps, per_output=per_output)
+    else:
+        per_output = np.stack([c.max(axis=0) - c.min(axis=0) for c in curves])
+        details.update(grid=sweeps, curves=curves, per_output=per_output)
+    importances = outputs.combine(per_output)[:, np.newaxis]
+    return ImportanceResult(
+        importances, mapping.raw_names, method=_method_name(kind), details=details
+    )
+
+
+def _column_of(space, base_row, j: int):
+    """Column ``j`` of the one-row ``base_row``, as an array."""
+    return base_row.iloc[:, j].array if space.frame else np.asarray(base_row)[:, j]
+
+
+def _raw_sweep(space, base_row, j: int, kind: str, grid_resolution: int):
+    """The raw values column ``j`` takes: its categories, else one standard
+    deviation above the baseline (delta) or its quantiles (profile)."""
+    if space.categorical[j]:
+        return space.levels(j)
+    if kind == "delta":
+        centre = float(np.asarray(_column_of(space, base_row, j), dtype=float)[0])
+        return np.array([centre + space.spread(j)])
+    return space.quantiles(j, grid_resolution)
+
+
+def _raw_curves(respond, space, base_row, sweeps, mapping) -> list[np.ndarray]:
+    """The response along each column's sweep, other columns at the baseline;
+    as many columns per forward pass as the memory budget allows."""
+    row_bytes = 8 * (mapping.n_raw + len(mapping.model_names))
+    rows_per_block = rows_within_budget(row_bytes)
+    curves, block, block_rows = [], [], 0
+
+    def flush():
+        if not block:
+            return
+        rows = space.concat(
+            [
+                space.with_column(space.repeat(base_row, len(values)), j, values)
+                for j, values in block
+            ]
+        )
+        response = respond(rows).astype(np.float64)
+        start = 0
+        for _, values in block:
+            curves.append(response[start : start + len(values)])
+            start += len(values)
+        block.clear()
+
+    for j, values in enumerate(sweeps):
+        if block and block_rows + len(values) > rows_per_block:
+            flush()
+            block_rows = 0
+        block.append((j, values))
+        block_rows += len(values)
+    flush()
+    return curves
+
+
+def _largest_change(changes: np.ndarray) -> np.ndarray:
+    """Per output, the signed change of largest magnitude over the probes."""
+    position = np.argmax(np.abs(changes), axis=0)
+    return changes[position, np.arange(changes.shape[1])]
 
 
 def _feature_blocks(n_features: int, rows_per_feature: int, width: int):

@@ -59,9 +59,10 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
     method : str, default="permutation"
         Any registered method: ``permutation``, ``olden``, ``garson``,
         ``first_layer``, ``probe``, ``profile``, ``occlusion``, ``saliency``,
-        ``input_x_gradient``, ``integrated_gradients``. Methods other than
-        permutation measure the columns the Keras model sees, so they need
-        preprocessing that keeps columns one-to-one (e.g. a scaler).
+        ``input_x_gradient``, ``integrated_gradients``.
+        Every method reports on X's own columns (``columns="raw"``), whatever
+        the preprocessing makes of them; weight methods refuse one-hot
+        encoded columns.
     method_params : dict, default=None
         Further keyword arguments for the method function, e.g.
         ``{"baseline": "mean"}``. A key the method does not take fails at
@@ -142,7 +143,8 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(
                 f"Method {self.method!r} measured {result.n_features} model inputs "
                 f"but X has {n_columns} columns: the preprocessing changes the "
-                "columns. Use method='permutation', which permutes the raw columns."
+                "columns, and a selector selects X's own. Leave columns='raw' (the "
+                "default), which reports one importance per column of X."
             )
         self.importances_ = result
         self.feature_importances_ = call.spec.selection_scores(result.importances_mean)

@@ -34,17 +34,19 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from ._columns import check_columns, column_map
 from ._model import locate_keras_model
 from ._result import ImportanceResult
-from ._validation import check_choice, check_model_input, resolve_outputs
+from ._validation import (
+    check_choice,
+    check_model_input,
+    resolve_outputs,
+    scale_problem,
+)
 
 __all__ = ["weight_importance"]
 
 METHODS = ("olden", "garson", "first_layer")
-
-#: Column standard deviations further apart than this factor make connection
-#: weights incomparable between inputs, so we warn.
-SCALE_RATIO_LIMIT = 10.0
 
 # Steps whose output columns are on comparable scales.
 _SCALING_STEPS = (
@@ -59,7 +61,7 @@ _SCALING_STEPS = (
 
 
 def weight_importance(
-    estimator, *, method: str = "olden", output=None, X=None
+    estimator, *, method: str = "olden", output=None, X=None, columns: str = "raw"
 ) -> ImportanceResult:
     """Variable importance from the connection weights of a Dense network.
 
@@ -108,7 +110,17 @@ def weight_importance(
         signed per-column values being in ``details["per_output"]``.
     X : array-like of shape (n_samples, n_features), default=None
         Optional data, only used to check that the inputs reaching the model
-        are on comparable scales and to name the features.
+        are on comparable scales, to name the features and to read how the
+        preprocessing maps raw columns to model columns.
+    columns : {"raw", "model"}, default="raw"
+        Report on the estimator's input columns, or on the columns the Keras
+        model sees. Weights belong to model columns, so ``"raw"`` needs each
+        raw column to be exactly one model column (a scaler in front is fine).
+        A one-hot encoded column is refused with a ValueError: the weights of
+        its indicator columns have no sound sum (the sum grows with the number
+        of categories, and their signs cancel arbitrarily). Use permutation or
+        probe importance for such columns, or ``columns="model"`` to look at
+        the indicators' weights themselves.
 
     Returns
     -------
@@ -156,6 +168,7 @@ def weight_importance(
     array([0.667, 0.333])
     """
     method = check_choice("method", method, METHODS)
+    columns = check_columns(columns)
     located = locate_keras_model(estimator)
     outputs = resolve_outputs(located, output)
     chain = dense_chain(located.model)
@@ -163,9 +176,16 @@ def weight_importance(
     X_model = None
     if X is not None:
         X_model = check_model_input(located, X, caller="weight_importance")
+    names, mapping = located.model_feature_names(X), None
+    if columns == "raw":
+        mapping = column_map(located, X, X_model)
+        _check_one_to_one(mapping)
+        names = mapping.raw_names
     if chain.standardised_by is None:  # else the model standardises its inputs
         if X_model is not None:
-            problem = _scale_problem(X_model, located.model_feature_names(X))
+            problem = scale_problem(
+                X_model, located.model_feature_names(X), "Connection weights"
+            )
         else:
             problem = _unscaled_pipeline_problem(located)
         if problem:
@@ -185,10 +205,12 @@ def weight_importance(
         per_output = np.concatenate([negative, per_unit], axis=1)
     else:
         per_output = per_unit
+    if mapping is not None:  # one model column per raw column (or none)
+        per_output = mapping.aggregate(per_output, "sum", axis=0)
 
     return ImportanceResult(
         outputs.combine(per_output)[:, np.newaxis],
-        located.model_feature_names(X),
+        names,
         method=method,
         details={
             "per_output": per_output,
@@ -198,6 +220,22 @@ def weight_importance(
             "folded": chain.folded,
         },
     )
+
+
+def _check_one_to_one(mapping) -> None:
+    mapping.check_separable("weight_importance")
+    encoded = mapping.encoded()
+    if encoded:
+        listed = ", ".join(f"{name!r} ({width} model columns)" for name, width in
+                           encoded.items())  # fmt: skip
+        raise ValueError(
+            f"weight_importance cannot report on the raw columns {listed}: they "
+            "are encoded into several model columns (one-hot), and the weights of "
+            "indicator columns have no sound sum (it grows with the number of "
+            "categories, and signs cancel arbitrarily). Use permutation or probe "
+            "importance, which act on the raw column, or columns='model' to see "
+            "the weights of each indicator."
+        )
 
 
 # --- reading the network ----------------------------------------------------
@@ -413,25 +451,6 @@ def _shares(magnitudes: np.ndarray) -> np.ndarray:
 
 
 # --- is the input standardised? --------------------------------------------
-
-
-def _scale_problem(X_model: np.ndarray, names) -> str | None:
-    spread = X_model.std(axis=0)
-    varying = np.flatnonzero(spread > 0)
-    if len(varying) < 2:
-        return None
-    low = varying[np.argmin(spread[varying])]
-    high = varying[np.argmax(spread[varying])]
-    if spread[high] <= SCALE_RATIO_LIMIT * spread[low]:
-        return None
-    return (
-        "The inputs reaching the Keras model are on different scales: column "
-        f"standard deviations range from {spread[low]:.3g} ({names[low]}) to "
-        f"{spread[high]:.3g} ({names[high]}). Connection weights are only "
-        "comparable between inputs on the same scale; standardise the inputs "
-        "(e.g. a StandardScaler before the model in a Pipeline) or use "
-        "permutation or gradient importance."
-    )
 
 
 def _unscaled_pipeline_problem(located) -> str | None:

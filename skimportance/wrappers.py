@@ -17,9 +17,9 @@ today's scikit-learn (see ``_compat.py`` for each defect):
 
 from __future__ import annotations
 
-from ._compat import quiet_tensorflow
+from ._compat import import_tensorflow_quietly
 
-quiet_tensorflow()
+import_tensorflow_quietly()  # before scikeras imports it, with its start-up noise
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402

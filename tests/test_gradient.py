@@ -78,8 +78,8 @@ def test_input_x_gradient_of_linear_network(X):
 @pytest.mark.parametrize(
     "baseline, expected_base",
     [
-        (None, lambda X: np.zeros(3)),
-        ("mean", lambda X: X.mean(axis=0)),
+        (None, lambda X: X.mean(axis=0)),  # the default: the data's centre
+        ("zeros", lambda X: np.zeros(3)),
         ([1.0, -1.0, 0.5], lambda X: np.array([1.0, -1.0, 0.5])),
     ],
 )
@@ -167,7 +167,8 @@ def test_binary_classifier_classes_are_mirror_images(X):
     np.testing.assert_allclose(
         negative.details["attributions"], -positive.details["attributions"], atol=1e-6
     )
-    proba = clf.predict_proba(X)[:, 1] - clf.predict_proba(np.zeros((1, 3)))[0, 1]
+    centre = X.mean(axis=0, keepdims=True)  # the default baseline
+    proba = clf.predict_proba(X)[:, 1] - clf.predict_proba(centre)[0, 1]
     np.testing.assert_allclose(positive.details["delta"], proba, atol=1e-6)
 
 

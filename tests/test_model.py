@@ -151,3 +151,31 @@ def test_several_inputs_are_not_supported_yet():
     )
     with pytest.raises(ValueError, match="several inputs.*not supported yet"):
         locate_keras_model(model)
+
+
+def test_our_compiled_functions_never_warn_of_retracing(caplog):
+    # Many models (folds), each with its own one-trace forward and gradient
+    # functions: TensorFlow counts traces per code object, so closures would
+    # add up to a "triggered tf.function retracing" warning.
+    import logging
+
+    from conftest import make_friedman_pipeline
+    from sklearn.datasets import make_friedman1
+
+    from skimportance import cross_validate_importance
+
+    X, y = make_friedman1(n_samples=120, n_features=5, random_state=0)
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        cross_validate_importance(
+            make_friedman_pipeline(epochs=1),
+            X,
+            y,
+            cv=7,
+            method=["permutation", "saliency", "integrated_gradients"],
+            n_repeats=1,
+            random_state=0,
+        )
+    retraced = [r.getMessage() for r in caplog.records if "retracing" in r.getMessage()]
+    # Keras's own predict function (scikeras's predict) may warn; ours never.
+    ours = [message for message in retraced if "TensorFlowTrainer" not in message]
+    assert not ours

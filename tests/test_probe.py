@@ -120,8 +120,8 @@ def test_probe_works_in_the_model_input_space(X):
     frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
     pipe = make_pipeline(StandardScaler(), from_keras(model, task="regression"))
     pipe[0].fit(frame)
-    by_mean = probe_importance(pipe, frame, baseline="mean")
-    by_zeros = probe_importance(pipe, frame)  # the scaler centres: mean is 0
+    by_mean = probe_importance(pipe, frame)  # the default: the data's centre
+    by_zeros = probe_importance(pipe, frame, baseline="zeros", probe=1.0)
     np.testing.assert_allclose(
         by_mean.importances_mean, by_zeros.importances_mean, atol=1e-5
     )
@@ -136,7 +136,9 @@ def test_probe_works_in_the_model_input_space(X):
 
 def test_profile_of_a_linear_model(X):
     w = np.array([2.0, -1.0, 0.5, 0.0])
-    result = probe_importance(linear(w, bias=1.0), X, kind="profile", grid_resolution=7)
+    result = probe_importance(
+        linear(w, bias=1.0), X, kind="profile", grid_resolution=7, baseline="zeros"
+    )
     expected = np.abs(w) * (X.max(axis=0) - X.min(axis=0))
     np.testing.assert_allclose(result.importances_mean, expected, rtol=1e-5, atol=1e-5)
     assert result.method == "profile"

@@ -102,15 +102,23 @@ def test_weight_method_scores_are_magnitudes(diabetes):
     )
 
 
-def test_methods_that_see_preprocessed_columns_need_one_to_one_preprocessing():
+def test_every_method_scores_the_raw_columns_or_refuses():
     X = pd.DataFrame({"a": [0.0, 1, 2, 3] * 5, "c": list("xyzx") * 5})
     y = np.arange(20.0)
     pre = ColumnTransformer(
         [("n", StandardScaler(), ["a"]), ("c", OneHotEncoder(), ["c"])]
     )
     model = make_pipeline(pre, make_regressor(epochs=1))
-    with pytest.raises(ValueError, match="measured 4 model inputs but X has 2 columns"):
+    probe = ImportanceEstimator(model, method="probe").fit(X, y)
+    assert probe.feature_importances_.shape == (2,)  # 'c' is one column
+    assert list(probe.importances_.feature_names) == ["a", "c"]
+    with pytest.raises(ValueError, match=r"raw columns 'c' \(3 model columns\)"):
         ImportanceEstimator(model, method="olden").fit(X, y)
+    # the encoded view is there when asked for, and cannot feed a selector
+    with pytest.raises(ValueError, match="measured 4 model inputs but X has 2"):
+        ImportanceEstimator(
+            model, method="olden", method_params={"columns": "model"}
+        ).fit(X, y)
 
 
 def test_selector_in_a_pipeline_tuned_by_grid_search(friedman_small):
