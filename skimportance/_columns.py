@@ -26,7 +26,7 @@ weight methods refuse blocks of several columns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,16 +58,32 @@ class ColumnMap:
         ``blocks[j]``: the model columns produced by raw column ``j`` alone.
     shared : ndarray of int
         Model columns moved by more than one raw column (not separable).
+    integer : ndarray of bool
+        Raw columns that feed an integer model input (codes for an
+        Embedding): categorical, whatever their dtype.
+    nd : bool
+        The "raw columns" are features of one N-D input (channels,
+        timesteps), defined on the model's own input rather than on X's
+        columns.
     """
 
     raw_names: np.ndarray
     model_names: np.ndarray
     blocks: tuple[np.ndarray, ...]
     shared: np.ndarray
+    integer: np.ndarray | None = None
+    nd: bool = False
 
     @property
     def n_raw(self) -> int:
         return len(self.raw_names)
+
+    @property
+    def coded(self) -> np.ndarray:
+        """Which raw columns feed an integer input (see ``integer``)."""
+        if self.integer is None:
+            return np.zeros(self.n_raw, dtype=bool)
+        return self.integer
 
     @property
     def separable(self) -> bool:
@@ -140,17 +156,83 @@ def column_map(located, X=None, X_model=None) -> ColumnMap:
         No X, and the preprocessing's feature names do not prove a
         one-to-one map.
     """
+    if located.nd_shape is not None:
+        return _nd_map(located)
     n_model = located.n_model_features
     model_names = located.model_feature_names(X)
     if located.preprocessor is None:
-        raw_names = feature_names_of(located.final, X, n_model)
-        return _identity(raw_names, model_names)
-    if X is None:
-        return _map_from_names(located, model_names)
-    if X_model is None:
-        X_model = _dense(located.to_model_input(X))
-    raw_names = feature_names_of(located.estimator, X, np.shape(X)[1])
-    return _map_from_data(located, X, X_model, raw_names, model_names)
+        positions = _input_positions(located)
+        if positions is not None:
+            mapping = _map_from_inputs(located, positions, model_names)
+        else:
+            raw_names = feature_names_of(located.final, X, n_model)
+            mapping = _identity(raw_names, model_names)
+    elif X is None:
+        mapping = _map_from_names(located, model_names)
+    else:
+        if X_model is None:
+            X_model = _dense(located.to_model_input(X))
+        raw_names = feature_names_of(located.estimator, X, np.shape(X)[1])
+        mapping = _map_from_data(located, X, X_model, raw_names, model_names)
+    return _with_integer_flags(mapping, located)
+
+
+def _nd_map(located) -> ColumnMap:
+    """Features of one N-D input: channels, timesteps or a mask's labels."""
+    from ._inputs import nd_feature_blocks
+
+    final = located.final
+    axis = getattr(final, "feature_axis", None)
+    if axis is None:  # a bare model, or a wrapper not made by from_keras
+        axis = "channel"
+    names = getattr(final, "nd_feature_names", None)
+    blocks, names = nd_feature_blocks(located.nd_shape, axis, names)
+    return ColumnMap(
+        names,
+        located.layout.default_names(),
+        tuple(np.asarray(b) for b in blocks),
+        np.array([], dtype=np.intp),
+        nd=True,
+    )
+
+
+def _input_positions(located):
+    """X's column positions feeding each model input (``inputs=``), or None."""
+    encoder = getattr(located.final, "feature_encoder_", None)
+    return getattr(encoder, "positions_", None)
+
+
+def _map_from_inputs(located, positions, model_names) -> ColumnMap:
+    """Several model inputs fed from X's columns: each column is one flat
+    model column, in the model's input order."""
+    layout = located.layout
+    n_raw = sum(len(columns) for columns in positions.values())
+    blocks = [np.array([], dtype=np.intp)] * n_raw
+    for k, spec in enumerate(layout.inputs):
+        for i, j in enumerate(positions[spec.name]):
+            blocks[j] = np.array([layout.offsets[k] + i])
+    raw_names = feature_names_of(located.final, None, n_raw)
+    return ColumnMap(
+        np.asarray(raw_names, dtype=object),
+        np.asarray(model_names, dtype=object),
+        tuple(blocks),
+        np.array([], dtype=np.intp),
+    )
+
+
+def _with_integer_flags(mapping: ColumnMap, located) -> ColumnMap:
+    """Mark raw columns that feed an integer model input."""
+    layout = located.layout
+    integer_columns = set()
+    for k, spec in enumerate(layout.inputs):
+        if not spec.is_float:
+            integer_columns.update(layout.input_columns(k).tolist())
+    if not integer_columns:
+        return mapping
+    flags = np.array(
+        [bool(integer_columns & set(block.tolist())) for block in mapping.blocks]
+    )
+    return replace(mapping, integer=flags)
 
 
 def _identity(raw_names, model_names) -> ColumnMap:

@@ -27,6 +27,7 @@ __all__ = [
     "layer_inputs",
     "loaded_module",
     "no_leaked_tf_state",
+    "not_build_parameters",
     "quiet_tensorflow",
     "scikeras_model_input",
 ]
@@ -140,6 +141,30 @@ def scikeras_model_input(wrapper, X):
     """The array a fitted scikeras wrapper hands to ``model.predict`` for X."""
     X, _ = wrapper._validate_data(X=X, reset=False)
     return wrapper.feature_encoder_.transform(X)
+
+
+# --- scikeras 0.13: every extra keyword is a model-building parameter ---------
+#
+# scikeras stores unknown constructor keywords in its private ``_user_params``
+# and hands each of them to the model-building function, so our own wrapper
+# parameters (``inputs``, ``feature_axis``) would reach the user's
+# ``build_fn`` (or break a prebuilt model: "unexpected keyword argument").
+# Hide them from that set while scikeras builds the model. Remove when
+# scikeras is dropped.
+
+
+@contextlib.contextmanager
+def not_build_parameters(wrapper, names) -> Iterator[None]:
+    """Keep ``names`` away from a scikeras wrapper's model-building call."""
+    user = getattr(wrapper, "_user_params", None)
+    if user is None:
+        yield
+        return
+    wrapper._user_params = set(user) - set(names)
+    try:
+        yield
+    finally:
+        wrapper._user_params = user
 
 
 # --- keras.wrappers (Keras 3): decoding raw network output ---------------------

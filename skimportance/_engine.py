@@ -27,17 +27,18 @@ from typing import Any, Protocol
 
 import numpy as np
 from sklearn import config_context
-from sklearn.metrics import check_scoring
+from sklearn.metrics import check_scoring, get_scorer
 from sklearn.utils import _safe_indexing, check_array, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.random import sample_without_replacement
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from ._columns import column_map
 from ._groups import resolve_feature_groups
 from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._result import ImportanceResult
-from ._scoring import ScoringContext, call_scorer
+from ._scoring import ScoringContext, call_scorer, per_head_scorer
 from ._validation import check_model_input, check_positive_int
 
 __all__ = [
@@ -220,6 +221,12 @@ def prepare_run(
 ) -> PerturbationRun:
     """Check everything a run needs, before any data reaches a model.
 
+    An N-D X (sequences for a model with one N-D input) is flattened, each
+    feature of the input (a channel, a timestep, a mask's label; see
+    ``from_keras(feature_axis=...)``) becoming a group of flat columns.
+    ``feature_groups="inputs"`` groups X's columns by the model input they
+    feed. A model with several output heads is scored per head and overall.
+
     Raises
     ------
     ValueError, TypeError, NotFittedError
@@ -227,12 +234,15 @@ def prepare_run(
         sample_weight of the wrong length, bad ``feature_groups``, an
         unfitted estimator, a bare ``keras.Model``.
     """
-    if not hasattr(X, "iloc"):  # as scikit-learn: DataFrames pass untouched
+    located = locate_keras_model(estimator) if has_keras_model(estimator) else None
+    nd = located is not None and located.nd_shape is not None and np.ndim(X) > 2
+    if nd:
+        X = _flat_sequences(X, located)
+    elif not hasattr(X, "iloc"):  # as scikit-learn: DataFrames pass untouched
         X = check_array(X, ensure_all_finite="allow-nan", dtype=None)
     n_samples, n_columns = X.shape
     n_rows = rows_used(max_samples, n_samples)
 
-    located = locate_keras_model(estimator) if has_keras_model(estimator) else None
     if located is None:
         check_is_fitted(estimator)
     elif located.kind == "keras_model":
@@ -241,14 +251,30 @@ def prepare_run(
             f"{type(estimator).__name__}; wrap it first with "
             "skimportance.from_keras(model, task='regression' or 'classification')."
         )
-    _check_n_columns(estimator, n_columns)
+    if not nd:
+        _check_n_columns(estimator, n_columns)
     if y is not None:
         check_consistent_length(X, y)
     if sample_weight is not None:
         check_consistent_length(X, sample_weight)
 
-    column_names = feature_names_of(estimator, X, n_columns)
-    groups, names = resolve_feature_groups(feature_groups, column_names)
+    if nd:
+        column_names, groups, names = _nd_groups(located, feature_groups)
+    else:
+        column_names = feature_names_of(estimator, X, n_columns)
+        if isinstance(feature_groups, str) and feature_groups == "inputs":
+            feature_groups = _input_groups(located)
+        groups, names = resolve_feature_groups(feature_groups, column_names)
+    scorer = check_scoring(estimator, scoring=scoring)
+    if located is not None and len(located.layout.outputs) > 1:
+        if isinstance(scoring, (list, tuple, set, dict)):
+            raise ValueError(
+                "A model with several output heads is scored per head with one "
+                f"metric; pass a single scoring metric, not {scoring!r}."
+            )
+        # Each head scored as the (regressor's) estimator.score would: R^2.
+        head = scorer if scoring is not None else get_scorer("r2")
+        scorer = per_head_scorer(located.layout, scorer, y, head_scorer=head)
     return PerturbationRun(
         caller=caller,
         estimator=estimator,
@@ -259,10 +285,43 @@ def prepare_run(
         column_names=column_names,
         groups=groups,
         names=names,
-        scorer=check_scoring(estimator, scoring=scoring),
+        scorer=scorer,
         n_rows=n_rows,
         grouped=feature_groups is not None,
     )
+
+
+def _flat_sequences(X, located) -> np.ndarray:
+    """N-D rows (n, *input shape) as flat rows (n, prod(shape))."""
+    X = np.asarray(X)
+    if X.shape[1:] != located.nd_shape:
+        raise ValueError(
+            f"X has rows of shape {X.shape[1:]}, but the Keras model takes rows of "
+            f"shape {located.nd_shape}."
+        )
+    return X.reshape(len(X), -1)
+
+
+def _nd_groups(located, feature_groups):
+    """(flat column names, groups of flat columns, names) for N-D features."""
+    mapping = column_map(located)
+    if feature_groups is None:
+        return mapping.model_names, list(mapping.blocks), mapping.raw_names
+    chosen, names = resolve_feature_groups(feature_groups, mapping.raw_names)
+    groups = [np.concatenate([mapping.blocks[f] for f in group]) for group in chosen]
+    return mapping.model_names, groups, names
+
+
+def _input_groups(located) -> dict:
+    """``feature_groups="inputs"``: X's columns grouped by the input they feed."""
+    mapped = getattr(located.final, "input_columns_", None) if located else None
+    if mapped is None:
+        raise ValueError(
+            "feature_groups='inputs' groups X's columns by the model input they "
+            "feed; it needs a model with several inputs wrapped with "
+            "from_keras(model, task=..., inputs={...}) or a wrapper given inputs=."
+        )
+    return mapped
 
 
 def check_run_sizes(n_repeats, batch_size) -> tuple[int, int | None]:

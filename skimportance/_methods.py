@@ -260,9 +260,10 @@ class MethodCall:
         results = self(estimator, X, y)
         if len(results) != 1:
             raise ValueError(
-                f"{who} needs a single metric; method {self.name!r} gave "
-                f"{len(results)} results ({', '.join(results)}). Pass one metric "
-                "in scoring."
+                f"{who} needs a single result; method {self.name!r} gave "
+                f"{len(results)} ({', '.join(results)}). Pass a single metric in "
+                "scoring, and for a model with several output heads choose one "
+                "with output=."
             )
         return next(iter(results.values()))
 

@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
 from ._compat import keras_wrapper_decode, loaded_module, scikeras_model_input
+from ._layout import ModelLayout
 
 __all__ = ["LocatedModel", "locate_keras_model", "has_keras_model", "feature_names_of"]
 
@@ -61,32 +62,56 @@ class LocatedModel:
     preprocessor: Any = None
 
     # -- inputs ---------------------------------------------------------------
+    @cached_property
+    def layout(self) -> ModelLayout:
+        """The model's inputs and outputs, and their flat view."""
+        return ModelLayout.from_model(self.model)
+
     @property
     def n_model_features(self) -> int:
-        """Number of columns the Keras model itself takes."""
-        return int(self.model.inputs[0].shape[-1])
+        """Columns of the flat model space: every number the network takes."""
+        return self.layout.n_features
+
+    @property
+    def nd_shape(self) -> tuple[int, ...] | None:
+        """The per-row shape of a single N-D input (a sequence), else None."""
+        inputs = self.layout.inputs
+        if len(inputs) == 1 and len(inputs[0].shape) > 1:
+            return inputs[0].shape
+        return None
 
     def to_model_input(self, X) -> np.ndarray:
         """Apply the preprocessing and the wrapper's own input handling.
 
-        Returns the exact array the wrapper would hand to ``model.predict``.
+        Returns the exact numbers the wrapper would hand to ``model.predict``,
+        in the flat model space (n_samples, n_model_features): several
+        inputs side by side, an N-D input flattened. Flat rows of an N-D
+        model are accepted too (the engines permute them that way).
         """
+        X = self._restore_shape(X)
         if self.preprocessor is not None:
             X = self.preprocessor.transform(X)
         if self.kind == "scikeras":
-            return scikeras_model_input(self.final, X)
+            return self.layout.flatten(scikeras_model_input(self.final, X))
         if self.kind == "keras_wrapper":
             return validate_data(self.final, X, reset=False)
-        X = check_array(X, dtype=("float32", "float64"))
-        if X.shape[1] != self.n_model_features:
+        X = check_array(X, dtype=("float32", "float64"), allow_nd=True)
+        if self.layout.flat and X.ndim == 2 and X.shape[1] != self.n_model_features:
             raise ValueError(
                 f"X has {X.shape[1]} features, but the Keras model takes "
                 f"{self.n_model_features}."
             )
-        return X
+        return self.layout.flatten(X)
+
+    def _restore_shape(self, X):
+        """Flat rows (n, prod(shape)) of an N-D model back to (n, *shape)."""
+        shape = self.nd_shape
+        if shape is None or np.ndim(X) != 2 or np.shape(X)[1] != self.n_model_features:
+            return X
+        return np.asarray(X).reshape(len(X), *shape)
 
     def model_feature_names(self, X=None) -> np.ndarray:
-        """Names of the columns reaching the Keras model (after preprocessing)."""
+        """Names of the flat model columns (after preprocessing)."""
         if self.preprocessor is not None:
             try:
                 return np.asarray(
@@ -94,6 +119,11 @@ class LocatedModel:
                 )
             except (AttributeError, ValueError, TypeError):
                 return _default_names(self.n_model_features)
+        mapped = getattr(self.final, "input_columns_", None)
+        if mapped is not None:  # from_keras(..., inputs=...): the mapped columns
+            return np.asarray([name for names in mapped.values() for name in names])
+        if not self.layout.flat:
+            return self.layout.default_names()
         return feature_names_of(self.final, X, self.n_model_features)
 
     def scaling_layers(self) -> list[tuple[str, str]]:
@@ -130,11 +160,14 @@ class LocatedModel:
         """
         X_model = np.asarray(X_model)
         rows = batch_size or self.rows_per_call
-        fn = _forward_function(self.model)
+        fn = _forward_function(self.model, self.layout)
         outputs = [
-            fn(X_model[start : start + rows]) for start in range(0, len(X_model), rows)
+            fn(self.layout.to_network(X_model[start : start + rows]))
+            for start in range(0, len(X_model), rows)
         ]
         if not outputs:
+            if len(self.layout.outputs) > 1:
+                return np.empty((0, self.layout.n_outputs), dtype=np.float32)
             return np.empty((0, *self.model.outputs[0].shape[1:]), dtype=np.float32)
         return np.concatenate(outputs, axis=0)
 
@@ -183,7 +216,8 @@ def locate_keras_model(estimator) -> LocatedModel:
     NotFittedError
         The estimator is not fitted.
     ValueError
-        The model has several inputs or outputs (not supported yet).
+        The model is not built, or a bare ``keras.Model`` has several inputs
+        (wrap it with ``from_keras(..., inputs=...)`` to map X's columns).
     """
     preprocessor = None
     final = estimator
@@ -207,7 +241,7 @@ def locate_keras_model(estimator) -> LocatedModel:
     else:
         check_is_fitted(estimator)
         model = final.model_
-    _check_single_input_output(model)
+    _check_built(model, bare=kind == "keras_model")
     return LocatedModel(estimator, final, model, kind, preprocessor)
 
 
@@ -276,22 +310,20 @@ def _width(tensor) -> int:
     return math.prod(d or 1 for d in tuple(tensor.shape)[1:])
 
 
-def _check_single_input_output(model) -> None:
+def _check_built(model, bare: bool) -> None:
     inputs = getattr(model, "inputs", None)
     if not inputs:
         raise ValueError(
             "The Keras model is not built: give it an Input layer or call it on "
             "data once."
         )
-    if len(inputs) > 1:
+    if bare and len(inputs) > 1:
+        names = [str(tensor.name) for tensor in inputs]
         raise ValueError(
-            f"Keras models with several inputs ({len(inputs)}) are not supported "
-            "yet; concatenate the inputs into one tensor."
-        )
-    if len(model.outputs) > 1:
-        raise ValueError(
-            f"Keras models with several outputs ({len(model.outputs)}) are not "
-            "supported yet."
+            f"This Keras model has several inputs {names}, which one table X "
+            "cannot feed as it is: wrap it with skimportance.from_keras(model, "
+            "task=..., inputs={input name: X's columns}) to map X's columns to "
+            "them."
         )
 
 
@@ -309,45 +341,74 @@ class ModelCall:
         self.model_ref = model_ref
 
     def __call__(self, x):
-        return self.model_ref()(x, training=False)
+        import tensorflow as tf
+
+        outputs = self.model_ref()(x, training=False)
+        if not isinstance(outputs, (list, tuple, dict)):
+            return outputs
+        heads = list(outputs.values()) if isinstance(outputs, dict) else list(outputs)
+        return tf.concat(
+            [tf.reshape(head, (tf.shape(head)[0], -1)) for head in heads], axis=1
+        )
 
 
 # One compiled forward function per model, dropped with the model.
 _FORWARD_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _forward_function(model):
+def _forward_function(model, layout=None):
     fn = _FORWARD_FUNCTIONS.get(model)
     if fn is None:
-        fn = _build_forward_function(model)
+        fn = _build_forward_function(model, layout or ModelLayout.from_model(model))
         _FORWARD_FUNCTIONS[model] = fn
     return fn
 
 
-def _build_forward_function(model):
+def input_signature(layout):
+    """The ``tf.function`` signature of the model's inputs, as ``to_network``
+    shapes them: one spec, or a dict of specs by input name."""
+    import tensorflow as tf
+
+    specs = {
+        spec.name: tf.TensorSpec(
+            shape=(None, *spec.shape), dtype=tf.as_dtype(spec.dtype)
+        )
+        for spec in layout.inputs
+    }
+    return specs if len(specs) > 1 else next(iter(specs.values()))
+
+
+def _build_forward_function(model, layout):
     import keras
 
     model_ref = weakref.ref(model)  # the cache must not keep the model alive
     if keras.backend.backend() != "tensorflow":
 
         def forward(batch):
-            return np.asarray(model_ref().predict_on_batch(batch))
+            return _flat_outputs(model_ref().predict_on_batch(batch))
 
         return forward
 
     import tensorflow as tf
 
-    input_tensor = model.inputs[0]
-    dtype = tf.as_dtype(getattr(input_tensor, "dtype", None) or keras.backend.floatx())
-    spec = tf.TensorSpec(shape=(None, *input_tensor.shape[1:]), dtype=dtype)
     compiled = tf.function(
-        ModelCall(model_ref), input_signature=[spec], reduce_retracing=True
+        ModelCall(model_ref),
+        input_signature=[input_signature(layout)],
+        reduce_retracing=True,
     )
 
-    numpy_dtype = dtype.as_numpy_dtype
-
     def forward(batch):
-        return compiled(np.asarray(batch, dtype=numpy_dtype)).numpy()
+        return compiled(batch).numpy()
 
     forward.compiled = compiled  # lets tests count traces
     return forward
+
+
+def _flat_outputs(outputs):
+    """Several output heads side by side, each flattened per row."""
+    if not isinstance(outputs, (list, tuple, dict)):
+        return outputs
+    heads = list(outputs.values()) if isinstance(outputs, dict) else list(outputs)
+    return np.concatenate(
+        [np.reshape(np.asarray(head), (len(head), -1)) for head in heads], axis=1
+    )

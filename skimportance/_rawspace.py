@@ -7,10 +7,11 @@ Pipeline or an in-model ``Normalization`` layer does with it. Rows keep X's
 type: a DataFrame stays a DataFrame with its dtypes (categories included),
 an array stays an array.
 
-A raw column is *categorical* when its dtype is not numeric, or when the
+A raw column is *categorical* when its dtype is not numeric, when the
 preprocessing spreads it over several model columns (an integer code one-hot
-encoded): its baseline is then the most frequent value (the mode), and it is
-probed level by level instead of by a shift.
+encoded), or when it feeds an integer input of the model (codes for an
+Embedding): its baseline is then the most frequent value (the mode), and it
+is probed level by level instead of by a shift.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class RawSpace:
         n_columns = np.shape(X)[1]
         self.categorical = np.array(
             [
-                not self._numeric(j) or len(column_map.blocks[j]) > 1
+                not self._numeric(j)
+                or len(column_map.blocks[j]) > 1
+                or column_map.coded[j]
                 for j in range(n_columns)
             ]
         )

@@ -29,7 +29,15 @@ from sklearn.utils.metaestimators import available_if
 
 from ._compat import loaded_module
 
-__all__ = ["CachedEstimator", "ScoringContext", "call_scorer"]
+__all__ = [
+    "ALL_OUTPUTS",
+    "CachedEstimator",
+    "HeadScorer",
+    "MultiScorer",
+    "ScoringContext",
+    "call_scorer",
+    "per_head_scorer",
+]
 
 #: Methods a scorer may call on an estimator; the stand-in offers those the
 #: real estimator offers, and no others.
@@ -222,3 +230,89 @@ def _final_score_function(located):
         return score(_RowPredictor(final, predictions), rows, y, **kwargs)
 
     return final_score
+
+
+# --- several output heads: one score per head, plus all of them ------------------
+
+
+class _HeadView:
+    """The estimator seen through the output columns of one head."""
+
+    def __init__(self, estimator, columns: np.ndarray):
+        self.estimator = estimator
+        self.columns = columns
+
+    def __sklearn_tags__(self):
+        return get_tags(self.estimator)
+
+    def predict(self, X):
+        predictions = np.asarray(self.estimator.predict(X))
+        predictions = predictions.reshape(len(predictions), -1)[:, self.columns]
+        return predictions[:, 0] if len(self.columns) == 1 else predictions
+
+
+class HeadScorer:
+    """``scorer`` on one head: its columns of the prediction and of y."""
+
+    def __init__(self, scorer, columns: np.ndarray):
+        self.scorer = scorer
+        self.columns = columns
+
+    def __call__(self, estimator, X, y, sample_weight=None):
+        y = np.asarray(y)
+        y = y.reshape(len(y), -1)[:, self.columns]
+        y = y[:, 0] if len(self.columns) == 1 else y
+        view = _HeadView(estimator, self.columns)
+        return call_scorer(self.scorer, view, X, y, sample_weight)
+
+
+class MultiScorer:
+    """Several named scorers called as one: ``{name: score}``."""
+
+    def __init__(self, scorers: dict):
+        self.scorers = scorers
+
+    def __call__(self, estimator, X, y, sample_weight=None):
+        return {
+            name: call_scorer(scorer, estimator, X, y, sample_weight)
+            for name, scorer in self.scorers.items()
+        }
+
+
+#: The key of the score over every output head together.
+ALL_OUTPUTS = "all outputs"
+
+
+def per_head_scorer(layout, scorer, y, head_scorer=None) -> MultiScorer:
+    """One score per output head (named after the head, or after y's column
+    when each head has one unit and y is a DataFrame), plus ``"all outputs"``.
+
+    ``scorer`` scores all outputs together; ``head_scorer`` (default:
+    ``scorer``) each head, as a regressor's ``score`` would (R^2) when the
+    user gave no scoring.
+
+    Raises
+    ------
+    ValueError
+        y does not have one column per output unit.
+    """
+    n_units = layout.n_outputs
+    if y is None or np.ndim(y) != 2 or np.shape(y)[1] != n_units:
+        raise ValueError(
+            f"The model has {len(layout.outputs)} output heads with {n_units} units "
+            f"in all; y must have one column per unit, got shape {np.shape(y)}."
+        )
+    names = [head.name for head in layout.outputs]
+    columns = getattr(y, "columns", None)
+    if columns is not None and all(head.width == 1 for head in layout.outputs):
+        names = [str(c) for c in columns]
+    if ALL_OUTPUTS in names or len(set(names)) != len(names):
+        raise ValueError(
+            f"Output names must be distinct from each other and from "
+            f"{ALL_OUTPUTS!r}; got {names}."
+        )
+    each = head_scorer or scorer
+    heads = {
+        name: HeadScorer(each, layout.head_columns(k)) for k, name in enumerate(names)
+    }
+    return MultiScorer({**heads, ALL_OUTPUTS: scorer})

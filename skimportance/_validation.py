@@ -37,6 +37,7 @@ __all__ = [
     "check_choice",
     "check_model_input",
     "check_positive_int",
+    "heads_to_split",
     "resolve_outputs",
     "resolve_point",
     "scale_problem",
@@ -252,23 +253,45 @@ class OutputSelection:
         return chosen[..., 0]
 
 
+def heads_to_split(located, output) -> list[str] | None:
+    """The output heads to explain one by one: every head of a model with
+    several when no ``output`` is chosen, else None."""
+    heads = located.layout.outputs
+    if output is None and len(heads) > 1:
+        return [head.name for head in heads]
+    return None
+
+
 def resolve_outputs(located, output) -> OutputSelection:
-    """Check ``output`` against the model and say which columns to explain."""
-    shape = tuple(located.model.outputs[0].shape)
-    if len(shape) > 2:
-        raise ValueError(
-            f"The Keras model's output has shape {shape}; only outputs of shape "
-            "(batch,) or (batch, n_outputs) are supported."
-        )
-    n_units = 1 if len(shape) == 1 else int(shape[1])
+    """Check ``output`` against the model and say which columns to explain.
+
+    A model with several output heads has their units side by side; ``output``
+    may then name a head, which selects all of its units.
+    """
+    heads = located.layout.outputs
+    if len(heads) == 1:
+        shape = tuple(located.model.outputs[0].shape)
+        if len(shape) > 2:
+            raise ValueError(
+                f"The Keras model's output has shape {shape}; only outputs of "
+                "shape (batch,) or (batch, n_outputs) are supported."
+            )
+    n_units = located.layout.n_outputs
     final = located.final
     classes = getattr(final, "classes_", None) if final is not None else None
     expand_binary = classes is not None and n_units == 1 and len(classes) == 2
     by_class = classes is not None and (expand_binary or len(classes) == n_units)
     if by_class:
         names = tuple(str(label) for label in classes)
+    elif len(heads) > 1:
+        names = tuple(
+            head.name if head.width == 1 else f"{head.name}[{k}]"
+            for head in heads
+            for k in range(head.width)
+        )
     else:
         names = tuple(f"output {k}" for k in range(n_units))
+    head_names = [head.name for head in heads]
 
     if output is None:
         if by_class and len(names) == 2:
@@ -286,6 +309,9 @@ def resolve_outputs(located, output) -> OutputSelection:
         columns = (int(output),)
     elif str(output) in names:
         columns = (names.index(str(output)),)
+    elif len(heads) > 1 and str(output) in head_names:
+        k = head_names.index(str(output))
+        columns = tuple(int(c) for c in located.layout.head_columns(k))
     else:
         raise ValueError(
             f"output={output!r} is neither a column position nor one of the "

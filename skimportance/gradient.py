@@ -25,13 +25,14 @@ import numpy as np
 
 from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
 from ._columns import check_columns, column_map
-from ._model import locate_keras_model
+from ._model import input_signature, locate_keras_model
 from ._rawspace import RawSpace
 from ._result import ImportanceResult
 from ._validation import (
     check_choice,
     check_model_input,
     check_positive_int,
+    heads_to_split,
     resolve_outputs,
     resolve_point,
     scale_problem,
@@ -165,6 +166,21 @@ default=None
             "gradient_importance needs a Keras model: gradients are taken "
             f"through the network with TensorFlow. {exc}"
         ) from exc
+    heads = heads_to_split(located, output)
+    if heads:  # several output heads: one result each
+        return {
+            head: gradient_importance(
+                estimator,
+                X,
+                method=method,
+                baseline=baseline,
+                n_steps=n_steps,
+                output=head,
+                batch_size=batch_size,
+                columns=columns,
+            )  # fmt: skip
+            for head in heads
+        }
     outputs = resolve_outputs(located, output)
     _check_float_inputs(located)
     X_model = check_model_input(located, X, caller="gradient_importance")
@@ -178,7 +194,7 @@ default=None
             outputs.columns
         )
         batch_size = rows_within_budget(row_bytes, max_rows=MAX_ROWS_PER_CALL)
-    gradients = _GradientRunner(located.model, outputs, batch_size)
+    gradients = _GradientRunner(located, outputs, batch_size)
     model_names = located.model_feature_names(X)
     if method == "saliency":
         # A gradient is per unit of its input: on inputs of different scales
@@ -234,7 +250,8 @@ def _baseline(located, baseline, X, X_model, mapping) -> np.ndarray:
         if problem:
             warnings.warn(problem, UserWarning, stacklevel=3)
     data_driven = isinstance(baseline, str) and baseline in ("mean", "median")
-    if data_driven and mapping is not None and not mapping.one_to_one:
+    raw_encoded = mapping is not None and not mapping.one_to_one and not mapping.nd
+    if data_driven and raw_encoded:
         # The centre of the raw columns (a category for a one-hot block),
         # encoded by the estimator's own preprocessing.
         row = RawSpace(X, mapping).baseline(baseline)
@@ -251,15 +268,16 @@ def _baseline(located, baseline, X, X_model, mapping) -> np.ndarray:
 
 
 def _check_float_inputs(located) -> None:
-    """Gradients need a floating-point input tensor."""
-    dtype = str(getattr(located.model.inputs[0], "dtype", "float32"))
-    if "float" not in dtype:
-        name = getattr(located.model.inputs[0], "name", "input")
+    """Gradients need floating-point input tensors."""
+    integer = [spec for spec in located.layout.inputs if not spec.is_float]
+    if integer:
+        named = ", ".join(f"{spec.name!r} ({spec.dtype})" for spec in integer)
         raise ValueError(
             f"gradient_importance needs inputs a gradient can flow to, but the "
-            f"Keras model's input {name!r} has dtype {dtype} (integer codes, e.g. "
-            "for an Embedding). Use permutation_importance or probe_importance, "
-            "which only need the model's outputs."
+            f"Keras model's input {named} takes integer codes (e.g. for an "
+            "Embedding): a gradient method would report 0.0 for them. Use "
+            "permutation_importance or probe_importance, which only need the "
+            "model's outputs."
         )
 
 
@@ -269,7 +287,8 @@ def _check_no_silent_zeros(located, outputs, X_model, at_rows, names) -> None:
     silent = np.flatnonzero(np.all(at_rows == 0, axis=(0, 2)))
     if len(silent) == 0:
         return
-    original = outputs.response(located.forward(X_model))
+    explained = list(outputs.columns)
+    original = outputs.response(located.forward(X_model))[:, explained]
     shift = np.roll(np.arange(len(X_model)), 1)
     moving = []
     for k in silent:
@@ -277,7 +296,7 @@ def _check_no_silent_zeros(located, outputs, X_model, at_rows, names) -> None:
         # a code the Embedding knows).
         moved_rows = np.array(X_model, copy=True)
         moved_rows[:, k] = X_model[shift, k]
-        moved = outputs.response(located.forward(moved_rows))
+        moved = outputs.response(located.forward(moved_rows))[:, explained]
         if not np.allclose(moved, original, rtol=1e-6, atol=1e-7):
             moving.append(str(names[k]))
     if moving:
@@ -350,43 +369,38 @@ def _integrated_gradients(gradients, X_model, base, n_steps: int) -> np.ndarray:
 
 
 class _GradientRunner:
-    """Gradients of the chosen response columns, in batches of rows."""
+    """Gradients of the chosen response columns, in batches of flat rows."""
 
-    def __init__(self, model, outputs, batch_size: int):
+    def __init__(self, located, outputs, batch_size: int):
         self.batch_size = batch_size
-        self._fn = _gradient_function(model, outputs.expand_binary, outputs.columns)
-        self._dtype = _input_dtype(model)
+        self._layout = located.layout
+        self._fn = _gradient_function(
+            located.model, self._layout, outputs.expand_binary, outputs.columns
+        )
 
     def __call__(self, rows: np.ndarray, chunked: bool = True) -> np.ndarray:
         """Gradients, shape (n_rows, n_features, n_columns), float64."""
         step = self.batch_size if chunked else len(rows)
         parts = [
-            self._fn(np.asarray(rows[start : start + step], dtype=self._dtype)).numpy()
+            self._fn(self._layout.to_network(rows[start : start + step])).numpy()
             for start in range(0, len(rows), step)
         ]
         return np.concatenate(parts, axis=0).astype(np.float64)
-
-
-def _input_dtype(model):
-    import keras
-
-    dtype = getattr(model.inputs[0], "dtype", None) or keras.backend.floatx()
-    return np.dtype(str(dtype))
 
 
 # One compiled gradient function per (model, outputs), dropped with the model.
 _GRADIENT_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _gradient_function(model, expand_binary: bool, columns: tuple[int, ...]):
+def _gradient_function(model, layout, expand_binary: bool, columns: tuple[int, ...]):
     key = (expand_binary, columns)
     cache = _GRADIENT_FUNCTIONS.setdefault(model, {})
     if key not in cache:
-        cache[key] = _build_gradient_function(model, expand_binary, columns)
+        cache[key] = _build_gradient_function(model, layout, expand_binary, columns)
     return cache[key]
 
 
-def _build_gradient_function(model, expand_binary: bool, columns: tuple[int, ...]):
+def _build_gradient_function(model, layout, expand_binary, columns):
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -396,15 +410,16 @@ def _build_gradient_function(model, expand_binary: bool, columns: tuple[int, ...
         )
     import tensorflow as tf
 
-    dtype = tf.as_dtype(_input_dtype(model))
-    spec = tf.TensorSpec(shape=(None, *model.inputs[0].shape[1:]), dtype=dtype)
     # A callable object, not a closure, for the reason ModelCall gives.
     gradients = _ColumnGradients(weakref.ref(model), expand_binary, columns)
-    return tf.function(gradients, input_signature=[spec], reduce_retracing=True)
+    return tf.function(
+        gradients, input_signature=[input_signature(layout)], reduce_retracing=True
+    )
 
 
 class _ColumnGradients:
-    """Gradient of each chosen response column with respect to the rows.
+    """Gradient of each chosen response column with respect to the inputs,
+    flattened and side by side like the flat model space.
 
     Holds the model weakly: the cache of compiled functions must not keep it
     alive.
@@ -418,13 +433,27 @@ class _ColumnGradients:
     def __call__(self, x):
         import tensorflow as tf
 
+        inputs = list(x.values()) if isinstance(x, dict) else [x]
         # Rows do not interact at inference, so the gradient of the column's
         # sum over the batch is every row's own gradient.
-        with tf.GradientTape(persistent=len(self.columns) > 1) as tape:
-            tape.watch(x)
+        with tf.GradientTape(persistent=True) as tape:
+            for tensor in inputs:
+                tape.watch(tensor)
             raw = self.model_ref()(x, training=False)
+            if isinstance(raw, (list, tuple, dict)):
+                heads = list(raw.values()) if isinstance(raw, dict) else list(raw)
+                raw = tf.concat(
+                    [tf.reshape(h, (tf.shape(h)[0], -1)) for h in heads], axis=1
+                )
             raw = tf.reshape(raw, (tf.shape(raw)[0], -1))
             if self.expand_binary:
                 raw = tf.concat([1 - raw, raw], axis=1)
             totals = [tf.reduce_sum(raw[:, k]) for k in self.columns]
-        return tf.stack([tape.gradient(total, x) for total in totals], axis=-1)
+        per_column = []
+        for total in totals:
+            flat = [
+                tf.reshape(tape.gradient(total, tensor), (tf.shape(tensor)[0], -1))
+                for tensor in inputs
+            ]
+            per_column.append(flat[0] if len(flat) == 1 else tf.concat(flat, axis=1))
+        return tf.stack(per_column, axis=-1)

@@ -39,6 +39,7 @@ from ._validation import (
     check_choice,
     check_model_input,
     check_positive_int,
+    heads_to_split,
     resolve_outputs,
     resolve_point,
     scale_problem,
@@ -159,6 +160,22 @@ default=None
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
     located = locate_keras_model(estimator)
+    heads = heads_to_split(located, output)
+    if heads:  # several output heads: one result each
+        return {
+            head: probe_importance(
+                estimator,
+                X,
+                baseline=baseline,
+                probe=probe,
+                kind=kind,
+                output=head,
+                grid_resolution=grid_resolution,
+                batch_size=batch_size,
+                columns=columns,
+            )  # fmt: skip
+            for head in heads
+        }
     outputs = resolve_outputs(located, output)
 
     X_model = None
@@ -173,7 +190,15 @@ default=None
         probe = "std" if data_driven else 1.0
 
     mapping = column_map(located, X, X_model) if columns == "raw" else None
-    if mapping is not None and not mapping.one_to_one:
+    if mapping is not None and mapping.nd:  # features of an N-D input
+        return _model_probes(
+            located, outputs, X, X_model, kind, baseline, probe, grid_resolution,
+            batch_size, mapping.raw_names, blocks=mapping.blocks,
+        )  # fmt: skip
+    # Raw values where the model's own columns have no raw meaning: one-hot
+    # blocks, and integer codes when probing from the data's centre.
+    coded = mapping is not None and mapping.coded.any() and data_driven
+    if mapping is not None and (not mapping.one_to_one or coded):
         mapping.check_separable("probe_importance")
         _check_raw_probe(mapping, baseline, probe, data_driven)
         if X is None:
@@ -194,8 +219,10 @@ default=None
 
 
 def _check_raw_probe(mapping, baseline, probe, data_driven: bool) -> None:
-    encoded = ", ".join(f"{name!r} ({width} columns)" for name, width in
-                        mapping.encoded().items())  # fmt: skip
+    encoded = ", ".join(
+        [f"{name!r} ({width} columns)" for name, width in mapping.encoded().items()]
+        + [f"{name!r} (integer codes)" for name in mapping.raw_names[mapping.coded]]
+    )
     if not data_driven:
         raise ValueError(
             f"baseline={baseline!r} is a point in the Keras model's input space, "
@@ -218,9 +245,18 @@ def _check_raw_probe(mapping, baseline, probe, data_driven: bool) -> None:
 
 def _model_probes(
     located, outputs, X, X_model, kind, baseline, probe, grid_resolution, batch_size,
-    names,
+    names, blocks=None,
 ):  # fmt: skip
+    """Probes in the space the Keras model sees: one model column at a time, or
+    one block of them (a channel of an N-D input) when ``blocks`` is given."""
     n_features = located.n_model_features
+    if blocks is None:
+        blocks = [np.array([j]) for j in range(n_features)]
+    elif kind == "profile":
+        raise ValueError(
+            "kind='profile' sweeps one input along its values; a feature of an "
+            "N-D input is many values at once. Use kind='delta' or 'occlusion'."
+        )
     base = resolve_point(
         "baseline",
         baseline,
@@ -251,7 +287,9 @@ def _model_probes(
         # bit for bit what model.predict(one_hot_i) - model.predict(zeros)
         # gives. (A batched matrix product rounds rows differently by their
         # position in the batch.)
-        probed = _probe_responses(partial(respond, rows_per_pass=1), base, point)
+        probed = _probe_responses(
+            partial(respond, rows_per_pass=1), base, point, blocks
+        )
         per_output = (probed - base_output).astype(np.float64)
         importances = outputs.combine(per_output)[:, np.newaxis]
         details.update(probe=point, per_output=per_output)
@@ -262,7 +300,7 @@ def _model_probes(
         importances = outputs.combine(per_output)[:, np.newaxis]
         details.update(grid=grid, curves=curves, per_output=per_output)
     else:
-        changes = _occlusion_changes(respond, X_model, base)
+        changes = _occlusion_changes(respond, X_model, base, blocks)
         importances = np.abs(outputs.combine(changes)).T
         details.update(attributions=changes)
 
@@ -414,14 +452,17 @@ def _feature_blocks(n_features: int, rows_per_feature: int, width: int):
         yield slice(start, min(start + step, n_features))
 
 
-def _probe_responses(respond, base: np.ndarray, point: np.ndarray) -> np.ndarray:
-    """Response at ``base`` with each input in turn set to ``point``."""
-    n_features = len(base)
+def _probe_responses(
+    respond, base: np.ndarray, point: np.ndarray, blocks
+) -> np.ndarray:
+    """Response at ``base`` with each block of inputs in turn set to ``point``."""
+    n_blocks, width = len(blocks), len(base)
     results = []
-    for block in _feature_blocks(n_features, 1, n_features):
-        features = np.arange(n_features)[block]
-        rows = np.tile(base, (len(features), 1))
-        rows[np.arange(len(features)), features] = point[features]
+    for chosen in _feature_blocks(n_blocks, 1, width):
+        indices = np.arange(n_blocks)[chosen]
+        rows = np.tile(base, (len(indices), 1))
+        for row, b in enumerate(indices):
+            rows[row, blocks[b]] = point[blocks[b]]
         results.append(respond(rows))
     return np.concatenate(results, axis=0)
 
@@ -439,15 +480,14 @@ def _profile_curves(respond, base: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.concatenate(results, axis=0)
 
 
-def _occlusion_changes(respond, X_model: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """``f(x) - f(x with x_i := base_i)``, shape (n_samples, n_features, n_outputs)."""
-    n_samples, n_features = X_model.shape
+def _occlusion_changes(respond, X_model: np.ndarray, base: np.ndarray, blocks):
+    """``f(x) - f(x with block i := base)``, shape (n_samples, n_blocks, n_outputs)."""
     original = respond(X_model).astype(np.float64)
-    changes = np.empty((n_samples, n_features, original.shape[1]))
-    # One feature per pass: only one perturbed copy of X exists at a time.
+    changes = np.empty((len(X_model), len(blocks), original.shape[1]))
+    # One block per pass: only one perturbed copy of X exists at a time.
     occluded = np.array(X_model, dtype=np.float64)
-    for i in range(n_features):
-        occluded[:, i] = base[i]
+    for i, block in enumerate(blocks):
+        occluded[:, block] = base[block]
         changes[:, i, :] = original - respond(occluded)
-        occluded[:, i] = X_model[:, i]
+        occluded[:, block] = X_model[:, block]
     return changes

@@ -35,11 +35,13 @@ from sklearn.preprocessing import (
 )
 
 from ._columns import check_columns, column_map
+from ._compat import layer_inputs
 from ._model import locate_keras_model
 from ._result import ImportanceResult
 from ._validation import (
     check_choice,
     check_model_input,
+    heads_to_split,
     resolve_outputs,
     scale_problem,
 )
@@ -170,8 +172,26 @@ def weight_importance(
     method = check_choice("method", method, METHODS)
     columns = check_columns(columns)
     located = locate_keras_model(estimator)
+    heads = heads_to_split(located, output)
+    if heads:
+        return {
+            head: weight_importance(
+                estimator, method=method, output=head, X=X, columns=columns
+            )
+            for head in heads
+        }
+    if located.nd_shape is not None or len(located.layout.inputs) > 1:
+        shapes = [spec.shape for spec in located.layout.inputs]
+        raise ValueError(
+            f"weight_importance reads a chain of Dense layers from one flat "
+            f"input; this model takes inputs of shapes {shapes}. Use "
+            "permutation_importance or probe_importance, which work on any model."
+        )
     outputs = resolve_outputs(located, output)
-    chain = dense_chain(located.model)
+    chains = [
+        dense_chain(located.model, head) for head in range(len(located.layout.outputs))
+    ]
+    chain = chains[0]
 
     X_model = None
     if X is not None:
@@ -191,13 +211,8 @@ def weight_importance(
         if problem:
             warnings.warn(problem, UserWarning, stacklevel=2)
 
-    if method == "olden":
-        per_unit = reduce(np.matmul, chain.kernels)
-    elif method == "garson":
-        per_unit = _garson(chain.kernels)
-    else:
-        first = np.abs(chain.kernels[0]).sum(axis=1)
-        per_unit = np.repeat(first[:, np.newaxis], chain.kernels[-1].shape[1], axis=1)
+    # Several heads: each head's chain, their units side by side.
+    per_unit = np.concatenate([_per_unit(method, c.kernels) for c in chains], axis=1)
 
     if outputs.expand_binary:
         # p0 = 1 - p1: every signed effect on the negative class is reversed.
@@ -220,6 +235,16 @@ def weight_importance(
             "folded": chain.folded,
         },
     )
+
+
+def _per_unit(method: str, kernels: list[np.ndarray]) -> np.ndarray:
+    """Importance of each input for each output unit, (n_inputs, n_units)."""
+    if method == "olden":
+        return reduce(np.matmul, kernels)
+    if method == "garson":
+        return _garson(kernels)
+    first = np.abs(kernels[0]).sum(axis=1)
+    return np.repeat(first[:, np.newaxis], kernels[-1].shape[1], axis=1)
 
 
 def _check_one_to_one(mapping) -> None:
@@ -261,7 +286,7 @@ class _PendingScale:
     can_fold_back: bool
 
 
-def dense_chain(model) -> DenseChain:
+def dense_chain(model, head: int = 0) -> DenseChain:
     """Extract the kernels of a plain chain of Dense layers.
 
     Raises
@@ -306,7 +331,7 @@ def dense_chain(model) -> DenseChain:
         chain.kernels[-1] = chain.kernels[-1] * pending.scale[np.newaxis, :]
         chain.folded.extend(pending.folded)
 
-    for layer in _layers_in_order(model):
+    for layer in _layers_in_order(model, head):
         if isinstance(layer, layers.Dense):
             kernel = _to_numpy(layer.kernel)
             if pending is not None:
@@ -351,8 +376,8 @@ def dense_chain(model) -> DenseChain:
     return chain
 
 
-def _layers_in_order(model) -> list:
-    """The layers from input to output, nested models flattened.
+def _layers_in_order(model, head: int = 0) -> list:
+    """The layers from input to output ``head``, nested models flattened.
 
     Walks back from the output tensor, so that any branching shows up as a
     layer with several inputs.
@@ -360,19 +385,17 @@ def _layers_in_order(model) -> list:
     import keras
 
     found = []
-    tensor, target = model.outputs[0], model.inputs[0]
+    tensor, target = model.outputs[head], model.inputs[0]
     while tensor is not target:
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:
+        producer = layer_inputs(tensor)
+        if producer is None:
             raise ValueError(
                 "Cannot read the layers of this Keras model (a subclassed "
                 "model?); weight importance needs a Sequential or functional model."
             )
-        layer = history.operation
+        layer, inputs = producer
         if isinstance(layer, keras.layers.InputLayer):
             break
-        node = layer._inbound_nodes[history.node_index]
-        inputs = list(node.input_tensors)
         if len(inputs) != 1:
             raise ValueError(
                 f"Layer {layer.name!r} ({type(layer).__name__}) takes "

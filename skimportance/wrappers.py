@@ -28,17 +28,36 @@ from scikeras.wrappers import KerasRegressor as _ScikerasRegressor  # noqa: E402
 from sklearn.base import BaseEstimator  # noqa: E402
 from sklearn.utils.validation import _num_samples, validate_data  # noqa: E402
 
-from ._compat import fix_estimator_tags, no_leaked_tf_state  # noqa: E402
+from ._compat import (  # noqa: E402
+    fix_estimator_tags,
+    no_leaked_tf_state,
+    not_build_parameters,
+)
+from ._inputs import (  # noqa: E402
+    HeadJoiner,
+    InputSplitter,
+    check_inputs_mapping,
+    nd_feature_blocks,
+)
+from ._layout import ModelLayout  # noqa: E402
 
 __all__ = ["KerasClassifier", "KerasRegressor", "from_keras"]
 
 TASKS = ("regression", "classification")
 
 
+#: Our own wrapper parameters, which are not model-building parameters.
+WRAPPER_PARAMS = ("inputs", "feature_axis", "nd_feature_names")
+
+
 class _SklearnFixes:
     """Fixes shared by both wrappers. Must stay LEFT of the scikeras class."""
 
     _estimator_type_name: str
+
+    def _build_keras_model(self):
+        with not_build_parameters(self, WRAPPER_PARAMS):
+            return super()._build_keras_model()
 
     def __sklearn_tags__(self):
         return fix_estimator_tags(
@@ -79,6 +98,30 @@ class _SklearnFixes:
         with no_leaked_tf_state():
             return super().initialize(X, y)
 
+    # -- several inputs: one table in, a dict of arrays to the model ------------
+    @property
+    def feature_encoder(self):
+        """Splits X's columns into the model's named inputs when ``inputs`` is
+        set (a dict {model input name: X's columns}); else scikeras's own."""
+        inputs = getattr(self, "inputs", None)
+        if inputs is None:
+            return super().feature_encoder
+        return InputSplitter(inputs, getattr(self, "feature_names_in_", None))
+
+    @property
+    def input_columns_(self) -> dict | None:
+        """Model input name -> the names of X's columns feeding it (with
+        ``inputs``), else None."""
+        encoder = getattr(self, "feature_encoder_", None)
+        positions = getattr(encoder, "positions_", None)
+        if positions is None:
+            return None
+        names = getattr(self, "feature_names_in_", None)
+        return {
+            name: [str(names[j]) if names is not None else f"x{j}" for j in columns]
+            for name, columns in positions.items()
+        }
+
 
 def _check_dense_2d(X) -> None:
     """Reject what scikeras would pass on to TensorFlow's cryptic errors."""
@@ -101,7 +144,10 @@ def _check_dense_2d(X) -> None:
 class KerasClassifier(_SklearnFixes, _ScikerasClassifier):
     """scikeras's ``KerasClassifier``, correct on scikit-learn >= 1.6.
 
-    Same constructor and parameters as :class:`scikeras.wrappers.KerasClassifier`.
+    Same constructor and parameters as :class:`scikeras.wrappers.KerasClassifier`,
+    plus ``inputs``: for a model with several inputs, a dict {model input
+    name: X's columns (names or positions)}, so the estimator still takes one
+    table; it clones, pickles and tunes like any parameter.
 
     Examples
     --------
@@ -136,7 +182,11 @@ class KerasClassifier(_SklearnFixes, _ScikerasClassifier):
 class KerasRegressor(_SklearnFixes, _ScikerasRegressor):
     """scikeras's ``KerasRegressor``, correct on scikit-learn >= 1.6.
 
-    Same constructor and parameters as :class:`scikeras.wrappers.KerasRegressor`.
+    Same constructor and parameters as :class:`scikeras.wrappers.KerasRegressor`,
+    plus ``inputs``: for a model with several inputs, a dict {model input
+    name: X's columns (names or positions)}, so the estimator still takes one
+    table; it clones, pickles and tunes like any parameter. A prebuilt model
+    with several output heads predicts their units side by side.
 
     Examples
     --------
@@ -155,8 +205,33 @@ class KerasRegressor(_SklearnFixes, _ScikerasRegressor):
 
     _estimator_type_name = "regressor"
 
+    @property
+    def target_encoder(self):
+        """Several output heads (a prebuilt model): y's columns split per head
+        for training, the heads' predictions side by side."""
+        widths = _head_widths(self.model)
+        if widths is not None:
+            return HeadJoiner(widths)
+        return super().target_encoder
 
-def from_keras(model, *, task: str, classes=None, feature_names=None):
+
+def _head_widths(model) -> tuple[int, ...] | None:
+    """The units of each head of a built model with several outputs."""
+    outputs = getattr(model, "outputs", None)
+    if not outputs or len(outputs) < 2:
+        return None
+    return tuple(head.width for head in ModelLayout.from_model(model).outputs)
+
+
+def from_keras(
+    model,
+    *,
+    task: str,
+    classes=None,
+    feature_names=None,
+    inputs=None,
+    feature_axis=None,
+):
     """Wrap an already-trained Keras model as a fitted scikit-learn estimator.
 
     Nothing is retrained: the returned estimator predicts with ``model`` as it is.
@@ -166,8 +241,10 @@ def from_keras(model, *, task: str, classes=None, feature_names=None):
     Parameters
     ----------
     model : keras.Model
-        A built Keras model with one input of shape ``(batch, n_features)`` and
-        one output.
+        A built Keras model: one input of shape ``(batch, n_features)``,
+        several named inputs (with ``inputs``), or one N-D input such as
+        ``(batch, timesteps, channels)``; one output, or several output heads
+        (regression).
     task : {"regression", "classification"}
         What the model predicts.
     classes : array-like, default=None
@@ -176,13 +253,28 @@ def from_keras(model, *, task: str, classes=None, feature_names=None):
         and ``classes[1]``; by default ``[0, 1]`` for one unit and
         ``0..n_units-1`` for a softmax layer.
     feature_names : array-like of str, default=None
-        Names of the input columns, stored as ``feature_names_in_``.
+        Names of X's columns, stored as ``feature_names_in_``. For an N-D
+        input, the names of its features (see ``feature_axis``).
+    inputs : dict, default=None
+        Needed for a model with several inputs: model input name -> X's
+        columns (names or positions) feeding it, so that the estimator takes
+        one 2-D table, e.g. ``{"numeric": ["age", "income"], "city":
+        ["city_code"]}``. Every column feeds exactly one input. With names
+        and no ``feature_names``, X's columns are the named ones, in the
+        mapping's order.
+    feature_axis : "channel", "timestep", int or array-like, default=None
+        For an N-D input, what one feature is: ``"channel"`` (the default:
+        one channel across all timesteps), ``"timestep"`` (one timestep
+        across all channels), an axis of the per-row shape, or a mask of the
+        per-row shape labelling each position with its feature. The
+        importance methods report one importance per feature.
 
     Returns
     -------
     KerasClassifier or KerasRegressor
         A fitted estimator with ``predict`` (and ``predict_proba``/``classes_``
-        for classification) and ``n_features_in_``.
+        for classification) and ``n_features_in_``. Several output heads
+        predict their units side by side, one column each.
 
     Examples
     --------
@@ -193,32 +285,65 @@ def from_keras(model, *, task: str, classes=None, feature_names=None):
     >>> clf = from_keras(model, task="classification", classes=["no", "yes"])
     >>> clf.predict_proba(np.zeros((2, 3))).shape
     (2, 2)
+    >>> numbers = keras.Input((2,), name="numbers")
+    >>> code = keras.Input((1,), name="code")
+    >>> joined = keras.layers.Concatenate()([numbers, code])
+    >>> two = keras.Model([numbers, code], keras.layers.Dense(1)(joined))
+    >>> reg = from_keras(two, task="regression",
+    ...                  inputs={"numbers": ["a", "b"], "code": ["c"]})
+    >>> reg.feature_names_in_.tolist()
+    ['a', 'b', 'c']
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
-    n_features, n_outputs = _check_plain_keras_model(model)
+    layout = _check_keras_model(model)
+    n_outputs = layout.n_outputs
+    params = {}
+    if len(layout.inputs) > 1 or inputs is not None:
+        feature_names = _check_inputs(layout, inputs, feature_names)
+        params["inputs"] = inputs
+        row_shape: tuple[int, ...] = (layout.n_features,)
+    elif len(layout.inputs[0].shape) > 1:  # one N-D input: a sequence, an image
+        row_shape = layout.inputs[0].shape
+        axis = "channel" if feature_axis is None else feature_axis
+        nd_feature_blocks(row_shape, axis, feature_names)  # checked now
+        params.update(feature_axis=axis, nd_feature_names=feature_names)
+        feature_names = None
+    else:
+        row_shape = (layout.n_features,)
+    if feature_axis is not None and "feature_axis" not in params:
+        raise ValueError(
+            "feature_axis is for models with one N-D input (a sequence, an "
+            f"image); this model takes {[s.shape for s in layout.inputs]}."
+        )
 
     if task == "regression":
         if classes is not None:
             raise ValueError("classes is only used with task='classification'.")
-        estimator = KerasRegressor(model=model, verbose=0)
+        estimator = KerasRegressor(model=model, verbose=0, **params)
         y_init = np.zeros((2, n_outputs)) if n_outputs > 1 else np.zeros(2)
     else:
+        if len(layout.outputs) > 1:
+            raise ValueError(
+                f"This model has {len(layout.outputs)} output heads "
+                f"{[h.name for h in layout.outputs]}; several heads are supported "
+                "with task='regression' only."
+            )
         classes = _resolve_classes(classes, n_outputs)
-        estimator = KerasClassifier(model=model, verbose=0)
+        estimator = KerasClassifier(model=model, verbose=0, **params)
         y_init = classes
     # scikeras learns its metadata (classes_, encoders, n_features_in_) from
     # data; one dummy row per class teaches it without touching the weights.
     # float64 so that any numeric X can be cast safely later on.
-    X_init = np.zeros((len(y_init), n_features), dtype=np.float64)
+    X_init = np.zeros((len(y_init), *row_shape), dtype=np.float64)
     if feature_names is not None:
-        X_init = _named_frame(X_init, feature_names, n_features)
+        X_init = _named_frame(X_init, feature_names, row_shape[0])
     estimator.initialize(X_init, y_init)
     return estimator
 
 
-def _check_plain_keras_model(model) -> tuple[int, int]:
-    """Return (n_features, n_outputs) of a single-input, single-output model."""
+def _check_keras_model(model) -> ModelLayout:
+    """The layout of a built Keras model (TypeError/ValueError otherwise)."""
     import keras
 
     if not isinstance(model, keras.Model):
@@ -230,25 +355,44 @@ def _check_plain_keras_model(model) -> tuple[int, int]:
             "The Keras model is not built: give it an Input layer or call it on "
             "data once before wrapping it."
         )
-    if len(model.inputs) != 1:
+    return ModelLayout.from_model(model)
+
+
+def _check_inputs(layout: ModelLayout, inputs, feature_names):
+    """Check ``inputs`` against the model's inputs; return X's column names."""
+    expected = [spec.name for spec in layout.inputs]
+    if inputs is None:
         raise ValueError(
-            f"Keras models with several inputs ({len(model.inputs)}) are not "
-            "supported yet; concatenate the inputs into one tensor."
+            f"This Keras model has several inputs {expected}: pass inputs={{model "
+            "input name: X's columns}} to say which columns of X feed each."
         )
-    if len(model.outputs) != 1:
+    given = [str(name) for name in getattr(inputs, "keys", lambda: [])()]
+    if sorted(given) != sorted(expected):
         raise ValueError(
-            f"Keras models with several outputs ({len(model.outputs)}) are not "
-            "supported yet."
+            f"inputs must name every input of the model exactly once: the model "
+            f"has {expected}, inputs names {given}."
         )
-    input_shape = tuple(model.inputs[0].shape)
-    if len(input_shape) != 2 or input_shape[1] is None:
+    nd = [spec for spec in layout.inputs if len(spec.shape) > 1]
+    if nd:
         raise ValueError(
-            "Only models taking a 2-D input (batch, n_features) are supported; "
-            f"this one takes {input_shape}."
+            f"Input {nd[0].name!r} takes rows of shape {nd[0].shape}; with several "
+            "inputs, each must take a flat vector of X's columns."
         )
-    output_shape = tuple(model.outputs[0].shape)
-    n_outputs = 1 if len(output_shape) == 1 else int(np.prod(output_shape[1:]))
-    return int(input_shape[1]), n_outputs
+    listed = [
+        column
+        for columns in inputs.values()
+        for column in ([columns] if isinstance(columns, (str, int)) else columns)
+    ]
+    if feature_names is None and all(isinstance(c, str) for c in listed):
+        feature_names = listed
+    positions = check_inputs_mapping(inputs, feature_names, layout.n_features)
+    for spec in layout.inputs:
+        if len(positions[spec.name]) != spec.width:
+            raise ValueError(
+                f"Input {spec.name!r} takes {spec.width} value(s) per row; inputs "
+                f"maps {len(positions[spec.name])} column(s) to it."
+            )
+    return feature_names
 
 
 def _resolve_classes(classes, n_outputs: int) -> np.ndarray:

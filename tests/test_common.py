@@ -432,7 +432,7 @@ BAD_INPUTS = [
     BadInput(
         "several_model_inputs",
         ValueError,
-        r"several inputs \(2\) are not supported",
+        r"several inputs \[.*\].*from_keras\(model, task=\.\.\., inputs=",
         estimator="two_inputs",
     ),
 ]
@@ -503,9 +503,9 @@ NOT_APPLICABLE = [
     (
         ("several_model_inputs",),
         FITTING_ROWS | {"ImportanceSelector"},
-        "takes a scikit-learn estimator, which a bare keras.Model is not, and "
-        "from_keras refuses several inputs "
-        "(tests/test_from_keras.py::test_several_inputs_are_not_supported_yet)",
+        "takes a scikit-learn estimator, which a bare keras.Model is not; "
+        "from_keras asks for the inputs mapping "
+        "(tests/test_inputs.py::test_from_keras_asks_for_the_inputs_mapping)",
     ),
 ]
 # Where the error is raised as it should be, but only after TensorFlow trained

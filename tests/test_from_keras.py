@@ -105,10 +105,10 @@ def test_not_a_keras_model():
         from_keras(Ridge(), task="regression")
 
 
-def test_several_inputs_are_not_supported_yet():
+def test_several_inputs_need_the_inputs_mapping():
     a, b = keras.Input((2,)), keras.Input((3,))
     out = keras.layers.Dense(1)(keras.layers.Concatenate()([a, b]))
-    with pytest.raises(ValueError, match="several inputs.*not supported yet"):
+    with pytest.raises(ValueError, match=r"several inputs .*pass inputs=\{"):
         from_keras(keras.Model([a, b], out), task="regression")
 
 

@@ -144,12 +144,12 @@ def test_unfitted_estimators_raise_not_fitted():
         locate_keras_model(make_pipeline(StandardScaler(), make_regressor()))
 
 
-def test_several_inputs_are_not_supported_yet():
+def test_a_bare_model_with_several_inputs_asks_for_from_keras():
     a, b = keras.Input((2,)), keras.Input((3,))
     model = keras.Model(
         [a, b], keras.layers.Dense(1)(keras.layers.Concatenate()([a, b]))
     )
-    with pytest.raises(ValueError, match="several inputs.*not supported yet"):
+    with pytest.raises(ValueError, match=r"several inputs .*from_keras\(model"):
         locate_keras_model(model)
 
 
