@@ -372,4 +372,6 @@ def test_multioutput_scorers_work_through_the_cached_stand_in(heads):
     )
     assert results["rent"].ranking()[0] == "x2"
     with pytest.raises(ValueError, match="scored per head with one metric"):
-        permutation_importance(estimator, X, Y, scoring=["r2", "neg_mean_squared_error"])
+        permutation_importance(
+            estimator, X, Y, scoring=["r2", "neg_mean_squared_error"]
+        )
