@@ -341,15 +341,20 @@ class ModelCall:
         self.model_ref = model_ref
 
     def __call__(self, x):
-        import tensorflow as tf
+        return concat_heads(self.model_ref()(x, training=False))
 
-        outputs = self.model_ref()(x, training=False)
-        if not isinstance(outputs, (list, tuple, dict)):
-            return outputs
-        heads = list(outputs.values()) if isinstance(outputs, dict) else list(outputs)
-        return tf.concat(
-            [tf.reshape(head, (tf.shape(head)[0], -1)) for head in heads], axis=1
-        )
+
+def concat_heads(outputs):
+    """Inside a ``tf.function``: several output heads side by side, each
+    flattened per row; a single output as it is."""
+    import tensorflow as tf
+
+    if not isinstance(outputs, (list, tuple, dict)):
+        return outputs
+    heads = list(outputs.values()) if isinstance(outputs, dict) else list(outputs)
+    return tf.concat(
+        [tf.reshape(head, (tf.shape(head)[0], -1)) for head in heads], axis=1
+    )
 
 
 # One compiled forward function per model, dropped with the model.

@@ -25,10 +25,12 @@ class label or column name is accepted too when it is not an integer.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_scalar
 
 __all__ = [
@@ -37,7 +39,7 @@ __all__ = [
     "check_choice",
     "check_model_input",
     "check_positive_int",
-    "heads_to_split",
+    "one_result_per_head",
     "resolve_outputs",
     "resolve_point",
     "scale_problem",
@@ -253,13 +255,29 @@ class OutputSelection:
         return chosen[..., 0]
 
 
-def heads_to_split(located, output) -> list[str] | None:
-    """The output heads to explain one by one: every head of a model with
-    several when no ``output`` is chosen, else None."""
-    heads = located.layout.outputs
-    if output is None and len(heads) > 1:
-        return [head.name for head in heads]
-    return None
+def one_result_per_head(function):
+    """Run ``function`` once per output head of a model with several, when no
+    ``output`` is chosen: a dict {head name: result}. Otherwise, or when no
+    Keras model can be found (the function then says why), call it as is."""
+    from ._model import has_keras_model, locate_keras_model
+
+    @functools.wraps(function)
+    def per_head(estimator, *args, **kwargs):
+        if kwargs.get("output") is None and has_keras_model(estimator):
+            try:
+                heads = locate_keras_model(estimator).layout.outputs
+            except (ValueError, TypeError, NotFittedError):
+                heads = ()  # the function raises its own, clearer error
+            if len(heads) > 1:
+                return {
+                    head.name: function(
+                        estimator, *args, **{**kwargs, "output": head.name}
+                    )
+                    for head in heads
+                }
+        return function(estimator, *args, **kwargs)
+
+    return per_head
 
 
 def resolve_outputs(located, output) -> OutputSelection:

@@ -25,14 +25,14 @@ import numpy as np
 
 from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
 from ._columns import check_columns, column_map
-from ._model import input_signature, locate_keras_model
+from ._model import concat_heads, input_signature, locate_keras_model
 from ._rawspace import RawSpace
 from ._result import ImportanceResult
 from ._validation import (
     check_choice,
     check_model_input,
     check_positive_int,
-    heads_to_split,
+    one_result_per_head,
     resolve_outputs,
     resolve_point,
     scale_problem,
@@ -44,6 +44,7 @@ __all__ = ["gradient_importance"]
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients")
 
 
+@one_result_per_head
 def gradient_importance(
     estimator,
     X,
@@ -166,21 +167,6 @@ default=None
             "gradient_importance needs a Keras model: gradients are taken "
             f"through the network with TensorFlow. {exc}"
         ) from exc
-    heads = heads_to_split(located, output)
-    if heads:  # several output heads: one result each
-        return {
-            head: gradient_importance(
-                estimator,
-                X,
-                method=method,
-                baseline=baseline,
-                n_steps=n_steps,
-                output=head,
-                batch_size=batch_size,
-                columns=columns,
-            )  # fmt: skip
-            for head in heads
-        }
     outputs = resolve_outputs(located, output)
     _check_float_inputs(located)
     X_model = check_model_input(located, X, caller="gradient_importance")
@@ -439,12 +425,7 @@ class _ColumnGradients:
         with tf.GradientTape(persistent=True) as tape:
             for tensor in inputs:
                 tape.watch(tensor)
-            raw = self.model_ref()(x, training=False)
-            if isinstance(raw, (list, tuple, dict)):
-                heads = list(raw.values()) if isinstance(raw, dict) else list(raw)
-                raw = tf.concat(
-                    [tf.reshape(h, (tf.shape(h)[0], -1)) for h in heads], axis=1
-                )
+            raw = concat_heads(self.model_ref()(x, training=False))
             raw = tf.reshape(raw, (tf.shape(raw)[0], -1))
             if self.expand_binary:
                 raw = tf.concat([1 - raw, raw], axis=1)

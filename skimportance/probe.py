@@ -39,7 +39,7 @@ from ._validation import (
     check_choice,
     check_model_input,
     check_positive_int,
-    heads_to_split,
+    one_result_per_head,
     resolve_outputs,
     resolve_point,
     scale_problem,
@@ -52,6 +52,7 @@ KINDS = ("delta", "profile", "occlusion")
 DATA_BASELINES = ("mean", "median")
 
 
+@one_result_per_head
 def probe_importance(
     estimator,
     X=None,
@@ -160,22 +161,6 @@ default=None
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
     located = locate_keras_model(estimator)
-    heads = heads_to_split(located, output)
-    if heads:  # several output heads: one result each
-        return {
-            head: probe_importance(
-                estimator,
-                X,
-                baseline=baseline,
-                probe=probe,
-                kind=kind,
-                output=head,
-                grid_resolution=grid_resolution,
-                batch_size=batch_size,
-                columns=columns,
-            )  # fmt: skip
-            for head in heads
-        }
     outputs = resolve_outputs(located, output)
 
     X_model = None

@@ -41,7 +41,7 @@ from ._result import ImportanceResult
 from ._validation import (
     check_choice,
     check_model_input,
-    heads_to_split,
+    one_result_per_head,
     resolve_outputs,
     scale_problem,
 )
@@ -62,6 +62,7 @@ _SCALING_STEPS = (
 )
 
 
+@one_result_per_head
 def weight_importance(
     estimator, *, method: str = "olden", output=None, X=None, columns: str = "raw"
 ) -> ImportanceResult:
@@ -172,14 +173,6 @@ def weight_importance(
     method = check_choice("method", method, METHODS)
     columns = check_columns(columns)
     located = locate_keras_model(estimator)
-    heads = heads_to_split(located, output)
-    if heads:
-        return {
-            head: weight_importance(
-                estimator, method=method, output=head, X=X, columns=columns
-            )
-            for head in heads
-        }
     if located.nd_shape is not None or len(located.layout.inputs) > 1:
         shapes = [spec.shape for spec in located.layout.inputs]
         raise ValueError(
