@@ -71,14 +71,13 @@ class RawSpace:
         """One row index per distinct value, most frequent first."""
         import pandas as pd
 
-        codes, uniques = pd.factorize(np.asarray(self._column(j), dtype=object))
-        present = codes >= 0
-        counts = np.bincount(codes[present], minlength=len(uniques))
-        first = np.full(len(uniques), -1)
-        for row in np.flatnonzero(present)[::-1]:
-            first[codes[row]] = row
+        codes, _ = pd.factorize(np.asarray(self._column(j), dtype=object))
+        present = np.flatnonzero(codes >= 0)
+        _, first, counts = np.unique(
+            codes[present], return_index=True, return_counts=True
+        )
         order = np.argsort(-counts, kind="stable")
-        return first[order]
+        return present[first[order]]
 
     # -- points --------------------------------------------------------------
     def baseline(self, statistic: str):
