@@ -18,7 +18,6 @@ Perturbation and gradient methods do not share that weakness.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from functools import reduce
 
 import numpy as np
@@ -35,7 +34,7 @@ from sklearn.preprocessing import (
 )
 
 from ._columns import check_columns, column_map
-from ._compat import layer_inputs
+from ._dense_graph import DenseTree, dense_chain, dense_tree
 from ._model import locate_keras_model
 from ._result import ImportanceResult
 from ._validation import (
@@ -173,17 +172,16 @@ def weight_importance(
     method = check_choice("method", method, METHODS)
     columns = check_columns(columns)
     located = locate_keras_model(estimator)
-    if located.nd_shape is not None or len(located.layout.inputs) > 1:
-        shapes = [spec.shape for spec in located.layout.inputs]
+    if located.nd_shape is not None:
         raise ValueError(
-            f"weight_importance reads a chain of Dense layers from one flat "
-            f"input; this model takes inputs of shapes {shapes}. Use "
-            "permutation_importance or probe_importance, which work on any model."
+            f"weight_importance reads Dense layers on flat inputs; this model "
+            f"takes rows of shape {located.nd_shape}. Use permutation_importance "
+            "or probe_importance, which work on any model."
         )
     outputs = resolve_outputs(located, output)
-    chains = [
-        dense_chain(located.model, head) for head in range(len(located.layout.outputs))
-    ]
+    # One network reading per output head; several inputs: a Dense chain each.
+    read = dense_tree if len(located.layout.inputs) > 1 else dense_chain
+    chains = [read(located.model, head) for head in range(len(located.layout.outputs))]
     chain = chains[0]
 
     X_model = None
@@ -204,8 +202,8 @@ def weight_importance(
         if problem:
             warnings.warn(problem, UserWarning, stacklevel=2)
 
-    # Several heads: each head's chain, their units side by side.
-    per_unit = np.concatenate([_per_unit(method, c.kernels) for c in chains], axis=1)
+    # Several heads: each head's reading, their units side by side.
+    per_unit = np.concatenate([_per_unit(method, c) for c in chains], axis=1)
 
     if outputs.expand_binary:
         # p0 = 1 - p1: every signed effect on the negative class is reversed.
@@ -230,14 +228,60 @@ def weight_importance(
     )
 
 
-def _per_unit(method: str, kernels: list[np.ndarray]) -> np.ndarray:
+def _per_unit(method: str, network) -> np.ndarray:
     """Importance of each input for each output unit, (n_inputs, n_units)."""
+    if isinstance(network, DenseTree):
+        return _tree_per_unit(method, network)
+    kernels = network.kernels
     if method == "olden":
         return reduce(np.matmul, kernels)
     if method == "garson":
         return _garson(kernels)
     first = np.abs(kernels[0]).sum(axis=1)
     return np.repeat(first[:, np.newaxis], kernels[-1].shape[1], axis=1)
+
+
+def _tree_per_unit(method: str, tree: DenseTree) -> np.ndarray:
+    """The three recipes on a Dense chain per input, concatenated, then a trunk.
+
+    Each input's path is its own chain, its rows of the trunk's first kernel,
+    then the rest of the trunk: Olden multiplies along it; the first-layer sum
+    reads the input's first kernel (its branch's, or its rows of the trunk's);
+    Garson shares relevance down the trunk to the concatenated units, then down
+    each branch, exactly as along one chain.
+    """
+    trunk = tree.trunk.kernels
+    n_units = trunk[-1].shape[1]
+    rows = []
+    if (
+        method == "garson"
+        and len(trunk) == 1
+        and not any(b.kernels for b in tree.branches)
+    ):  # no hidden layer at all: shares of the one kernel
+        shares = _shares(np.abs(trunk[0]))
+        return np.concatenate([shares[slot] for slot in tree.slots], axis=0)
+    if method == "garson":
+        relevance = np.ones(trunk[-1].shape[0])
+        for kernel in reversed(trunk[:-1]):
+            relevance = _shares(np.abs(kernel)) @ relevance
+    for branch, slot in zip(tree.branches, tree.slots):
+        if method == "olden":
+            path = [*branch.kernels, trunk[0][slot], *trunk[1:]]
+            rows.append(reduce(np.matmul, path))
+        elif method == "garson":
+            share = relevance[slot]
+            for kernel in reversed(branch.kernels):
+                share = _shares(np.abs(kernel)) @ share
+            rows.append(np.repeat(share[:, np.newaxis], n_units, axis=1))
+        else:
+            first = branch.kernels[0] if branch.kernels else trunk[0][slot]
+            total = np.abs(first).sum(axis=1)
+            rows.append(np.repeat(total[:, np.newaxis], n_units, axis=1))
+    per_unit = np.concatenate(rows, axis=0)
+    if method == "garson":
+        total = per_unit[:, 0].sum()
+        per_unit = per_unit / total if total > 0 else per_unit
+    return per_unit
 
 
 def _check_one_to_one(mapping) -> None:
@@ -254,191 +298,6 @@ def _check_one_to_one(mapping) -> None:
             "importance, which act on the raw column, or columns='model' to see "
             "the weights of each indicator."
         )
-
-
-# --- reading the network ----------------------------------------------------
-
-
-@dataclass
-class DenseChain:
-    """The Dense kernels of a network, input to output, with BatchNorm folded."""
-
-    kernels: list[np.ndarray]
-    layer_names: list[str]
-    folded: list[str] = field(default_factory=list)
-    standardised_by: str | None = None
-
-
-@dataclass
-class _PendingScale:
-    """A (Batch)Normalization scale waiting for a kernel to fold into."""
-
-    scale: np.ndarray
-    layer: str  # the first layer of the run, for messages
-    folded: list[str]  # the layers whose scale this is
-    can_fold_back: bool
-
-
-def dense_chain(model, head: int = 0) -> DenseChain:
-    """Extract the kernels of a plain chain of Dense layers.
-
-    Raises
-    ------
-    ValueError
-        A layer that is not Dense/Activation/Dropout-like/BatchNormalization,
-        a layer with several inputs, or a BatchNormalization that cannot be
-        folded; the message names the layer.
-    """
-    import keras
-
-    layers = keras.layers
-    identity = (
-        layers.Dropout,
-        layers.GaussianNoise,
-        layers.GaussianDropout,
-        layers.AlphaDropout,
-        layers.ActivityRegularization,
-        layers.Identity,
-    )
-    nonlinear = (
-        layers.Activation,
-        layers.ReLU,
-        layers.LeakyReLU,
-        layers.PReLU,
-        layers.ELU,
-        layers.Softmax,
-    )
-
-    chain = DenseChain(kernels=[], layer_names=[])
-    pending: _PendingScale | None = None
-    last_dense_linear = False
-
-    def fold_back(pending: _PendingScale) -> None:
-        if not pending.can_fold_back:
-            raise ValueError(
-                f"Cannot fold normalisation layer {pending.layer!r} into "
-                "a Dense kernel: it sits between two nonlinearities. Weight "
-                "importance needs it directly before a Dense layer or directly "
-                "after a Dense layer without activation."
-            )
-        chain.kernels[-1] = chain.kernels[-1] * pending.scale[np.newaxis, :]
-        chain.folded.extend(pending.folded)
-
-    for layer in _layers_in_order(model, head):
-        if isinstance(layer, layers.Dense):
-            kernel = _to_numpy(layer.kernel)
-            if pending is not None:
-                kernel = pending.scale[:, np.newaxis] * kernel
-                chain.folded.extend(pending.folded)
-                pending = None
-            chain.kernels.append(kernel)
-            chain.layer_names.append(layer.name)
-            last_dense_linear = _is_linear(layer.activation)
-        elif isinstance(layer, nonlinear):
-            if pending is not None:
-                fold_back(pending)
-                pending = None
-            last_dense_linear = False
-        elif isinstance(layer, identity):
-            continue
-        elif isinstance(layer, (layers.BatchNormalization, layers.Normalization)):
-            leading = not chain.kernels and pending is None
-            scale = _standardising_scale(layer, leading)
-            # A Normalization layer only standardises: nothing of it is folded.
-            folded = [] if isinstance(layer, layers.Normalization) else [layer.name]
-            if leading:
-                chain.standardised_by = layer.name
-                pending = _PendingScale(scale, layer.name, folded, False)
-            elif pending is not None:
-                pending.scale = pending.scale * scale
-                pending.folded.extend(folded)
-            else:
-                can_back = bool(chain.kernels) and last_dense_linear
-                pending = _PendingScale(scale, layer.name, folded, can_back)
-        else:
-            raise ValueError(
-                f"Weight importance supports chains of Dense layers (with "
-                f"Activation, Dropout and BatchNormalization); layer "
-                f"{layer.name!r} is a {type(layer).__name__}. Use "
-                "permutation_importance or gradient_importance for this model."
-            )
-    if pending is not None:
-        fold_back(pending)
-    if not chain.kernels:
-        raise ValueError("The Keras model has no Dense layer to read weights from.")
-    return chain
-
-
-def _layers_in_order(model, head: int = 0) -> list:
-    """The layers from input to output ``head``, nested models flattened.
-
-    Walks back from the output tensor, so that any branching shows up as a
-    layer with several inputs.
-    """
-    import keras
-
-    found = []
-    tensor, target = model.outputs[head], model.inputs[0]
-    while tensor is not target:
-        producer = layer_inputs(tensor)
-        if producer is None:
-            raise ValueError(
-                "Cannot read the layers of this Keras model (a subclassed "
-                "model?); weight importance needs a Sequential or functional model."
-            )
-        layer, inputs = producer
-        if isinstance(layer, keras.layers.InputLayer):
-            break
-        if len(inputs) != 1:
-            raise ValueError(
-                f"Layer {layer.name!r} ({type(layer).__name__}) takes "
-                f"{len(inputs)} inputs; weight importance needs a plain chain "
-                "of Dense layers."
-            )
-        if isinstance(layer, keras.Model):
-            found.extend(reversed(_layers_in_order(layer)))
-        else:
-            found.append(layer)
-        tensor = inputs[0]
-    return found[::-1]
-
-
-def _to_numpy(variable) -> np.ndarray:
-    # .numpy() rather than np.asarray: TF tensors' __array__ raises a NumPy 2
-    # copy-keyword DeprecationWarning.
-    value = variable.numpy() if hasattr(variable, "numpy") else variable
-    return np.asarray(value, dtype=np.float64)
-
-
-def _is_linear(activation) -> bool:
-    return activation is None or getattr(activation, "__name__", "") == "linear"
-
-
-def _standardising_scale(layer, leading: bool) -> np.ndarray:
-    """Per-unit factor of a (Batch)Normalization layer at inference."""
-    import keras
-
-    axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-    if list(axis) not in ([-1], [1]):
-        raise ValueError(
-            f"Layer {layer.name!r} normalises along axis {layer.axis}; weight "
-            "importance supports normalisation of the last axis only."
-        )
-    if isinstance(layer, keras.layers.Normalization):
-        if not leading or layer.invert:
-            raise ValueError(
-                f"Normalization layer {layer.name!r} is supported only as the "
-                "first layer of the model, standardising its inputs."
-            )
-        return np.ones(int(layer.input.shape[-1]))
-    gamma = _to_numpy(layer.gamma) if layer.scale else None
-    if leading:
-        # The model standardises its own inputs: read the weights on that
-        # scale, keeping only the learned per-input factor.
-        return gamma if gamma is not None else np.ones(int(layer.input.shape[-1]))
-    variance = _to_numpy(layer.moving_variance)
-    scale = 1.0 / np.sqrt(variance + layer.epsilon)
-    return scale * gamma if gamma is not None else scale
 
 
 # --- the methods ----------------------------------------------------------

@@ -375,3 +375,58 @@ def test_multioutput_scorers_work_through_the_cached_stand_in(heads):
         permutation_importance(
             estimator, X, Y, scoring=["r2", "neg_mean_squared_error"]
         )
+
+
+# --- weights on a Dense chain per input ---
+
+
+def chain_per_input():
+    """numeric -> Dense(3) ; code -> (no layer) ; Concatenate -> Dense(2) -> Dense(1),
+    all linear: Olden's product is then the network's exact coefficients."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    numeric = keras.Input((2,), name="numeric")
+    code = keras.Input((1,), name="code")
+    branch = keras.layers.Dense(3)(numeric)
+    hidden = keras.layers.Dense(2)(keras.layers.Concatenate()([branch, code]))
+    return keras.Model([numeric, code], keras.layers.Dense(1)(hidden))
+
+
+def test_weights_read_a_dense_chain_per_input():
+    from skimportance import weight_importance
+
+    model = chain_per_input()
+    estimator = from_keras(
+        model, task="regression", inputs={"numeric": ["a", "b"], "code": ["c"]}
+    )
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 3)), columns=list("abc"))
+    olden = weight_importance(estimator, method="olden", X=X)
+    # a linear network: f(x) - f(0) = x @ coefficients, read off by probing
+    f = model.predict([np.zeros((4, 2)), np.zeros((4, 1))], verbose=0)
+    eye = np.eye(3)
+    probed = model.predict([eye[:, :2], eye[:, 2:]], verbose=0)[:, 0] - f[0, 0]
+    # the model's inputs are in its own order: code sorts after numeric here
+    assert olden.feature_names.tolist() == ["a", "b", "c"]
+    np.testing.assert_allclose(olden.importances_mean, probed, rtol=1e-4, atol=1e-6)
+    garson = weight_importance(estimator, method="garson", X=X)
+    assert garson.importances_mean.sum() == pytest.approx(1.0)
+    assert np.all(garson.importances_mean > 0)
+    first = weight_importance(estimator, method="first_layer", X=X)
+    import keras
+
+    branch = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]
+    kernel = next(lay for lay in branch if lay.units == 3).kernel.numpy()
+    np.testing.assert_allclose(first.importances_mean[:2], np.abs(kernel).sum(axis=1))
+
+
+def test_weights_refuse_other_merges():
+    import keras
+
+    from skimportance import weight_importance
+
+    a, b = keras.Input((2,), name="a"), keras.Input((2,), name="b")
+    model = keras.Model([a, b], keras.layers.Dense(1)(keras.layers.Add()([a, b])))
+    estimator = from_keras(model, task="regression", inputs={"a": [0, 1], "b": [2, 3]})
+    with pytest.raises(ValueError, match=r"one Concatenate.*this model has Add 'add"):
+        weight_importance(estimator, method="olden", X=np.zeros((3, 4)))
