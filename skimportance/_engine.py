@@ -341,7 +341,7 @@ def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, row_loss=Non
                 n_rows,
                 y_sub,
                 weight_sub,
-                row_loss,
+                losses.slice_loss,
             )
 
     # Threads: scoring is light, and the stand-ins hold the model.
@@ -395,10 +395,10 @@ def _model_rows(located, X) -> np.ndarray:
 
 
 def _score_chunk(
-    context, scorer, X_chunk, raw, n_slices, n_rows, y, sample_weight, row_loss=None
+    context, scorer, X_chunk, raw, n_slices, n_rows, y, sample_weight, slice_loss=None
 ):
-    """(scores, per-row losses or None) of the slices of one chunk."""
-    scores, losses = [], [] if row_loss is not None else None
+    """(scores, per-row loss differences or None) of the slices of one chunk."""
+    scores, losses = [], [] if slice_loss is not None else None
     # The baseline call already ran the scorer with full parameter validation
     # on the same y, sample_weight and prediction shapes; repeating it for every
     # slice costs more than the metric itself. Data checks (NaN, shapes) stay on.
@@ -408,8 +408,8 @@ def _score_chunk(
             X_slice = X_chunk.iloc[rows] if hasattr(X_chunk, "iloc") else X_chunk[rows]
             stand_in = context.stand_in(X_slice, raw[rows])
             scores.append(call_scorer(scorer, stand_in, X_slice, y, sample_weight))
-            if row_loss is not None:  # from the stand-in's cached predictions
-                losses.append(row_loss.rows(stand_in, X_slice, y))
+            if slice_loss is not None:  # from the stand-in's cached predictions
+                losses.append(slice_loss(stand_in, X_slice, y))
     return scores, losses
 
 
@@ -441,7 +441,7 @@ def _generic_scores(run, plan, perturbation, n_jobs, bar, row_loss=None):
             group,
             columns,
             plan.n_repeats,
-            row_loss,
+            losses.slice_loss,
         )
         for group, columns in enumerate(run.groups)
     )
@@ -463,13 +463,13 @@ def _group_scores(
     group,
     columns,
     n_repeats,
-    row_loss=None,
+    slice_loss=None,
 ):
-    """(scores, summed per-row losses or None) of one group's repeats."""
+    """(scores, per-row loss differences summed over the repeats or None)."""
     # A private copy: X_sub may be shared between threads or a read-only memmap.
     X_perturbed = X_sub.copy()
     scores = []
-    loss_sum = None if row_loss is None else np.zeros(len(X_sub))
+    loss_sum = None if slice_loss is None else np.zeros(len(X_sub))
     for repeat in range(n_repeats):
         values = perturbation.values(X_sub, group, repeat)
         if hasattr(X_perturbed, "iloc"):
@@ -478,8 +478,8 @@ def _group_scores(
         else:
             X_perturbed[:, columns] = values
         scores.append(call_scorer(scorer, estimator, X_perturbed, y, sample_weight))
-        if row_loss is not None:  # summed over the repeats in order, as the
-            loss_sum += row_loss.rows(estimator, X_perturbed, y)  # Keras engine
+        if slice_loss is not None:  # summed over the repeats in order, as the
+            loss_sum += slice_loss(estimator, X_perturbed, y)  # Keras engine does
     return scores, loss_sum
 
 
@@ -502,14 +502,27 @@ def _result(baseline, scores, names, method, details, loss_differences=None):
     )
 
 
-class _LossCollector:
-    """Sums each group's per-row losses over its repeats, in repeat order, so
-    that both engines (and any n_jobs) add the same numbers in the same order.
-    Does nothing when no pointwise loss is asked for."""
+@dataclass(frozen=True)
+class _SliceLoss:
+    """A perturbed slice's per-row loss minus the unperturbed rows' loss.
 
-    def __init__(self, row_loss, baseline_losses, n_repeats: int):
-        self.row_loss = row_loss
-        self.baseline_losses = baseline_losses
+    Differences are taken slice by slice, so a column the model ignores gives
+    exactly 0 (no rounding of a sum of equal losses)."""
+
+    row_loss: Any  # _inference.PointwiseLoss
+    baseline_losses: np.ndarray
+
+    def __call__(self, estimator, X, y) -> np.ndarray:
+        return self.row_loss.rows(estimator, X, y) - self.baseline_losses
+
+
+class _LossCollector:
+    """Sums each group's per-row loss differences over its repeats, in repeat
+    order, so that both engines (and any n_jobs) add the same numbers in the
+    same order. Does nothing when no pointwise loss is asked for."""
+
+    def __init__(self, slice_loss, n_repeats: int):
+        self.slice_loss = slice_loss
         self.n_repeats = n_repeats
         self.sums: dict[int, np.ndarray] = {}
 
@@ -518,29 +531,32 @@ class _LossCollector:
         """The collector, with the unperturbed losses of the rows ``X_sub``
         as ``predictor`` (the estimator, or a cached stand-in) predicts them."""
         if row_loss is None:
-            return cls(None, None, n_repeats)
-        return cls(row_loss, row_loss.rows(predictor, X_sub, y_sub), n_repeats)
+            return cls(None, n_repeats)
+        baseline_losses = row_loss.rows(predictor, X_sub, y_sub)
+        return cls(_SliceLoss(row_loss, baseline_losses), n_repeats)
 
     def add(self, chunk, chunk_losses) -> None:
-        """Losses of the (group, repeat) slices ``chunk``, in order."""
-        if self.row_loss is None:
+        """Loss differences of the (group, repeat) slices ``chunk``, in order."""
+        if self.slice_loss is None:
             return
         for (group, _), losses in zip(chunk, chunk_losses):
             if group not in self.sums:
-                self.sums[group] = np.zeros(len(self.baseline_losses))
+                self.sums[group] = np.zeros(len(losses))
             self.sums[group] += losses
 
     def add_group(self, group: int, loss_sum) -> None:
-        """One group's losses already summed over its repeats, in order."""
-        if self.row_loss is not None:
+        """One group's differences already summed over its repeats, in order."""
+        if self.slice_loss is not None:
             self.sums[group] = loss_sum
 
     def differences(self):
-        """(n_groups, n_rows): mean perturbed loss minus unperturbed loss."""
-        if self.row_loss is None:
+        """(n_groups, n_rows): the mean over the repeats of each row's loss
+        difference."""
+        if self.slice_loss is None:
             return None
-        sums = np.stack([self.sums[group] for group in sorted(self.sums)])
-        return sums / self.n_repeats - self.baseline_losses
+        return np.stack([self.sums[group] for group in sorted(self.sums)]) / (
+            self.n_repeats
+        )
 
 
 # --- validation -------------------------------------------------------------------
