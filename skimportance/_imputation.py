@@ -21,6 +21,7 @@ and any ``n_jobs``, see the same numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from sklearn.base import clone
@@ -30,7 +31,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.parallel import Parallel, delayed
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._groups import is_numeric_column
 
@@ -153,32 +154,33 @@ def fit_conditional_draws(
     Estimators with an unset ``random_state`` get one derived from ``seed``.
     """
     seeds = np.random.default_rng(seed).integers(2**31 - 1, size=len(groups))
-    draws = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_group)(
-            columns,
-            kinds,
-            X_fit,
-            X_sub,
-            imputer,
-            categorical_imputer,
-            int(group_seed),
+    # Many small fits: parallel over groups (n_jobs), one BLAS thread each,
+    # here and in threads (joblib limits its worker processes itself).
+    # Several BLAS threads per small fit only fight each other and the
+    # network's threads: measured 18x slower on 2 busy cores.
+    with _blas_threads().limit(limits=1, user_api="blas"):
+        draws = Parallel(n_jobs=n_jobs)(
+            delayed(_fit_group)(
+                columns,
+                kinds,
+                X_fit,
+                X_sub,
+                imputer,
+                categorical_imputer,
+                int(group_seed),
+            )
+            for columns, group_seed in zip(groups, seeds)
         )
-        for columns, group_seed in zip(groups, seeds)
-    )
     return ConditionalDraws(plan, groups, draws)
 
 
+@cache
+def _blas_threads() -> ThreadpoolController:
+    """One controller per process: finding the libraries reads /proc (ms)."""
+    return ThreadpoolController()
+
+
 def _fit_group(columns, kinds, X_fit, X_sub, imputer, categorical_imputer, seed):
-    # Many small fits: parallel over groups (n_jobs), one BLAS thread each.
-    # Several BLAS threads per small fit only fight each other and the
-    # network's threads (measured 18x slower on 2 busy cores).
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_group_model(
-            columns, kinds, X_fit, X_sub, imputer, categorical_imputer, seed
-        )
-
-
-def _fit_group_model(columns, kinds, X_fit, X_sub, imputer, categorical_imputer, seed):
     others = np.setdiff1d(np.arange(len(kinds)), columns)
     categorical = kinds[columns[0]] == "categorical"
     if len(others) == 0:  # nothing to condition on: the marginal distribution

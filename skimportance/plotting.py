@@ -162,20 +162,20 @@ class ImportanceDisplay:
         ----------
         estimator : object
             A fitted estimator, as accepted by the importance functions (a Keras
-            wrapper, a Pipeline ending in one, or, for ``"permutation"``, any
-            fitted scikit-learn estimator).
+            wrapper, a Pipeline ending in one, or, for ``"permutation"`` and
+            ``"conditional"``, any fitted scikit-learn estimator).
         X : array-like of shape (n_samples, n_features) or None
             Data to compute the importances on, preferably held out. The weight
             methods use it only to check that the inputs are standardised, so
             it may be None for them.
         y : array-like of shape (n_samples,), default=None
             Targets; needed by the methods that score predictions
-            (``"permutation"``).
+            (``"permutation"``, ``"conditional"``).
         method : str or list of str, default="permutation"
             Which registered method(s) to run, the names every skimportance
             adapter and the command line accept: ``"permutation"``,
-            ``"first_layer"``, ``"garson"``, ``"olden"``, ``"probe"``,
-            ``"profile"``, ``"occlusion"``, ``"saliency"``,
+            ``"conditional"``, ``"first_layer"``, ``"garson"``, ``"olden"``,
+            ``"probe"``, ``"profile"``, ``"occlusion"``, ``"saliency"``,
             ``"input_x_gradient"``, ``"integrated_gradients"``. A list runs
             each one, for a side-by-side comparison. Several ``scoring``
             metrics give one result per metric, named

@@ -56,13 +56,15 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
     ----------
     estimator : estimator
         The model: a Keras wrapper, a Pipeline ending in one, or any estimator
-        (for ``method="permutation"``).
+        (for ``method="permutation"`` or ``"conditional"``).
     method : str, default="permutation"
-        Any registered method: ``permutation``, ``olden``, ``garson``,
-        ``first_layer``, ``probe``, ``profile``, ``occlusion``, ``saliency``,
-        ``input_x_gradient``, ``integrated_gradients``. Methods other than
-        permutation measure the columns the Keras model sees, so they need
-        preprocessing that keeps columns one-to-one (e.g. a scaler).
+        Any registered method: ``permutation``, ``conditional``, ``olden``,
+        ``garson``, ``first_layer``, ``probe``, ``profile``, ``occlusion``,
+        ``saliency``, ``input_x_gradient``, ``integrated_gradients``. Methods
+        other than permutation and conditional measure the columns the Keras
+        model sees, so they need preprocessing that keeps columns one-to-one
+        (e.g. a scaler). Conditional importance fits its conditional models
+        on the rows the estimator is fitted on.
     method_params : dict, default=None
         Further keyword arguments for the method function, e.g.
         ``{"baseline": "mean"}``. A key the method does not take fails at
