@@ -60,16 +60,18 @@ class PointwiseLoss:
     response_method: str = "predict"
 
     def rows(self, estimator, X, y) -> np.ndarray:
-        """The loss of every row of ``X``, checked to be one finite number each."""
+        """The loss of every row of ``X``, checked to be one number per row.
+
+        Not checked to be finite: a prediction scikit-learn's scorer would
+        score as NaN gives a NaN p-value here, not an error."""
         response = getattr(estimator, self.response_method)(X)
+        y = np.asarray(y)
         values = np.asarray(self.function(y, response), dtype=float)
         if values.shape != (len(y),):
             raise ValueError(
                 f"The pointwise loss {self.name!r} must return one value per row, "
                 f"shape ({len(y)},); got shape {values.shape}."
             )
-        if not np.isfinite(values).all():
-            raise ValueError(f"The pointwise loss {self.name!r} returned NaN or inf.")
         return values
 
 
@@ -118,8 +120,13 @@ def _class_positions(classes: np.ndarray, y) -> np.ndarray:
 LOSSES = ("auto", "squared_error", "absolute_error", "log_loss", "zero_one")
 
 
-def resolve_loss(loss, estimator) -> PointwiseLoss | None:
+def resolve_loss(loss, estimator, y=None) -> PointwiseLoss | None:
     """The pointwise loss named by ``loss`` for ``estimator``; None for None.
+
+    ``"auto"`` never makes a run fail that scikit-learn's permutation
+    importance would complete: it is None without ``y`` and for multi-output
+    classification, ``zero_one`` for a classifier whose probabilities cannot
+    be read for every label of ``y``.
 
     Raises
     ------
@@ -143,12 +150,10 @@ def resolve_loss(loss, estimator) -> PointwiseLoss | None:
             f"loss must be one of {', '.join(map(repr, LOSSES))} or a callable; "
             f"got {loss!r}."
         )
-    classifier = is_classifier(estimator)
     if loss == "auto":
-        if not classifier:
-            loss = "squared_error"
-        else:
-            loss = "log_loss" if hasattr(estimator, "predict_proba") else "zero_one"
+        loss = _automatic_loss(estimator, y)
+        if loss is None:
+            return None
     if loss == "squared_error":
         return PointwiseLoss(loss, _squared_error)
     if loss == "absolute_error":
@@ -162,6 +167,24 @@ def resolve_loss(loss, estimator) -> PointwiseLoss | None:
             f"{type(estimator).__name__} has not both."
         )
     return PointwiseLoss(loss, _LogLoss(np.asarray(classes)), "predict_proba")
+
+
+def _automatic_loss(estimator, y) -> str | None:
+    if y is None:
+        return None
+    if not is_classifier(estimator):
+        return "squared_error"
+    y = np.asarray(y)
+    if y.ndim != 1:
+        return None  # multi-output classification: no one loss per row
+    classes = getattr(estimator, "classes_", None)
+    readable = (
+        hasattr(estimator, "predict_proba")
+        and classes is not None
+        and np.ndim(classes) == 1
+        and bool(np.isin(y, np.asarray(classes)).all())
+    )
+    return "log_loss" if readable else "zero_one"
 
 
 # --- tests ------------------------------------------------------------------------

@@ -90,10 +90,11 @@ def conditional_importance(
         As in scikit-learn; None uses ``estimator.score``.
     loss : str, callable or None, default="auto"
         The pointwise loss whose per-row differences :meth:`ImportanceResult.pvalues`
-        tests: ``"auto"`` (``"log_loss"`` for classifiers, else
-        ``"squared_error"``), ``"absolute_error"``, ``"zero_one"``, a callable
-        ``loss(y_true, y_pred) -> one value per row`` (``y_pred`` from
-        ``predict``), or None to record none.
+        tests: ``"auto"`` (``"log_loss"`` for classifiers with
+        ``predict_proba``, ``"zero_one"`` for other classifiers,
+        ``"squared_error"`` for regressors), any of these names,
+        ``"absolute_error"``, a callable ``loss(y_true, y_pred) -> one value
+        per row`` (``y_pred`` from ``predict``), or None to record none.
     n_jobs : int or None, default=None
         Parallel jobs, through joblib: the conditional models are fitted in
         parallel, then the engines run as in permutation importance.
@@ -182,7 +183,7 @@ def conditional_importance(
     _check_complete(run.X, kinds, "X")
     _check_groups(run, kinds)
     imputer, categorical_imputer = _checked_imputers(imputer, categorical_imputer)
-    row_loss = resolve_loss(loss, estimator)
+    row_loss = resolve_loss(loss, estimator, y)
     if run.located is not None:  # the network's rows are usable: fail now, not later
         check_model_input(run.located, run.X, caller=run.caller)
 

@@ -98,9 +98,11 @@ def permutation_importance(
     loss : str, callable or None, default="auto"
         The pointwise loss recorded per row for :meth:`ImportanceResult.pvalues`:
         ``"auto"`` (``"log_loss"`` for classifiers with ``predict_proba``,
-        else ``"squared_error"``), ``"absolute_error"``, ``"zero_one"``, a
-        callable ``loss(y_true, y_pred) -> one value per row``, or None to
-        record none. The Keras engine computes it from the predictions it
+        ``"zero_one"`` for other classifiers, ``"squared_error"`` for
+        regressors; none for multi-output classifiers or without y), any of
+        these names, ``"absolute_error"``, a callable
+        ``loss(y_true, y_pred) -> one value per row``, or None to record
+        none. The Keras engine computes it from the predictions it
         already has; the generic engine calls the estimator once more per
         (feature, repeat) for it, which ``loss=None`` saves. The importances
         themselves do not depend on it.
@@ -160,7 +162,7 @@ def permutation_importance(
         feature_groups=feature_groups,
         cluster_threshold=cluster_threshold,
     )
-    row_loss = resolve_loss(loss, estimator)
+    row_loss = resolve_loss(loss, estimator, y)
     n_samples = run.X.shape[0]
     plan = draw_permutation_plan(random_state, n_samples, run.n_rows, n_repeats)
     baseline, scores, differences = run.scores(

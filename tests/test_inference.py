@@ -165,8 +165,14 @@ class _Median(RegressorMixin, BaseEstimator):
 def test_losses_resolve_by_task_and_accept_callables(binary_classifier, breast_cancer):
     X, y = echo_data()
     model = LinearRegression().fit(X, y)
-    assert resolve_loss("auto", model).name == "squared_error"
-    assert resolve_loss("auto", binary_classifier).response_method == "predict_proba"
+    assert resolve_loss("auto", model, y).name == "squared_error"
+    X_c, y_c = breast_cancer
+    assert resolve_loss("auto", binary_classifier, y_c).name == "log_loss"
+    # "auto" never fails where scikit-learn would not: no y, no loss; labels
+    # the classifier never saw, zero-one; several outputs, none.
+    assert resolve_loss("auto", model, None) is None
+    assert resolve_loss("auto", binary_classifier, y_c + 5).name == "zero_one"
+    assert resolve_loss("auto", binary_classifier, np.c_[y_c, y_c]) is None
 
     def absolute(y_true, y_pred):
         return np.abs(y_true - y_pred)
@@ -179,7 +185,6 @@ def test_losses_resolve_by_task_and_accept_callables(binary_classifier, breast_c
     with pytest.raises(ValueError, match="must return one value per row"):
         permutation_importance(model, X, y, loss=lambda t, p: np.mean(t - p))
 
-    X_c, y_c = breast_cancer
     classified = permutation_importance(
         binary_classifier,
         X_c,
