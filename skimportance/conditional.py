@@ -296,7 +296,11 @@ def _checked_imputers(imputer, categorical_imputer):
     )
     for name, model, needs in (
         ("imputer", imputer, ("fit", "predict", "get_params")),
-        ("categorical_imputer", categorical_imputer, ("fit", "predict_proba")),
+        (
+            "categorical_imputer",
+            categorical_imputer,
+            ("fit", "predict_proba", "get_params"),
+        ),
     ):
         missing = [method for method in needs if not hasattr(model, method)]
         if missing:
