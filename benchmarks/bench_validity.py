@@ -1,6 +1,7 @@
 """Validity benchmark: which importance methods recover the known truth?
 
-Simulated problems where the true importance of every input is known:
+Part 1, rankings: two simulated problems where the true importance of every
+input is known:
 
 * **Friedman #1** (``sklearn.datasets.make_friedman1``): ``y = 10 sin(pi x0 x1)
   + 20 (x2 - 0.5)^2 + 10 x3 + 5 x4 + noise`` with five pure-noise inputs
@@ -12,10 +13,6 @@ Simulated problems where the true importance of every input is known:
   ``y = X @ beta + noise`` with ``beta = (1, 0.8, 0.6, 0.4, 0.2, 0, 0, 0)``,
   inputs standard normal with pairwise correlation 0.3, noise giving R^2 of
   about 0.9. Truth: ``|beta|``.
-* **Mixed tabular data** (``validity_categorical.py``): numeric columns on
-  raw scales, an informative and a noise categorical, one-hot encoded, and a
-  model with an in-model ``Normalization`` layer; scored on the raw columns,
-  with the rank of the noise categorical.
 
 For each seed: fresh data, a Keras MLP (StandardScaler + 2 hidden ReLU layers)
 trained on 1500 rows with early stopping, then every method on 500 held-out
@@ -23,14 +20,27 @@ rows. Scores: top-k recall of the informative inputs (k = 5 = their number)
 and Spearman's rank correlation with the true importance, mean +- sd over
 seeds. Signed methods (olden, probe) are ranked by absolute value.
 
+Part 2, mixed tabular data (``validity_categorical.py``): numeric columns on
+raw scales, an informative and a noise categorical one-hot encoded, and a
+model with an in-model ``Normalization`` layer; every method on the raw
+columns, with the rank of the noise categorical (or the method's refusal).
+
+Part 3, inference (``validity_inference.py``): correlated Gaussian inputs,
+and the type-I error, power and interval coverage of marginal permutation
+and conditional importance, over at least 20 seeds.
+
 Usage::
 
-    python benchmarks/bench_validity.py           # the full run, 1-3 minutes
-    python benchmarks/bench_validity.py --quick   # a smoke run, under a minute
+    python benchmarks/bench_validity.py                   # every part, ~8 min
+    python benchmarks/bench_validity.py --part mixed      # part 2 only, ~1.5 min
+    python benchmarks/bench_validity.py --part inference  # part 3 only, ~5 min
+    python benchmarks/bench_validity.py --quick           # a smoke run, ~1 min
 
-The full run rewrites ``docs/validity.md`` and
-``benchmarks/results/validity.md``; ``--quick`` writes only
-``benchmarks/results/validity-quick.md``.
+A full run of a part writes ``benchmarks/results/validity-<part>.md`` and
+rebuilds ``docs/validity.md`` (and ``benchmarks/results/validity.md``) from
+the latest result of each part; ``--quick`` writes only
+``benchmarks/results/validity-quick.md``. ``--seeds`` sets the seeds of
+parts 1 and 2, ``--inference-seeds`` those of part 3.
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ import platform
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from skimportance._compat import quiet_tensorflow  # noqa: E402
@@ -53,8 +63,12 @@ from scipy.stats import spearmanr  # noqa: E402
 from sklearn.datasets import make_friedman1  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
-from validity_categorical import markdown as mixed_markdown  # noqa: E402
+from validity_categorical import markdown as mixed_section  # noqa: E402
 from validity_categorical import run as run_mixed  # noqa: E402
+from validity_inference import FULL as INFERENCE_FULL  # noqa: E402
+from validity_inference import QUICK as INFERENCE_QUICK  # noqa: E402
+from validity_inference import run as run_inference  # noqa: E402
+from validity_inference import section as inference_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +82,7 @@ METHODS = [
     "saliency",
     "integrated_gradients",
     "permutation",
+    "conditional",
 ]
 SIGNED = {"olden", "probe"}
 
@@ -183,8 +198,13 @@ def permutation_function():
         return permutation_importance, "sklearn.inspection.permutation_importance"
 
 
-def all_importances(model, X_test, y_test, seed: int, permutation) -> dict:
-    from skimportance import gradient_importance, probe_importance, weight_importance
+def all_importances(model, X_train, X_test, y_test, seed: int, permutation) -> dict:
+    from skimportance import (
+        conditional_importance,
+        gradient_importance,
+        probe_importance,
+        weight_importance,
+    )
 
     results = {}
     with warnings.catch_warnings():
@@ -204,6 +224,9 @@ def all_importances(model, X_test, y_test, seed: int, permutation) -> dict:
         ).importances_mean
     results["permutation"] = permutation(
         model, X_test, y_test, n_repeats=5, random_state=seed
+    ).importances_mean
+    results["conditional"] = conditional_importance(
+        model, X_test, y_test, X_fit=X_train, n_repeats=5, random_state=seed
     ).importances_mean
     return results
 
@@ -237,7 +260,9 @@ def run(config: Config) -> tuple[dict, dict, str]:
             started = time.perf_counter()
             model = fit_model(X_train, y_train, seed, config)
             fits.setdefault(dataset, []).append(model.score(X_test, y_test))
-            importances = all_importances(model, X_test, y_test, seed, permutation)
+            importances = all_importances(
+                model, X_train, X_test, y_test, seed, permutation
+            )
             for method, importance in importances.items():
                 table.setdefault((dataset, method), []).append(
                     scores(importance, truth, method in SIGNED)
@@ -255,18 +280,14 @@ def mean_sd(values) -> str:
     return f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0:.2f}"
 
 
-def markdown(
-    table, fits, permutation_name, config: Config, seconds: float, quick: bool, mixed
-) -> str:
+def ranking_section(table, fits, permutation_name, config: Config) -> list[str]:
     truths = {name: make_truth() for name, (_, make_truth) in DATASETS.items()}
     lines = [
-        "# Validity: which importance methods recover the truth?",
+        "## Part 1: rankings against the known truth",
         "",
-        "<!-- Written by benchmarks/bench_validity.py; do not edit by hand. -->",
-        "",
-        "Simulated problems where the true importance of every input is "
-        "known. For the first two, for each seed: fresh data, a Keras MLP "
-        "(StandardScaler, then Dense 64 and 32 ReLU units) trained with Adam on "
+        "Two simulated problems where the true importance of every input is "
+        "known. For each seed: fresh data, a Keras MLP (StandardScaler, then "
+        "Dense 64 and 32 ReLU units) trained with Adam on "
         f"{config.n_train} rows (the last 20% for early stopping), and every "
         f"method on {config.n_test} held-out "
         "rows. **Recall@5**: the share of the five informative inputs among "
@@ -288,14 +309,16 @@ def markdown(
         "and one standard deviation above it); `profile` = Lek's profile over "
         "the test rows; gradients over the test rows (integrated gradients "
         "from the test rows' mean, the default baseline); `permutation` = "
-        f"`{permutation_name}` on the test rows, 5 repeats, R². Olden and the "
+        f"`{permutation_name}` on the test rows, 5 repeats, R²; "
+        "`conditional` = `conditional_importance`, the same, with its "
+        "conditional models fitted on the training rows. Olden and the "
         "probe are signed and are ranked by their absolute values.",
         "",
     ]
     for dataset in DATASETS:
         r2 = mean_sd(fits[dataset])
         lines += [
-            f"## {dataset} (test R² {r2})",
+            f"### {dataset} (test R² {r2})",
             "",
             "| method | recall@5 | Spearman ρ |",
             "|---|---|---|",
@@ -304,22 +327,42 @@ def markdown(
             recall, rho = zip(*table[(dataset, method)])
             lines.append(f"| {method} | {mean_sd(recall)} | {mean_sd(rho)} |")
         lines.append("")
-    lines += ["## Reading the table", ""] + interpretation(table) + [""]
-    lines += mixed_markdown(mixed, mean_sd)
-    lines += [
-        "## Run",
-        "",
+    lines += ["### Reading the table", ""] + interpretation(table) + [""]
+    return lines
+
+
+def run_footer(command: str, seconds: float) -> list[str]:
+    """How one part was run: command, machine, libraries, time, load."""
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return [
         "```console",
-        f"$ python benchmarks/bench_validity.py{' --quick' if quick else ''}",
+        f"$ {command}",
         "```",
         "",
         f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, "
         f"Python {platform.python_version()}",
         f"- libraries: {library_versions()}",
-        f"- wall time: {seconds / 60:.1f} min",
+        f"- wall time: {seconds / 60:.1f} min; 1/5/15-min load average at the "
+        f"end: {load}",
         "",
     ]
-    return "\n".join(lines)
+
+
+def document(parts: dict[str, str]) -> str:
+    """docs/validity.md: the title, each part's section and how it was run."""
+    header = [
+        "# Validity: which importance methods recover the truth?",
+        "",
+        "<!-- Written by benchmarks/bench_validity.py; do not edit by hand. -->",
+        "",
+        "Part 1 asks whether each method *ranks* the inputs as the known truth "
+        "does; part 2 whether it still does on mixed tabular data (raw scales, "
+        "categorical columns, scaling inside the model), or refuses; part 3 "
+        "whether the p-values and intervals of permutation and conditional "
+        "importance are *valid* when inputs are correlated.",
+        "",
+    ]
+    return "\n".join(header) + "\n".join(parts[name] for name in PARTS)
 
 
 def interpretation(table) -> list[str]:
@@ -387,41 +430,81 @@ def library_versions() -> str:
     )
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a small smoke run")
-    parser.add_argument("--seeds", type=int, default=None, help="number of seeds")
-    args = parser.parse_args(argv)
-    config = QUICK if args.quick else FULL
-    if args.seeds is not None:
-        config = Config(
-            args.seeds,
+PARTS = ("ranking", "mixed", "inference")
+
+
+def run_part(part: str, args) -> str:
+    """One part's markdown section, with how it was run."""
+    started = time.perf_counter()
+    if part == "ranking":
+        config = QUICK if args.quick else FULL
+        if args.seeds is not None:
+            config = replace(config, seeds=args.seeds)
+        table, fits, permutation_name = run(config)
+        lines = ranking_section(table, fits, permutation_name, config)
+        flags = f" --seeds {args.seeds}" if args.seeds is not None else ""
+    elif part == "mixed":
+        config = QUICK if args.quick else FULL
+        if args.seeds is not None:
+            config = replace(config, seeds=args.seeds)
+        outcome = run_mixed(
+            config.seeds,
             config.n_train,
             config.n_test,
             config.max_epochs,
             config.patience,
+            log=lambda message: print(message, file=sys.stderr),
         )
-
-    started = time.perf_counter()
-    table, fits, permutation_name = run(config)
-    mixed = run_mixed(
-        config.seeds,
-        config.n_train,
-        config.n_test,
-        config.max_epochs,
-        config.patience,
-        log=lambda message: print(message, file=sys.stderr),
-    )
+        lines = mixed_section(outcome, mean_sd)
+        flags = f" --seeds {args.seeds}" if args.seeds is not None else ""
+    else:
+        config = INFERENCE_QUICK if args.quick else INFERENCE_FULL
+        if args.inference_seeds is not None:
+            config = replace(config, seeds=args.inference_seeds)
+        lines = inference_section(run_inference(config), config)
+        flags = (
+            f" --inference-seeds {args.inference_seeds}"
+            if args.inference_seeds is not None
+            else ""
+        )
+    command = "python benchmarks/bench_validity.py --part " + part + flags
+    if args.quick:
+        command += " --quick"
     seconds = time.perf_counter() - started
-    report = markdown(table, fits, permutation_name, config, seconds, args.quick, mixed)
-    print(report)
+    return "\n".join(lines + ["**Run**", ""] + run_footer(command, seconds))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument("--part", choices=(*PARTS, "all"), default="all")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds of part 1")
+    parser.add_argument(
+        "--inference-seeds", type=int, default=None, help="seeds of part 2"
+    )
+    args = parser.parse_args(argv)
+    parts = PARTS if args.part == "all" else (args.part,)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
+
+    sections = {part: run_part(part, args) for part in parts}
     if args.quick:
+        report = "\n".join(sections.values())
         (results / "validity-quick.md").write_text(report, encoding="utf-8")
-    else:
-        (results / "validity.md").write_text(report, encoding="utf-8")
-        (ROOT / "docs" / "validity.md").write_text(report, encoding="utf-8")
+        print(report)
+        return 0
+    for part, text in sections.items():
+        (results / f"validity-{part}.md").write_text(text, encoding="utf-8")
+    missing = [p for p in PARTS if not (results / f"validity-{p}.md").exists()]
+    if missing:
+        print(f"Run --part {missing[0]} too to rebuild docs/validity.md.")
+        return 0
+    report = document(
+        {p: (results / f"validity-{p}.md").read_text(encoding="utf-8") for p in PARTS}
+    )
+    print(report)
+    (results / "validity.md").write_text(report, encoding="utf-8")
+    (ROOT / "docs" / "validity.md").write_text(report, encoding="utf-8")
     return 0
 
 

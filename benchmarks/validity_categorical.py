@@ -190,7 +190,7 @@ def markdown(outcome: dict, mean_sd) -> list[str]:
     table, refusals, true = outcome["table"], outcome["refusals"], outcome["truth"]
     n_columns = len(COLUMNS)
     lines = [
-        f"## Mixed tabular data: categoricals and in-model scaling "
+        f"## Part 2: mixed tabular data, categoricals and in-model scaling "
         f"(test R² {mean_sd(outcome['fits'])})",
         "",
         "Numeric columns on their raw scales (`income` in dollars, `age` in "

@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from ._compare import rank_agreement  # noqa: F401
     from ._mlp import build_mlp  # noqa: F401
     from ._result import CVImportanceResult, ImportanceResult  # noqa: F401
+    from .conditional import conditional_importance  # noqa: F401
     from .gradient import gradient_importance  # noqa: F401
     from .model_selection import cross_validate_importance, importance_scorer  # noqa: F401
     from .permutation import permutation_importance  # noqa: F401
@@ -32,6 +33,7 @@ _EXPORTS = {
     "rank_agreement": "_compare",
     "build_mlp": "_mlp",
     "permutation_importance": "permutation",
+    "conditional_importance": "conditional",
     "weight_importance": "weights",
     "probe_importance": "probe",
     "gradient_importance": "gradient",

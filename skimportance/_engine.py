@@ -16,7 +16,10 @@ which both engines consume:
   estimator itself, in parallel over groups, exactly like scikit-learn.
 
 So the two engines give equal numbers on the same plan, and the plan
-reproduces scikit-learn's draws.
+reproduces scikit-learn's draws. Asked for a pointwise loss (``row_loss``),
+both engines also return each row's loss difference averaged over the
+repeats, computed from the predictions they already have; ``_inference``
+turns them into p-values.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
 from ._columns import column_map
-from ._groups import resolve_feature_groups
+from ._groups import cluster_feature_groups, resolve_feature_groups
 from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._result import ImportanceResult
 from ._scoring import ScoringContext, call_scorer, per_head_scorer
@@ -171,22 +174,36 @@ class PerturbationRun:
     scorer: Any
     n_rows: int
     grouped: bool
+    clustering: dict | None = None  # feature_groups="auto": the dendrogram
 
     @property
     def engine(self) -> str:
         return "generic" if self.located is None else "keras"
 
-    def scores(self, plan, perturbation, *, batch_size, n_jobs, verbose, desc):
-        """(baseline score, scores grid [group][repeat]) on the chosen engine."""
+    def scores(
+        self, plan, perturbation, *, batch_size, n_jobs, verbose, desc, row_loss=None
+    ):
+        """(baseline score, scores grid [group][repeat], loss differences).
+
+        The loss differences, shape (n_groups, n_rows), are each row's
+        ``row_loss`` (a ``_inference.PointwiseLoss``) averaged over the
+        repeats minus its unperturbed loss; None without ``row_loss`` or y.
+        """
         from tqdm.auto import tqdm
 
+        if self.y is None:
+            row_loss = None  # nothing to compare predictions with
         total = len(self.groups) * plan.n_repeats
         with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
             if self.located is not None:
-                return _keras_scores(self, plan, perturbation, batch_size, n_jobs, bar)
-            return _generic_scores(self, plan, perturbation, n_jobs, bar)
+                return _keras_scores(
+                    self, plan, perturbation, batch_size, n_jobs, bar, row_loss
+                )
+            return _generic_scores(self, plan, perturbation, n_jobs, bar, row_loss)
 
-    def results(self, baseline, scores, method: str, details: dict):
+    def results(
+        self, baseline, scores, method: str, details: dict, loss_differences=None
+    ):
         """One ImportanceResult, or a dict of them for several metrics."""
         details = {"engine": self.engine, "n_samples": self.n_rows, **details}
         if self.grouped:
@@ -194,6 +211,8 @@ class PerturbationRun:
                 name: [str(c) for c in self.column_names[cols]]
                 for name, cols in zip(self.names, self.groups)
             }
+        if self.clustering is not None:
+            details["clustering"] = self.clustering
         if isinstance(baseline, dict):  # several metrics, keyed like scikit-learn
             return {
                 metric: _result(
@@ -202,10 +221,11 @@ class PerturbationRun:
                     self.names,
                     method,
                     details,
+                    loss_differences,
                 )
                 for metric in baseline
             }
-        return _result(baseline, scores, self.names, method, details)
+        return _result(baseline, scores, self.names, method, details, loss_differences)
 
 
 def prepare_run(
@@ -218,6 +238,7 @@ def prepare_run(
     sample_weight=None,
     max_samples=1.0,
     feature_groups=None,
+    cluster_threshold=0.7,
 ) -> PerturbationRun:
     """Check everything a run needs, before any data reaches a model.
 
@@ -225,7 +246,9 @@ def prepare_run(
     feature of the input (a channel, a timestep, a mask's label; see
     ``from_keras(feature_axis=...)``) becoming a group of flat columns.
     ``feature_groups="inputs"`` groups X's columns by the model input they
-    feed. A model with several output heads is scored per head and overall.
+    feed; ``feature_groups="auto"`` clusters them on their correlation
+    (``_groups.cluster_feature_groups``, at ``cluster_threshold``). A model
+    with several output heads is scored per head and overall.
 
     Raises
     ------
@@ -258,12 +281,17 @@ def prepare_run(
     if sample_weight is not None:
         check_consistent_length(X, sample_weight)
 
+    clustering = None
     if nd:
         column_names, groups, names = _nd_groups(located, feature_groups)
     else:
         column_names = feature_names_of(estimator, X, n_columns)
         if isinstance(feature_groups, str) and feature_groups == "inputs":
             feature_groups = _input_groups(located)
+        elif isinstance(feature_groups, str) and feature_groups == "auto":
+            feature_groups, clustering = cluster_feature_groups(
+                X, column_names, cluster_threshold
+            )
         groups, names = resolve_feature_groups(feature_groups, column_names)
     scorer = check_scoring(estimator, scoring=scoring)
     if located is not None and len(located.layout.outputs) > 1:
@@ -288,6 +316,7 @@ def prepare_run(
         scorer=scorer,
         n_rows=n_rows,
         grouped=feature_groups is not None,
+        clustering=clustering,
     )
 
 
@@ -335,7 +364,7 @@ def check_run_sizes(n_repeats, batch_size) -> tuple[int, int | None]:
 # --- the Keras engine -------------------------------------------------------------
 
 
-def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar):
+def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, row_loss=None):
     located = run.located
     context = ScoringContext.from_located(located)
     X_model = check_model_input(located, run.X, caller=run.caller)
@@ -345,10 +374,14 @@ def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar):
     )
 
     X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
+    raw_sub = raw if plan.rows is None else raw[plan.rows]
+    losses = _LossCollector.start(
+        row_loss, context.stand_in(X_sub, raw_sub), X_sub, y_sub, plan.n_repeats
+    )
     n_rows = plan.n_rows
     slices = [(g, r) for g in range(len(run.groups)) for r in range(plan.n_repeats)]
     per_chunk = max(1, _chunk_rows(run.X, X_model) // n_rows)  # whole slices only
-    del X_model, raw
+    del X_model, raw, raw_sub
 
     def chunk_tasks():
         # Runs lazily, as joblib asks for work: at most a few chunks exist at once.
@@ -365,15 +398,19 @@ def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar):
                 n_rows,
                 y_sub,
                 weight_sub,
+                losses.slice_loss,
             )
 
     # Threads: scoring is light, and the stand-ins hold the model.
     parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
     scores = []
-    for chunk_scores in parallel(chunk_tasks()):
+    for chunk_scores, chunk_losses in parallel(chunk_tasks()):
+        # Chunks come back in order, so every sum runs over the repeats in order.
+        losses.add(slices[len(scores) : len(scores) + len(chunk_scores)], chunk_losses)
         scores.extend(chunk_scores)
         bar.update(len(chunk_scores))
-    return baseline, _as_grid(scores, len(run.groups), plan.n_repeats)
+    grid = _as_grid(scores, len(run.groups), plan.n_repeats)
+    return baseline, grid, losses.differences()
 
 
 def _perturbed_rows(X_sub, perturbation, groups, chunk):
@@ -414,8 +451,11 @@ def _model_rows(located, X) -> np.ndarray:
     return X_model.toarray() if hasattr(X_model, "toarray") else X_model
 
 
-def _score_chunk(context, scorer, X_chunk, raw, n_slices, n_rows, y, sample_weight):
-    scores = []
+def _score_chunk(
+    context, scorer, X_chunk, raw, n_slices, n_rows, y, sample_weight, slice_loss=None
+):
+    """(scores, per-row loss differences or None) of the slices of one chunk."""
+    scores, losses = [], [] if slice_loss is not None else None
     # The baseline call already ran the scorer with full parameter validation
     # on the same y, sample_weight and prediction shapes; repeating it for every
     # slice costs more than the metric itself. Data checks (NaN, shapes) stay on.
@@ -425,7 +465,9 @@ def _score_chunk(context, scorer, X_chunk, raw, n_slices, n_rows, y, sample_weig
             X_slice = X_chunk.iloc[rows] if hasattr(X_chunk, "iloc") else X_chunk[rows]
             stand_in = context.stand_in(X_slice, raw[rows])
             scores.append(call_scorer(scorer, stand_in, X_slice, y, sample_weight))
-    return scores
+            if slice_loss is not None:  # from the stand-in's cached predictions
+                losses.append(slice_loss(stand_in, X_slice, y))
+    return scores, losses
 
 
 def _chunk_rows(X, X_model) -> int:
@@ -439,9 +481,10 @@ def _chunk_rows(X, X_model) -> int:
 # --- the generic engine -----------------------------------------------------------
 
 
-def _generic_scores(run, plan, perturbation, n_jobs, bar):
+def _generic_scores(run, plan, perturbation, n_jobs, bar, row_loss=None):
     baseline = call_scorer(run.scorer, run.estimator, run.X, run.y, run.sample_weight)
     X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
+    losses = _LossCollector.start(row_loss, run.estimator, X_sub, y_sub, plan.n_repeats)
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
     scores = []
     tasks = (
@@ -455,21 +498,35 @@ def _generic_scores(run, plan, perturbation, n_jobs, bar):
             group,
             columns,
             plan.n_repeats,
+            losses.slice_loss,
         )
         for group, columns in enumerate(run.groups)
     )
-    for group_scores in parallel(tasks):
+    for group, (group_scores, group_losses) in enumerate(parallel(tasks)):
+        losses.add_group(group, group_losses)
         scores.extend(group_scores)
         bar.update(len(group_scores))
-    return baseline, _as_grid(scores, len(run.groups), plan.n_repeats)
+    grid = _as_grid(scores, len(run.groups), plan.n_repeats)
+    return baseline, grid, losses.differences()
 
 
 def _group_scores(
-    estimator, scorer, X_sub, y, sample_weight, perturbation, group, columns, n_repeats
+    estimator,
+    scorer,
+    X_sub,
+    y,
+    sample_weight,
+    perturbation,
+    group,
+    columns,
+    n_repeats,
+    slice_loss=None,
 ):
+    """(scores, per-row loss differences summed over the repeats or None)."""
     # A private copy: X_sub may be shared between threads or a read-only memmap.
     X_perturbed = X_sub.copy()
     scores = []
+    loss_sum = None if slice_loss is None else np.zeros(len(X_sub))
     for repeat in range(n_repeats):
         values = perturbation.values(X_sub, group, repeat)
         if hasattr(X_perturbed, "iloc"):
@@ -478,7 +535,9 @@ def _group_scores(
         else:
             X_perturbed[:, columns] = values
         scores.append(call_scorer(scorer, estimator, X_perturbed, y, sample_weight))
-    return scores
+        if slice_loss is not None:  # summed over the repeats in order, as the
+            loss_sum += slice_loss(estimator, X_perturbed, y)  # Keras engine does
+    return scores, loss_sum
 
 
 # --- results ----------------------------------------------------------------------
@@ -488,7 +547,7 @@ def _as_grid(scores: list, n_groups: int, n_repeats: int) -> list[list]:
     return [scores[g * n_repeats : (g + 1) * n_repeats] for g in range(n_groups)]
 
 
-def _result(baseline, scores, names, method, details):
+def _result(baseline, scores, names, method, details, loss_differences=None):
     importances = baseline - np.asarray(scores, dtype=float)
     return ImportanceResult(
         importances,
@@ -496,7 +555,65 @@ def _result(baseline, scores, names, method, details):
         method=method,
         baseline_score=float(baseline),
         details=dict(details),
+        loss_differences=loss_differences,
     )
+
+
+@dataclass(frozen=True)
+class _SliceLoss:
+    """A perturbed slice's per-row loss minus the unperturbed rows' loss.
+
+    Differences are taken slice by slice, so a column the model ignores gives
+    exactly 0 (no rounding of a sum of equal losses)."""
+
+    row_loss: Any  # _inference.PointwiseLoss
+    baseline_losses: np.ndarray
+
+    def __call__(self, estimator, X, y) -> np.ndarray:
+        return self.row_loss.rows(estimator, X, y) - self.baseline_losses
+
+
+class _LossCollector:
+    """Sums each group's per-row loss differences over its repeats, in repeat
+    order, so that both engines (and any n_jobs) add the same numbers in the
+    same order. Does nothing when no pointwise loss is asked for."""
+
+    def __init__(self, slice_loss, n_repeats: int):
+        self.slice_loss = slice_loss
+        self.n_repeats = n_repeats
+        self.sums: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def start(cls, row_loss, predictor, X_sub, y_sub, n_repeats: int):
+        """The collector, with the unperturbed losses of the rows ``X_sub``
+        as ``predictor`` (the estimator, or a cached stand-in) predicts them."""
+        if row_loss is None:
+            return cls(None, n_repeats)
+        baseline_losses = row_loss.rows(predictor, X_sub, y_sub)
+        return cls(_SliceLoss(row_loss, baseline_losses), n_repeats)
+
+    def add(self, chunk, chunk_losses) -> None:
+        """Loss differences of the (group, repeat) slices ``chunk``, in order."""
+        if self.slice_loss is None:
+            return
+        for (group, _), losses in zip(chunk, chunk_losses):
+            if group not in self.sums:
+                self.sums[group] = np.zeros(len(losses))
+            self.sums[group] += losses
+
+    def add_group(self, group: int, loss_sum) -> None:
+        """One group's differences already summed over its repeats, in order."""
+        if self.slice_loss is not None:
+            self.sums[group] = loss_sum
+
+    def differences(self):
+        """(n_groups, n_rows): the mean over the repeats of each row's loss
+        difference."""
+        if self.slice_loss is None:
+            return None
+        return np.stack([self.sums[group] for group in sorted(self.sums)]) / (
+            self.n_repeats
+        )
 
 
 # --- validation -------------------------------------------------------------------

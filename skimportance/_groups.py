@@ -1,4 +1,10 @@
-"""Resolve ``feature_groups``: which input columns are perturbed together."""
+"""Resolve ``feature_groups``: which input columns are perturbed together.
+
+Groups are given by the user (lists or a dict), or found from the data with
+``feature_groups="auto"``: :func:`cluster_feature_groups` clusters the columns
+hierarchically on their absolute Spearman correlation, as in scikit-learn's
+example "Permutation Importance with Multicollinear or Correlated Features".
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["resolve_feature_groups"]
+__all__ = ["cluster_feature_groups", "is_numeric_column", "resolve_feature_groups"]
 
 
 def resolve_feature_groups(
@@ -53,9 +59,14 @@ def resolve_feature_groups(
             (str(key), members, repr(key)) for key, members in feature_groups.items()
         ]
     elif isinstance(feature_groups, (str, bytes)) or not _is_sequence(feature_groups):
+        shown = (
+            repr(feature_groups)
+            if isinstance(feature_groups, str)
+            else type(feature_groups).__name__
+        )
         raise TypeError(
-            "feature_groups must be a list of lists of columns or a dict "
-            f"name -> columns, got {type(feature_groups).__name__}."
+            "feature_groups must be a list of lists of columns, a dict "
+            f"name -> columns or 'auto', got {shown}."
         )
     else:
         entries = [
@@ -160,3 +171,90 @@ def _column_position(member, label: str, positions, feature_names) -> int:
 def _shorten(names: list[str], limit: int = 10) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     return f"[{shown}{', ...' if len(names) > limit else ''}]"
+
+
+def cluster_feature_groups(X, feature_names, threshold) -> tuple[dict, dict]:
+    """Groups of correlated columns, by hierarchical clustering on |Spearman rho|.
+
+    The distance between two columns is ``1 - |rho|``; clusters are merged by
+    average linkage and cut where the average |rho| between two clusters
+    falls below ``threshold``. Each group is named after its members, joined
+    with ``"+"`` (a lone column keeps its name). Columns that are not
+    numeric (categories, strings) are never grouped.
+
+    Parameters
+    ----------
+    X : ndarray or DataFrame of shape (n_samples, n_features)
+    feature_names : array-like of str
+    threshold : float in (0, 1]
+        The |rho| at which columns join one group.
+
+    Returns
+    -------
+    groups : dict
+        Group name -> column positions, in the order of each group's first
+        column.
+    clustering : dict
+        ``linkage`` (SciPy's linkage matrix over ``columns``), ``columns``
+        (the clustered names), ``threshold``, ``cut`` (the distance
+        ``1 - threshold``), ``method`` and ``correlation``: what
+        ``ImportanceDisplay.plot_dendrogram`` draws.
+    """
+    import pandas as pd
+    from scipy.cluster import hierarchy
+    from scipy.spatial.distance import squareform
+
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not 0 < threshold <= 1
+    ):
+        raise ValueError(f"cluster_threshold must be in (0, 1], got {threshold!r}.")
+    feature_names = [str(name) for name in feature_names]
+    frame = X if hasattr(X, "iloc") else pd.DataFrame(X)
+    numeric = [j for j in range(frame.shape[1]) if is_numeric_column(frame.iloc[:, j])]
+    labels = np.arange(len(feature_names))  # every column alone by default
+    linkage = np.empty((0, 4))
+    if len(numeric) >= 2:
+        values = (
+            frame.iloc[:, numeric].astype(float).set_axis(range(len(numeric)), axis=1)
+        )
+        rho = np.nan_to_num(values.corr(method="spearman").to_numpy(), nan=0.0)
+        distance = np.clip(1.0 - np.abs(rho), 0.0, None)
+        distance = (distance + distance.T) / 2
+        np.fill_diagonal(distance, 0.0)
+        linkage = hierarchy.linkage(
+            squareform(distance, checks=False), method="average"
+        )
+        clusters = hierarchy.fcluster(linkage, t=1.0 - threshold, criterion="distance")
+        labels[numeric] = len(feature_names) + clusters  # apart from lone columns
+
+    groups: dict[str, list[int]] = {}
+    for label in dict.fromkeys(labels):  # in the order of first appearance
+        members = np.flatnonzero(labels == label).tolist()
+        groups["+".join(feature_names[j] for j in members)] = members
+    clustering = {
+        "linkage": linkage,
+        "columns": [feature_names[j] for j in numeric],
+        "threshold": float(threshold),
+        "cut": 1.0 - float(threshold),
+        "method": "average",
+        "correlation": "spearman",
+    }
+    return groups, clustering
+
+
+def is_numeric_column(column) -> bool:
+    """A numeric column (bools and categories are not), or numbers as objects."""
+    import pandas as pd
+
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        return False
+    if pd.api.types.is_numeric_dtype(dtype):
+        return True
+    try:
+        pd.to_numeric(column, errors="raise")
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -23,6 +23,7 @@ from typing import Any
 
 from ._result import ImportanceResult
 from ._validation import check_positive_int
+from .conditional import conditional_importance
 from .gradient import gradient_importance
 from .permutation import permutation_importance
 from .probe import probe_importance
@@ -81,6 +82,12 @@ class MethodSpec:
         ``columns="model"``).
     keras_only : bool
         Needs a Keras model inside the estimator.
+    fit_data : str or None
+        The keyword of ``function`` that takes the rows its own models are
+        fitted on (conditional importance's ``X_fit``). Adapters that hold
+        training data pass it through :meth:`MethodCall.with_training_data`:
+        ``cross_validate_importance`` the training fold,
+        ``ImportanceEstimator`` the rows it fitted the estimator on.
     summary : str
         One line for tables and help texts.
     """
@@ -94,6 +101,7 @@ class MethodSpec:
     reads: str = "predictions"
     columns: tuple[str, ...] = ("raw", "model")
     keras_only: bool = True
+    fit_data: str | None = None
     summary: str = ""
 
     @property
@@ -114,6 +122,11 @@ class MethodSpec:
         """Takes a ``random_state`` (its numbers depend on random draws)."""
         return "random_state" in self.parameters
 
+    @property
+    def tested(self) -> bool:
+        """Records per-row loss differences, so its results have p-values."""
+        return "loss" in self.parameters
+
     def selection_scores(self, importances_mean):
         """Non-negative scores for feature selection from mean importances."""
         import numpy as np
@@ -133,6 +146,15 @@ REGISTRY: dict[str, MethodSpec] = {
             columns=("raw",),
             keras_only=False,
             summary="drop in score when the column is shuffled",
+        ),
+        MethodSpec(
+            "conditional",
+            conditional_importance,
+            needs_y=True,
+            columns=("raw",),
+            keras_only=False,
+            fit_data="X_fit",
+            summary="drop in score when the column is drawn given the others",
         ),
         MethodSpec(
             "first_layer",
@@ -240,6 +262,20 @@ class MethodCall:
         if not self.spec.seeded or self.params.get("random_state") is not None:
             return self
         return replace(self, params={**self.params, "random_state": random_state})
+
+    @property
+    def fits_on_training_data(self) -> bool:
+        """The method fits models of its own and the user left their rows to
+        the adapter (see ``MethodSpec.fit_data``)."""
+        key = self.spec.fit_data
+        return key is not None and self.params.get(key) is None
+
+    def with_training_data(self, X_train) -> MethodCall:
+        """This call with its models fitted on ``X_train``, if it fits any
+        and the user did not choose their rows; unchanged otherwise."""
+        if not self.fits_on_training_data:
+            return self
+        return replace(self, params={**self.params, self.spec.fit_data: X_train})
 
     def __call__(self, estimator, X=None, y=None) -> dict[str, ImportanceResult]:
         spec = self.spec

@@ -32,6 +32,10 @@ class ImportanceResult:
         The model's score before any perturbation, where the method has one.
     details : dict, default={}
         Method-specific extras (per-sample attributions, profile curves, ...).
+    loss_differences : ndarray of shape (n_features, n_rows), default=None
+        Per-row loss differences, averaged over the draws: how much worse
+        each test row is predicted when the feature is perturbed. Permutation
+        and conditional importance record them; :meth:`pvalues` tests them.
 
     Examples
     --------
@@ -50,6 +54,7 @@ class ImportanceResult:
     method: str
     baseline_score: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    loss_differences: np.ndarray | None = None
 
     def __post_init__(self):
         importances = np.asarray(self.importances, dtype=float)
@@ -67,6 +72,14 @@ class ImportanceResult:
             )
         self.importances = importances
         self.feature_names = names
+        if self.loss_differences is not None:
+            differences = np.asarray(self.loss_differences, dtype=float)
+            if differences.ndim != 2 or differences.shape[0] != len(names):
+                raise ValueError(
+                    "loss_differences must have shape (n_features, n_rows) with "
+                    f"n_features={len(names)}, got {differences.shape}."
+                )
+            self.loss_differences = differences
 
     # -- scikit-learn Bunch compatibility ---------------------------------------
     @property
@@ -129,6 +142,54 @@ class ImportanceResult:
             {"importance_mean": mean, "lower": mean - half, "upper": mean + half},
             index=pd.Index(self.feature_names, name="feature"),
         )
+
+    def pvalues(self):
+        """p-values of "importance <= 0", by a one-sided t-test across test rows.
+
+        Each feature's importance is decomposed into per-row loss differences
+        (``loss_differences``, averaged over the repeats), and their mean is
+        tested against 0 with Student's t across the rows (Chamma et al.
+        2023). The test is about *this fitted model* on *these rows*: use
+        held-out rows. It does not use ``sample_weight``.
+
+        Returns
+        -------
+        pandas.Series
+            Indexed by feature, in the features' original order.
+
+        Raises
+        ------
+        ValueError
+            The result carries no per-row loss differences (methods other
+            than permutation and conditional, or ``loss=None``).
+        """
+        import pandas as pd
+
+        from ._inference import row_test_pvalues
+
+        if self.loss_differences is None:
+            raise ValueError(
+                f"This {self.method!r} result carries no per-row loss differences, "
+                "so it has no p-values. permutation_importance and "
+                "conditional_importance record them (unless loss=None)."
+            )
+        return pd.Series(
+            row_test_pvalues(self.loss_differences),
+            index=pd.Index(self.feature_names, name="feature"),
+            name="pvalue",
+        )
+
+    def fdr(self, alpha: float = 0.05):
+        """Features selected at false discovery rate ``alpha`` (Benjamini-Hochberg).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by feature: ``pvalue`` (from :meth:`pvalues`), ``qvalue``
+            (the Benjamini-Hochberg adjusted p-value) and ``selected``
+            (``qvalue <= alpha``).
+        """
+        return _fdr_frame(self.pvalues(), alpha)
 
     def to_frame(self, sort: bool = True):
         """A pandas DataFrame indexed by feature, most important first.
@@ -328,6 +389,53 @@ class CVImportanceResult:
             index=pd.Index(self.feature_names, name="feature"),
         )
 
+    def pvalues(self):
+        """p-values of "importance <= 0" across folds (Nadeau-Bengio corrected).
+
+        A one-sided t-test over the k fold importances with the variance
+        factor ``1/k + n_test/n_train`` of :meth:`ci` with
+        ``corrected=True``: the importance is significant at level alpha
+        exactly when the one-sided ``1 - alpha`` corrected interval excludes
+        0. A fold whose fit failed makes the p-values NaN.
+
+        Returns
+        -------
+        pandas.Series
+            Indexed by feature, in the features' original order.
+
+        Raises
+        ------
+        ValueError
+            Fewer than two folds, or folds of a method whose importance is
+            not a loss difference (only permutation and conditional results
+            can be tested).
+        """
+        import pandas as pd
+
+        from ._inference import nadeau_bengio_pvalues
+
+        untestable = [
+            k
+            for k, fold in enumerate(self.fold_results)
+            if fold.loss_differences is None and not fold.details.get("fit_failed")
+        ]
+        if untestable:
+            raise ValueError(
+                f"The {self.method!r} folds carry no per-row loss differences, so "
+                "their importance cannot be tested against 0; cross-validate "
+                "method='permutation' or 'conditional' for p-values."
+            )
+        return pd.Series(
+            nadeau_bengio_pvalues(self.importances, self.n_train, self.n_test),
+            index=pd.Index(self.feature_names, name="feature"),
+            name="pvalue",
+        )
+
+    def fdr(self, alpha: float = 0.05):
+        """Features selected at false discovery rate ``alpha`` (Benjamini-Hochberg
+        over :meth:`pvalues`); see :meth:`ImportanceResult.fdr`."""
+        return _fdr_frame(self.pvalues(), alpha)
+
     def plot(self, **kwargs):
         """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib)."""
         from .plotting import ImportanceDisplay
@@ -338,3 +446,17 @@ class CVImportanceResult:
         return repr(self.summary).replace(
             "ImportanceResult(", f"CVImportanceResult(n_folds={self.n_folds}, ", 1
         )
+
+
+def _fdr_frame(pvalues, alpha):
+    """pvalue, Benjamini-Hochberg qvalue and selected, indexed like ``pvalues``."""
+    import pandas as pd
+
+    from ._inference import benjamini_hochberg, check_alpha
+
+    alpha = check_alpha(alpha)
+    qvalues = benjamini_hochberg(pvalues.to_numpy())
+    return pd.DataFrame(
+        {"pvalue": pvalues.to_numpy(), "qvalue": qvalues, "selected": qvalues <= alpha},
+        index=pvalues.index,
+    )

@@ -74,6 +74,9 @@ def cross_validate_importance(
         Seeds the methods' random draws; the seeds of all folds are drawn up
         front, so results do not depend on ``n_jobs`` or the backend.
         Deterministic methods ignore it.
+
+        Methods that fit models of their own (``"conditional"``) fit them on
+        each fold's training rows, unless ``method_params`` gives ``X_fit``.
     batch_size : int, default=None
         Rows per call of the network, for the methods that take it.
     return_estimator : bool, default=False
@@ -95,7 +98,9 @@ def cross_validate_importance(
         ``n_train``/``n_test``; ``importances`` (n_features, n_folds) of
         per-fold mean importances, ``importances_mean``/``importances_std``
         across folds, ``ci(level, corrected=...)`` (with the Nadeau-Bengio
-        correction). A dict keyed by method when ``method`` is a list.
+        correction), and for permutation and conditional importance
+        ``pvalues()``/``fdr(alpha)`` (the Nadeau-Bengio corrected t-test
+        over folds). A dict keyed by method when ``method`` is a list.
 
     Examples
     --------
@@ -142,14 +147,14 @@ def cross_validate_importance(
     )
     folds = Parallel(n_jobs=n_jobs)(
         delayed(_measure_fold)(
-            [call.seeded_with(int(seed)) for call in calls],
+            _fold_calls(calls, int(seed), X, train),
             fold_estimator,
             _safe_indexing(X, test),
             _safe_indexing(y, test),
             failed=not np.isfinite(score) and error_score != "raise",
         )
-        for fold_estimator, test, seed, score in zip(
-            fitted["estimator"], tests, seeds, fitted["test_score"]
+        for fold_estimator, train, test, seed, score in zip(
+            fitted["estimator"], trains, tests, seeds, fitted["test_score"]
         )
     )
     results = {
@@ -174,6 +179,16 @@ def _check_error_score(error_score) -> None:
         raise ValueError(
             f"error_score must be 'raise' or a number, got {error_score!r}."
         )
+
+
+def _fold_calls(calls, seed: int, X, train) -> list:
+    """The calls of one fold: seeded, and with their own models (conditional
+    importance's) fitted on the fold's training rows, never on its test rows."""
+    calls = [call.seeded_with(seed) for call in calls]
+    if not any(call.fits_on_training_data for call in calls):
+        return calls
+    X_train = _safe_indexing(X, train)
+    return [call.with_training_data(X_train) for call in calls]
 
 
 def _measure_fold(calls, estimator, X_test, y_test, *, failed: bool) -> dict:

@@ -16,6 +16,7 @@ from ._engine import (
     draw_permutation_plan,
     prepare_run,
 )
+from ._inference import resolve_loss
 from ._result import ImportanceResult
 
 __all__ = ["permutation_importance"]
@@ -35,6 +36,8 @@ def permutation_importance(
     feature_groups=None,
     batch_size: int | None = None,
     verbose: int = 0,
+    loss="auto",
+    cluster_threshold: float = 0.7,
 ) -> ImportanceResult | dict[str, ImportanceResult]:
     """Permutation importance, a drop-in for scikit-learn's, fast for Keras.
 
@@ -74,11 +77,16 @@ def permutation_importance(
         Rows drawn (without replacement) from ``X`` for the permuted scores:
         an int is a count, a float a fraction of ``n_samples``. The baseline
         score always uses all of ``X``, as in scikit-learn.
-    feature_groups : list of lists, dict or None, default=None
+    feature_groups : "auto", list of lists, dict or None, default=None
         Columns to permute together, with one shared row permutation per group
         (so one-hot rows stay valid): a list of lists of column positions or
         names, or a dict group name -> columns. Only the listed columns are
         evaluated. Groups of one column reproduce the ungrouped result.
+        ``"auto"`` clusters the numeric columns hierarchically on their
+        absolute Spearman correlation and groups those whose |rho| reaches
+        ``cluster_threshold``; each group is named after its members (joined
+        with ``"+"``) and the dendrogram is in ``result.details["clustering"]``
+        (drawn by :meth:`ImportanceDisplay.plot_dendrogram`).
     batch_size : int or None, default=None
         Keras engine only: the most rows fed to the network in one call. None
         lets the memory budget decide. Memory is bounded by scikit-learn's
@@ -87,13 +95,27 @@ def permutation_importance(
         slices, so at least one permuted copy of ``X``.
     verbose : int, default=0
         Show a progress bar when > 0.
+    loss : str, callable or None, default="auto"
+        The pointwise loss recorded per row for :meth:`ImportanceResult.pvalues`:
+        ``"auto"`` (``"log_loss"`` for classifiers with ``predict_proba``,
+        ``"zero_one"`` for other classifiers, ``"squared_error"`` for
+        regressors; none for multi-output classifiers or without y), any of
+        these names, ``"absolute_error"``, a callable
+        ``loss(y_true, y_pred) -> one value per row``, or None to record
+        none. The Keras engine computes it from the predictions it
+        already has; the generic engine calls the estimator once more per
+        (feature, repeat) for it, which ``loss=None`` saves. The importances
+        themselves do not depend on it.
+    cluster_threshold : float, default=0.7
+        The |rho| at which ``feature_groups="auto"`` puts columns together.
 
     Returns
     -------
     ImportanceResult or dict of str -> ImportanceResult
         ``importances`` of shape (n_features or n_groups, n_repeats),
         ``importances_mean``, ``importances_std``, ``feature_names`` and
-        ``baseline_score``; ``details["engine"]`` says which engine ran. For
+        ``baseline_score``; ``details["engine"]`` says which engine ran;
+        ``loss_differences`` for :meth:`~ImportanceResult.pvalues`. For
         several metrics, a dict keyed like scikit-learn's.
 
     Raises
@@ -138,15 +160,19 @@ def permutation_importance(
         sample_weight=sample_weight,
         max_samples=max_samples,
         feature_groups=feature_groups,
+        cluster_threshold=cluster_threshold,
     )
+    row_loss = resolve_loss(loss, estimator, y)
     n_samples = run.X.shape[0]
     plan = draw_permutation_plan(random_state, n_samples, run.n_rows, n_repeats)
-    baseline, scores = run.scores(
+    baseline, scores, differences = run.scores(
         plan,
         ShuffledColumns(plan, run.groups),
         batch_size=batch_size,
         n_jobs=n_jobs,
         verbose=verbose,
         desc="permutation importance",
+        row_loss=row_loss,
     )
-    return run.results(baseline, scores, method="permutation", details={})
+    details = {"loss": None if row_loss is None else row_loss.name}
+    return run.results(baseline, scores, "permutation", details, differences)

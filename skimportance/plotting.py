@@ -74,6 +74,9 @@ class ImportanceDisplay:
         Set by ``plot_rank_agreement``: the matrix it draws.
     image_ : matplotlib AxesImage
         Set by ``plot_rank_agreement``.
+    dendrogram_ : dict
+        Set by ``plot_dendrogram``: what ``scipy.cluster.hierarchy.dendrogram``
+        returned (``ivl`` holds the leaves in drawing order).
 
     See Also
     --------
@@ -159,20 +162,20 @@ class ImportanceDisplay:
         ----------
         estimator : object
             A fitted estimator, as accepted by the importance functions (a Keras
-            wrapper, a Pipeline ending in one, or, for ``"permutation"``, any
-            fitted scikit-learn estimator).
+            wrapper, a Pipeline ending in one, or, for ``"permutation"`` and
+            ``"conditional"``, any fitted scikit-learn estimator).
         X : array-like of shape (n_samples, n_features) or None
             Data to compute the importances on, preferably held out. The weight
             methods use it only to check that the inputs are standardised, so
             it may be None for them.
         y : array-like of shape (n_samples,), default=None
             Targets; needed by the methods that score predictions
-            (``"permutation"``).
+            (``"permutation"``, ``"conditional"``).
         method : str or list of str, default="permutation"
             Which registered method(s) to run, the names every skimportance
             adapter and the command line accept: ``"permutation"``,
-            ``"first_layer"``, ``"garson"``, ``"olden"``, ``"probe"``,
-            ``"profile"``, ``"occlusion"``, ``"saliency"``,
+            ``"conditional"``, ``"first_layer"``, ``"garson"``, ``"olden"``,
+            ``"probe"``, ``"profile"``, ``"occlusion"``, ``"saliency"``,
             ``"input_x_gradient"``, ``"integrated_gradients"``. A list runs
             each one, for a side-by-side comparison. Several ``scoring``
             metrics give one result per metric, named
@@ -409,6 +412,65 @@ class ImportanceDisplay:
         self.figure_ = ax.figure
         return self
 
+    def plot_dendrogram(
+        self, ax: Axes | None = None, *, dendrogram_kwargs: Mapping | None = None
+    ) -> ImportanceDisplay:
+        """Draw the correlation clusters behind ``feature_groups="auto"``.
+
+        The dendrogram of the hierarchical clustering on ``1 - |Spearman rho|``
+        that chose the groups, with the cut at ``1 - cluster_threshold``:
+        leaves joined left of the dashed line were measured as one group. It
+        is read from the first result (or first fold of a cross-validated
+        result) whose ``details`` hold a ``"clustering"``.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure is made if None.
+        dendrogram_kwargs : dict, default=None
+            Passed to ``scipy.cluster.hierarchy.dendrogram``.
+
+        Returns
+        -------
+        ImportanceDisplay
+            ``self``, with ``dendrogram_``, ``figure_``, ``ax_`` and ``axes_``
+            set.
+
+        Raises
+        ------
+        ValueError
+            No result was computed with ``feature_groups="auto"``, or fewer
+            than two numeric columns were clustered.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LinearRegression
+        >>> from skimportance import ImportanceDisplay, permutation_importance
+        >>> rng = np.random.default_rng(0)
+        >>> z = rng.normal(size=(300, 2))
+        >>> X = np.column_stack([z[:, 0], z[:, 0] + 0.1 * rng.normal(size=300),
+        ...                      z[:, 1]])
+        >>> y = X.sum(axis=1)
+        >>> result = permutation_importance(LinearRegression().fit(X, y), X, y,
+        ...                                 feature_groups="auto", random_state=0)
+        >>> result.feature_names.tolist()
+        ['x0+x1', 'x2']
+        >>> display = ImportanceDisplay.from_result(result).plot_dendrogram()
+        >>> sorted(display.dendrogram_["ivl"])
+        ['x0', 'x1', 'x2']
+        """
+        clustering = _clustering_of(self.results)
+        plt = _import_pyplot(f"{type(self).__name__}.plot_dendrogram")
+        if ax is None:
+            height = 1.5 + 0.3 * len(clustering["columns"])
+            _, ax = plt.subplots(figsize=(6, height), layout="constrained")
+        self.dendrogram_ = _draw_dendrogram(ax, clustering, dendrogram_kwargs)
+        self.axes_ = np.array([ax], dtype=object)
+        self.ax_ = ax
+        self.figure_ = ax.figure
+        return self
+
 
 # -- drawing helpers ------------------------------------------------------------------
 def _import_pyplot(caller: str):
@@ -517,3 +579,41 @@ def _draw_heatmap(ax, agreement, cmap, annotate: bool, colorbar: bool):
         ax.figure.colorbar(image, ax=ax, label="Spearman rank correlation")
     ax.set_title("Rank agreement")
     return image
+
+
+def _clustering_of(results) -> dict:
+    """The first ``details["clustering"]`` among the results (or their folds)."""
+    for result in named_results(results).values():
+        for candidate in [result, *getattr(result, "fold_results", [])[:1]]:
+            clustering = getattr(candidate, "details", {}).get("clustering")
+            if clustering is not None:
+                if len(clustering["linkage"]) == 0:
+                    raise ValueError(
+                        "Fewer than two numeric columns were clustered: there is "
+                        "no dendrogram to draw."
+                    )
+                return clustering
+    raise ValueError(
+        "No result holds a clustering to draw: compute the importances with "
+        "feature_groups='auto'."
+    )
+
+
+def _draw_dendrogram(ax, clustering: dict, dendrogram_kwargs):
+    """The linkage as a dendrogram, leaves on the left, and the cut."""
+    from scipy.cluster import hierarchy
+
+    options = {
+        "labels": clustering["columns"],
+        "orientation": "right",
+        "color_threshold": clustering["cut"],
+        "above_threshold_color": "0.5",
+        **(dendrogram_kwargs or {}),
+    }
+    tree = hierarchy.dendrogram(clustering["linkage"], ax=ax, **options)
+    ax.axvline(clustering["cut"], color="0.3", linestyle="--", linewidth=0.8)
+    ax.set_xlabel(
+        f"1 - |{clustering['correlation'].capitalize()} rho| ({clustering['method']})"
+    )
+    ax.set_title(f"Feature groups: |rho| >= {clustering['threshold']:g} joined")
+    return tree

@@ -18,6 +18,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._inference import check_alpha
 from ._methods import REGISTRY, RUN_PARAMETERS, resolve_methods
 
 __all__ = ["ImportanceEstimator", "ImportanceSelector"]
@@ -55,14 +56,15 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
     ----------
     estimator : estimator
         The model: a Keras wrapper, a Pipeline ending in one, or any estimator
-        (for ``method="permutation"``).
+        (for ``method="permutation"`` or ``"conditional"``).
     method : str, default="permutation"
-        Any registered method: ``permutation``, ``olden``, ``garson``,
-        ``first_layer``, ``probe``, ``profile``, ``occlusion``, ``saliency``,
-        ``input_x_gradient``, ``integrated_gradients``.
-        Every method reports on X's own columns (``columns="raw"``), whatever
-        the preprocessing makes of them; weight methods refuse one-hot
-        encoded columns.
+        Any registered method: ``permutation``, ``conditional``, ``olden``,
+        ``garson``, ``first_layer``, ``probe``, ``profile``, ``occlusion``,
+        ``saliency``, ``input_x_gradient``, ``integrated_gradients``. Every
+        method reports on X's own columns (``columns="raw"``), whatever the
+        preprocessing makes of them; weight methods refuse one-hot encoded
+        columns. Conditional importance fits its conditional models on the
+        rows the estimator is fitted on.
     method_params : dict, default=None
         Further keyword arguments for the method function, e.g.
         ``{"baseline": "mean"}``. A key the method does not take fails at
@@ -134,6 +136,9 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
         )
         self.estimator_ = clone(self.estimator).fit(X_fit, y_fit, **fit_params)
         validate_data(self, X, reset=True, skip_check_array=True)
+        # A method's own models (conditional importance's) learn from the
+        # rows the estimator learnt from, as in cross_validate_importance.
+        call = call.with_training_data(X_fit)
         self._measure(call, X_eval, y_eval, getattr(self, "n_features_in_", None))
         return self
 
@@ -205,6 +210,13 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         As in ``SelectFromModel``: a number, ``"mean"``, ``"median"`` or e.g.
         ``"1.5*mean"``. None means ``"mean"`` when ``max_features`` is None,
         and no threshold (exactly ``max_features`` features) otherwise.
+        Or by p-values, for methods that test their importances
+        (``"permutation"``, ``"conditional"``): ``"fdr:0.05"`` keeps the
+        features selected at false discovery rate 0.05 by Benjamini-Hochberg
+        (:meth:`ImportanceResult.fdr`), ``"pvalue:0.01"`` those with p-value
+        below 0.01 (:meth:`ImportanceResult.pvalues`). p-values are only
+        valid on rows the model did not learn from: use
+        ``validation_fraction`` (or ``prefit=True`` with held-out rows).
     max_features : int, default=None
         Keep at most this many features.
     method_params : dict, default=None
@@ -273,6 +285,7 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         """Measure importances and choose the features to keep."""
         validate_data(self, X, reset=True, skip_check_array=True)
         self._check_max_features()
+        by_pvalue = _pvalue_rule(self.threshold, _method_call(self))
         measurer = ImportanceEstimator(
             self.estimator,
             method=self.method,
@@ -291,6 +304,9 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         self.importance_estimator_ = measurer
         self.importances_ = measurer.importances_
         self.feature_importances_ = measurer.feature_importances_
+        if by_pvalue is not None:
+            self.support_ = self._significant(*by_pvalue)
+            return self
         threshold = self.threshold
         if threshold is None:
             threshold = "mean" if self.max_features is None else -np.inf
@@ -299,6 +315,19 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         )
         self.support_ = rule.get_support()
         return self
+
+    def _significant(self, test: str, alpha: float) -> np.ndarray:
+        """The features whose p-values pass, the most important first if
+        ``max_features`` keeps fewer."""
+        if test == "fdr":
+            passed = self.importances_.fdr(alpha)["selected"].to_numpy()
+        else:
+            passed = (self.importances_.pvalues() < alpha).to_numpy()
+        if self.max_features is not None:
+            order = np.argsort(-self.feature_importances_, kind="stable")
+            ranked = [j for j in order if passed[j]][: self.max_features]
+            passed = np.isin(np.arange(len(passed)), ranked)
+        return passed
 
     def _check_max_features(self) -> None:
         max_features = self.max_features
@@ -321,6 +350,30 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         spec = REGISTRY.get(self.method)  # an unknown name fails in fit
         tags.target_tags.required = spec is None or spec.needs_y
         return tags
+
+
+def _pvalue_rule(threshold, call) -> tuple[str, float] | None:
+    """("fdr" or "pvalue", alpha) for a p-value threshold; None for the
+    thresholds SelectFromModel reads. Checked before any training."""
+    if not isinstance(threshold, str):
+        return None
+    test, colon, value = threshold.partition(":")
+    if not colon or test.strip() not in ("fdr", "pvalue"):
+        return None
+    try:
+        alpha = check_alpha(float(value))
+    except ValueError:
+        raise ValueError(
+            f"threshold={threshold!r}: give the level after the colon, a number "
+            "in (0, 1), e.g. 'fdr:0.05' or 'pvalue:0.01'."
+        ) from None
+    if not call.spec.tested:
+        raise ValueError(
+            f"threshold={threshold!r} selects by p-values, which method "
+            f"{call.name!r} does not give; use a method that tests its "
+            f"importances: {', '.join(n for n, s in REGISTRY.items() if s.tested)}."
+        )
+    return test.strip(), alpha
 
 
 def _run_params(meta) -> dict:

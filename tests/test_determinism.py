@@ -1,6 +1,7 @@
 """The same random_state gives the same numbers sequentially, in parallel and on dask.
 
-Both engines of ``permutation_importance`` are run with ``n_jobs=1``,
+Both engines of ``permutation_importance`` and ``conditional_importance`` are
+run with ``n_jobs=1``,
 ``n_jobs=2`` and ``joblib.parallel_config(backend="dask")`` on a real
 ``dask.distributed.LocalCluster`` of two worker processes (started once for
 the module). The numbers must be identical, not merely close: the plan of
@@ -18,7 +19,12 @@ import pytest
 from conftest import make_regressor
 from sklearn.linear_model import Ridge
 
-from skimportance import cross_validate_importance, from_keras, permutation_importance
+from skimportance import (
+    conditional_importance,
+    cross_validate_importance,
+    from_keras,
+    permutation_importance,
+)
 
 N_ROWS, N_FEATURES = 60, 5
 
@@ -59,14 +65,17 @@ def dask_client():
         yield client
 
 
+@pytest.mark.parametrize("function", [permutation_importance, conditional_importance])
 @pytest.mark.parametrize("engine", ["keras", "generic"])
-def test_same_numbers_for_any_n_jobs_and_the_dask_backend(engine, cases, dask_client):
+def test_same_numbers_for_any_n_jobs_and_the_dask_backend(
+    engine, function, cases, dask_client
+):
     from distributed import get_task_stream
 
     estimator, X, y, extra = cases[engine]
 
     def run(n_jobs):
-        return permutation_importance(
+        return function(
             estimator,
             X,
             y,
@@ -86,6 +95,9 @@ def test_same_numbers_for_any_n_jobs_and_the_dask_backend(engine, cases, dask_cl
 
     for other in (in_parallel, on_dask):
         np.testing.assert_array_equal(other.importances, sequential.importances)
+        np.testing.assert_array_equal(
+            other.loss_differences, sequential.loss_differences
+        )
         assert other.baseline_score == sequential.baseline_score
 
 

@@ -9,6 +9,7 @@ MODULES = [
     "skimportance._result",
     "skimportance.wrappers",
     "skimportance.permutation",
+    "skimportance.conditional",
     "skimportance.weights",
     "skimportance.probe",
     "skimportance.gradient",
