@@ -29,8 +29,15 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
 from ._compat import keras_wrapper_decode, loaded_module, scikeras_model_input
+from ._names import check_unique_names, column_sources
 
-__all__ = ["LocatedModel", "locate_keras_model", "has_keras_model", "feature_names_of"]
+__all__ = [
+    "LocatedModel",
+    "feature_names_of",
+    "has_keras_model",
+    "locate_keras_model",
+    "model_input_dtype",
+]
 
 RESPONSE_METHODS = ("predict", "predict_proba", "decision_function")
 
@@ -66,6 +73,11 @@ class LocatedModel:
         """Number of columns the Keras model itself takes."""
         return int(self.model.inputs[0].shape[-1])
 
+    @property
+    def input_dtype(self) -> np.dtype:
+        """The dtype rows are cast to on their way into the network."""
+        return model_input_dtype(self.model)
+
     def to_model_input(self, X) -> np.ndarray:
         """Apply the preprocessing and the wrapper's own input handling.
 
@@ -86,15 +98,26 @@ class LocatedModel:
         return X
 
     def model_feature_names(self, X=None) -> np.ndarray:
-        """Names of the columns reaching the Keras model (after preprocessing)."""
+        """Names of the columns reaching the Keras model (after preprocessing).
+
+        Raises a ValueError when two of them are equal: each names a row of
+        the result.
+        """
+        n_features = self.n_model_features
+        sources = [f"model input {j}" for j in range(n_features)]
         if self.preprocessor is not None:
             try:
-                return np.asarray(
-                    self.preprocessor.get_feature_names_out(), dtype=object
+                names = np.asarray(
+                    [str(n) for n in self.preprocessor.get_feature_names_out()],
+                    dtype=object,
                 )
             except (AttributeError, ValueError, TypeError):
-                return _default_names(self.n_model_features)
-        return feature_names_of(self.final, X, self.n_model_features)
+                names = _default_names(n_features)
+        else:
+            names = feature_names_of(self.final, X, n_features)
+            sources = column_sources(X, n_features)
+        check_unique_names(names, sources, what="feature name")
+        return names
 
     # -- the forward pass -----------------------------------------------------
     @cached_property
@@ -153,6 +176,14 @@ class LocatedModel:
                 return raw
             return keras_wrapper_decode(self.final, raw)
         return raw[:, 0] if raw.ndim == 2 and raw.shape[1] == 1 else raw
+
+
+def model_input_dtype(model) -> np.dtype:
+    """The NumPy dtype of a Keras model's (first) input: what rows are cast to."""
+    import keras
+
+    dtype = getattr(model.inputs[0], "dtype", None) or keras.backend.floatx()
+    return np.dtype(str(dtype))
 
 
 def has_keras_model(estimator) -> bool:
@@ -296,7 +327,7 @@ def _build_forward_function(model):
     import tensorflow as tf
 
     input_tensor = model.inputs[0]
-    dtype = tf.as_dtype(getattr(input_tensor, "dtype", None) or keras.backend.floatx())
+    dtype = tf.as_dtype(model_input_dtype(model))
     spec = tf.TensorSpec(shape=(None, *input_tensor.shape[1:]), dtype=dtype)
     compiled = tf.function(
         lambda x: model_ref()(x, training=False),

@@ -14,10 +14,11 @@ import weakref
 
 import numpy as np
 
-from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
-from ._model import locate_keras_model
+from ._budget import MAX_ROWS_PER_CALL, check_within_budget, rows_within_budget
+from ._model import locate_keras_model, model_input_dtype
 from ._result import ImportanceResult
 from ._validation import (
+    check_batch_size,
     check_choice,
     check_model_input,
     check_positive_int,
@@ -72,7 +73,8 @@ default=None
         ``"integrated_gradients"`` only: the reference point b in the model's
         input space; None means zeros.
     n_steps : int, default=50
-        ``"integrated_gradients"`` only: quadrature points per row.
+        ``"integrated_gradients"`` only: quadrature points per row. Checked
+        against the memory budget before any work.
     output : int, label or None, default=None
         Which response column to explain: class probabilities for a
         classifier (a single sigmoid unit ``p`` counts as ``[1 - p, p]``),
@@ -83,7 +85,8 @@ default=None
     batch_size : int, default=None
         The most rows fed to the network in one gradient computation
         (integrated gradients count each quadrature point as a row). By
-        default the memory budget, scikit-learn's ``working_memory``, decides.
+        default the memory budget, scikit-learn's ``working_memory``, decides;
+        a given value whose batches would not fit it is refused.
 
     Returns
     -------
@@ -131,7 +134,11 @@ default=None
             f"through the network with TensorFlow. {exc}"
         ) from exc
     outputs = resolve_outputs(located, output)
+    if method == "integrated_gradients":
+        _check_n_steps(located, outputs, n_steps)
+    names = located.model_feature_names(X)  # distinct, checked before X is read
     X_model = check_model_input(located, X, caller="gradient_importance")
+    batch_size = check_batch_size(located, batch_size, passes=2)
     if batch_size is None:
         # Backpropagation keeps every activation and its gradient, and the
         # result holds one gradient per input and explained column.
@@ -170,9 +177,21 @@ default=None
 
     importances = np.abs(attributions).mean(axis=2).T
     details["attributions"] = _squeeze(attributions, outputs)
-    return ImportanceResult(
-        importances, located.model_feature_names(X), method=method, details=details
+    return ImportanceResult(importances, names, method=method, details=details)
+
+
+def _check_n_steps(located, outputs, n_steps: int) -> None:
+    """Refuse an ``n_steps`` whose work would not fit the memory budget.
+
+    Gauss-Legendre nodes come from the eigenvalues of an n_steps x n_steps
+    matrix, and one row's path holds n_steps points, each with its
+    activations, gradients and inputs; all of it exists before any result.
+    """
+    per_point = 2 * located.bytes_per_row + 8 * located.n_model_features * (
+        2 + len(outputs.columns)
     )
+    nbytes = max(8 * n_steps**2, n_steps * per_point)
+    check_within_budget("n_steps", n_steps, nbytes)
 
 
 def _squeeze(values: np.ndarray, outputs) -> np.ndarray:
@@ -205,7 +224,7 @@ class _GradientRunner:
     def __init__(self, model, outputs, batch_size: int):
         self.batch_size = batch_size
         self._fn = _gradient_function(model, outputs.expand_binary, outputs.columns)
-        self._dtype = _input_dtype(model)
+        self._dtype = model_input_dtype(model)
 
     def __call__(self, rows: np.ndarray, chunked: bool = True) -> np.ndarray:
         """Gradients, shape (n_rows, n_features, n_columns), float64."""
@@ -215,13 +234,6 @@ class _GradientRunner:
             for start in range(0, len(rows), step)
         ]
         return np.concatenate(parts, axis=0).astype(np.float64)
-
-
-def _input_dtype(model):
-    import keras
-
-    dtype = getattr(model.inputs[0], "dtype", None) or keras.backend.floatx()
-    return np.dtype(str(dtype))
 
 
 # One compiled gradient function per (model, outputs), dropped with the model.
@@ -247,7 +259,7 @@ def _build_gradient_function(model, expand_binary: bool, columns: tuple[int, ...
     import tensorflow as tf
 
     model_ref = weakref.ref(model)  # the cache must not keep the model alive
-    dtype = tf.as_dtype(_input_dtype(model))
+    dtype = tf.as_dtype(model_input_dtype(model))
     spec = tf.TensorSpec(shape=(None, *model.inputs[0].shape[1:]), dtype=dtype)
 
     @tf.function(input_signature=[spec], reduce_retracing=True)

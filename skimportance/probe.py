@@ -23,10 +23,11 @@ from functools import partial
 
 import numpy as np
 
-from ._budget import rows_within_budget
+from ._budget import check_within_budget, rows_within_budget
 from ._model import locate_keras_model
 from ._result import ImportanceResult
 from ._validation import (
+    check_batch_size,
     check_choice,
     check_model_input,
     check_positive_int,
@@ -92,12 +93,14 @@ def probe_importance(
         mean absolute value over all of them (``details["per_output"]`` keeps
         each column's value).
     grid_resolution : int, default=21
-        ``kind="profile"``: number of quantiles swept per input.
+        ``kind="profile"``: number of quantiles swept per input. Checked
+        against the memory budget before anything is built.
     batch_size : int, default=None
         The most rows fed to the network in one call, for ``"profile"`` and
         ``"occlusion"``; by default the memory budget (scikit-learn's
         ``working_memory``) decides, as it does for how many probed rows are
-        built at once. ``"delta"`` runs one row per pass, to match
+        built at once. A given value whose batches would not fit the budget
+        is refused. ``"delta"`` runs one row per pass, to match
         ``model.predict`` on each probe row exactly.
 
     Returns
@@ -134,12 +137,22 @@ def probe_importance(
     located = locate_keras_model(estimator)
     outputs = resolve_outputs(located, output)
     n_features = located.n_model_features
+    if kind == "profile":
+        # Before anything is built: the grid, one input's swept rows and the
+        # curves each hold grid_resolution values per input.
+        check_within_budget(
+            "grid_resolution",
+            grid_resolution,
+            8 * grid_resolution * n_features * (2 + len(outputs.names)),
+        )
 
+    names = located.model_feature_names(X)  # distinct, checked before X is read
     X_model = None
     if X is not None:
         X_model = check_model_input(located, X, caller="probe_importance")
     elif kind != "delta":
         raise ValueError(f"kind={kind!r} needs X.")
+    batch_size = check_batch_size(located, batch_size)
     base = resolve_point(
         "baseline",
         baseline,
@@ -184,9 +197,7 @@ def probe_importance(
         details.update(attributions=changes)
 
     method = "probe" if kind == "delta" else kind
-    return ImportanceResult(
-        importances, located.model_feature_names(X), method=method, details=details
-    )
+    return ImportanceResult(importances, names, method=method, details=details)
 
 
 def _feature_blocks(n_features: int, rows_per_feature: int, width: int):

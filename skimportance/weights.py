@@ -159,13 +159,14 @@ def weight_importance(
     located = locate_keras_model(estimator)
     outputs = resolve_outputs(located, output)
     chain = dense_chain(located.model)
+    names = located.model_feature_names(X)  # distinct, checked before X is read
 
     X_model = None
     if X is not None:
         X_model = check_model_input(located, X, caller="weight_importance")
     if chain.standardised_by is None:  # else the model standardises its inputs
         if X_model is not None:
-            problem = _scale_problem(X_model, located.model_feature_names(X))
+            problem = _scale_problem(X_model, names)
         else:
             problem = _unscaled_pipeline_problem(located)
         if problem:
@@ -188,7 +189,7 @@ def weight_importance(
 
     return ImportanceResult(
         outputs.combine(per_output)[:, np.newaxis],
-        located.model_feature_names(X),
+        names,
         method=method,
         details={
             "per_output": per_output,

@@ -4,15 +4,26 @@
 constructor and parameters; they only add what scikeras 0.13 gets wrong on
 today's scikit-learn (see ``_compat.py`` for each defect):
 
-* estimator tags, so ``is_classifier``/``is_regressor`` are true, integer ``cv``
-  is stratified and ``roc_auc``/``neg_log_loss`` scoring, stacking, calibration
-  and partial dependence work;
+* estimator tags and mixin order, so ``is_classifier``/``is_regressor`` are
+  true, integer ``cv`` is stratified and ``roc_auc``/``neg_log_loss`` scoring,
+  stacking, calibration and partial dependence work;
 * ``feature_names_in_`` from DataFrames, and a clear error when the number or
   names of columns change between ``fit`` and ``predict``;
+* any real dtype at ``predict`` (float64 X into a model fitted on float32 X),
+  with values checked after the cast to the dtype the network computes in
+  (1e39 is finite in float64 but infinity in float32);
+* targets that leave nothing to learn (one class, a constant) refused by ``fit``;
+* ``sample_weight`` taken as relative weights: only their ratios matter, as for
+  scikit-learn's estimators, not their scale, which Keras would otherwise
+  treat as a learning-rate factor (AdaBoost's weights sum to 1);
+* parameters given as keyword arguments (``model__hidden``) are kept out of
+  the instance's attributes, as scikit-learn's estimator checks require;
+* a regressor's predictions are float64 and shaped like ``y``; a model whose
+  output does not match ``y``'s columns is refused before training;
 * a seeded fit no longer leaves TensorFlow op determinism switched on, and
   fits in threads of one process no longer race over its global seeds;
 * ``predict_proba`` always returns ``(n_samples, n_classes)``, and a passed
-  ``sample_weight`` is no longer modified in place when ``class_weight`` is set.
+  ``sample_weight`` is never modified in place.
 """
 
 from __future__ import annotations
@@ -21,14 +32,24 @@ from ._compat import quiet_tensorflow
 
 quiet_tensorflow()
 
+import inspect  # noqa: E402
+
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+from scikeras.utils.transformers import RegressorTargetEncoder  # noqa: E402
 from scikeras.wrappers import KerasClassifier as _ScikerasClassifier  # noqa: E402
 from scikeras.wrappers import KerasRegressor as _ScikerasRegressor  # noqa: E402
 from sklearn.base import BaseEstimator  # noqa: E402
 from sklearn.utils.validation import _num_samples, validate_data  # noqa: E402
 
-from ._compat import fix_estimator_tags, no_leaked_tf_state  # noqa: E402
+from ._compat import (  # noqa: E402
+    MixinsBeforeBaseEstimator,
+    fix_estimator_tags,
+    layer_inputs,
+    no_leaked_tf_state,
+)
+from ._model import model_input_dtype  # noqa: E402
+from ._validation import check_values_survive_cast  # noqa: E402
 
 __all__ = ["KerasClassifier", "KerasRegressor", "from_keras"]
 
@@ -40,6 +61,41 @@ class _SklearnFixes:
 
     _estimator_type_name: str
 
+    # -- parameters: scikeras's **kwargs live apart from the attributes ----------
+    # scikeras stores keyword parameters (model__hidden, optimizer__...) as
+    # instance attributes, which scikit-learn's check_no_attributes_set_in_init
+    # refuses: __init__ may only set the parameters it names. They live in a
+    # private dict instead, and read, set and list like any parameter.
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # scikeras lists the keywords its signature does not name in _user_params.
+        names = vars(self).get("_user_params", ())
+        vars(self)["_extra_params"] = {name: vars(self).pop(name) for name in names}
+
+    def __getattr__(self, name):
+        extra = vars(self).get("_extra_params")
+        if extra is not None and name in extra:
+            return extra[name]
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}"
+        )
+
+    def __setattr__(self, name, value):
+        extra = vars(self).get("_extra_params")
+        if extra is not None and (name in extra or self._is_routed(name)):
+            extra[name] = value
+        else:
+            super().__setattr__(name, value)
+
+    def _is_routed(self, name: str) -> bool:
+        prefix, sep, _ = name.partition("__")
+        return bool(sep) and prefix in self._routing_prefixes
+
+    def _get_param_names(self):
+        return [*super()._get_param_names(), *vars(self).get("_extra_params", {})]
+
+    # -- tags and representation ---------------------------------------------------
     def __sklearn_tags__(self):
         return fix_estimator_tags(
             super().__sklearn_tags__(),
@@ -54,20 +110,67 @@ class _SklearnFixes:
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 
+    # -- data ------------------------------------------------------------------------
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         if X is not None:
             _check_dense_2d(X)
             # Records/checks n_features_in_ and feature_names_in_ the sklearn
             # way; scikeras then converts and checks values (NaN, strings).
             validate_data(self, X, reset=reset, skip_check_array=True)
-        return super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
+            if not reset:
+                X = self._as_fitted_dtype(X)
+        # What reaches the network is cast to the dtype it computes in; check
+        # the values after that cast, not before.
+        if y is not None and self._estimator_type_name == "regressor":
+            check_values_survive_cast(y, self._network_dtype(), "y")
+        X, y = super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
+        if X is not None:
+            check_values_survive_cast(X, self._network_dtype(), "X")
+        return X, y
 
+    def _as_fitted_dtype(self, X):
+        """X in the dtype seen at fit, when it is any other real dtype.
+
+        scikeras refuses every dtype that does not cast safely to the fitted
+        one (float64 X for a model fitted on float32 X); scikit-learn's
+        estimators take any real dtype. The values are checked to survive the
+        cast; anything else (strings, NaN) is left to scikeras's own checks.
+        """
+        fitted = getattr(self, "X_dtype_", None)
+        dtype = _dtype_of(X)
+        if (
+            fitted is None
+            or dtype is None
+            or dtype.kind not in "biuf"
+            or np.can_cast(dtype, fitted)
+        ):
+            return X
+        values = np.asarray(X)
+        if not np.isfinite(values).all():
+            return X
+        check_values_survive_cast(
+            values, fitted, "X", into=f"the dtype this {type(self).__name__} was fit on"
+        )
+        return values.astype(fitted)
+
+    def _network_dtype(self) -> np.dtype:
+        model = getattr(self, "model_", None)
+        if model is not None and len(getattr(model, "inputs", None) or ()) == 1:
+            return model_input_dtype(model)
+        import keras
+
+        return np.dtype(keras.backend.floatx())
+
+    # -- training --------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None, **kwargs):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
             )
+        self._check_target(y, sample_weight)
+        if sample_weight is not None:
+            sample_weight = _relative_weights(sample_weight)
         with no_leaked_tf_state():
             return super().fit(X, y, sample_weight=sample_weight, **kwargs)
 
@@ -78,6 +181,39 @@ class _SklearnFixes:
     def initialize(self, X, y=None):
         with no_leaked_tf_state():
             return super().initialize(X, y)
+
+    def _check_target(self, y, sample_weight=None) -> None:
+        """Refuse a target that leaves nothing to learn (see the subclasses)."""
+
+
+def _dtype_of(X) -> np.dtype | None:
+    """The dtype X converts to, without converting a DataFrame; None if mixed."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is not None and not hasattr(X, "dtype"):
+        try:
+            return np.result_type(*dtypes)
+        except (TypeError, ValueError):  # extension dtypes (categorical), no columns
+            return None
+    return np.asarray(X).dtype if not hasattr(X, "dtype") else np.dtype(X.dtype)
+
+
+def _relative_weights(sample_weight) -> np.ndarray:
+    """A copy of ``sample_weight`` scaled to mean 1 over the weighted rows.
+
+    Keras weighs each row's loss by its weight and divides by the batch size,
+    not by the sum of the weights: weights summing to 1 (AdaBoost's) shrink
+    every gradient by the number of rows, and a plain-SGD network then does
+    not move. Scaled like this, weighted rows train as repeated rows would,
+    and only the weights' ratios matter, as for scikit-learn's estimators.
+    The caller's array is never modified (scikeras multiplies class weights
+    into it).
+    """
+    weights = np.array(sample_weight, dtype=np.float64, copy=True)
+    used = weights[weights != 0]
+    scale = used.mean() if used.size else 0.0
+    if np.isfinite(scale) and scale > 0:
+        weights /= scale
+    return weights
 
 
 def _check_dense_2d(X) -> None:
@@ -98,10 +234,14 @@ def _check_dense_2d(X) -> None:
         )
 
 
-class KerasClassifier(_SklearnFixes, _ScikerasClassifier):
+class KerasClassifier(
+    _SklearnFixes, _ScikerasClassifier, metaclass=MixinsBeforeBaseEstimator
+):
     """scikeras's ``KerasClassifier``, correct on scikit-learn >= 1.6.
 
     Same constructor and parameters as :class:`scikeras.wrappers.KerasClassifier`.
+    ``fit`` refuses a target with fewer than two classes (among the rows with
+    a non-zero weight).
 
     Examples
     --------
@@ -121,22 +261,55 @@ class KerasClassifier(_SklearnFixes, _ScikerasClassifier):
 
     _estimator_type_name = "classifier"
 
-    def fit(self, X, y, sample_weight=None, **kwargs):
-        if sample_weight is not None and self.class_weight is not None:
-            # scikeras multiplies the class weights into the caller's array.
-            sample_weight = np.array(sample_weight, dtype=float, copy=True)
-        return super().fit(X, y, sample_weight=sample_weight, **kwargs)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+    # scikit-learn reads the parameters and their defaults from this signature.
+    __init__.__signature__ = inspect.signature(_ScikerasClassifier.__init__)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **kwargs):
+        if not self.initialized_ or classes is not None:
+            # The first call (or classes=) fixes the classes for good.
+            self._check_target(y if classes is None else classes)
+        return super().partial_fit(
+            X, y, classes=classes, sample_weight=sample_weight, **kwargs
+        )
 
     def predict_proba(self, X, **kwargs):
         proba = super().predict_proba(X, **kwargs)
         # scikeras squeezes, so a single row comes back 1-D.
         return np.reshape(proba, (_num_samples(X), -1))
 
+    def _check_target(self, y, sample_weight=None) -> None:
+        labels = _as_1d_labels(y)
+        if labels is None:  # multilabel or multi-output: scikeras checks those
+            return
+        weights = None if sample_weight is None else np.asarray(sample_weight)
+        if weights is not None and weights.shape == labels.shape:
+            labels = labels[weights != 0]  # scikeras drops zero-weight rows
+            if not len(labels):  # scikeras names all-zero weights itself
+                return
+        try:
+            classes = np.unique(labels)
+        except TypeError:  # mixed label types: scikeras names the problem
+            return
+        if len(classes) < 2:
+            found = f"1 class ({classes[0]!r})" if len(classes) else "no class"
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes to learn from, but "
+                f"y has {found}. A classifier trained on one class predicts it "
+                "everywhere, with a perfect score whatever X is."
+            )
 
-class KerasRegressor(_SklearnFixes, _ScikerasRegressor):
+
+class KerasRegressor(
+    _SklearnFixes, _ScikerasRegressor, metaclass=MixinsBeforeBaseEstimator
+):
     """scikeras's ``KerasRegressor``, correct on scikit-learn >= 1.6.
 
     Same constructor and parameters as :class:`scikeras.wrappers.KerasRegressor`.
+    ``fit`` refuses a constant target (zero variance); predictions are float64,
+    shaped like the ``y`` it was fit on.
 
     Examples
     --------
@@ -155,6 +328,75 @@ class KerasRegressor(_SklearnFixes, _ScikerasRegressor):
 
     _estimator_type_name = "regressor"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+    # scikit-learn reads the parameters and their defaults from this signature.
+    __init__.__signature__ = inspect.signature(_ScikerasRegressor.__init__)
+
+    @property
+    def target_encoder(self):
+        return _ShapedRegressorTarget()
+
+    def _check_model_compatibility(self, y) -> None:
+        super()._check_model_compatibility(y)
+        # Before training: a model with the wrong number of output units
+        # would train on broadcast targets and predict a reshuffled array.
+        outputs = self.model_.outputs
+        if len(outputs) == 1:
+            units = int(np.prod(tuple(outputs[0].shape)[1:] or (1,)))
+            _check_output_units(units, self.n_outputs_)
+
+    def _check_target(self, y, sample_weight=None) -> None:
+        values = np.asarray(y)
+        # Strings, complex numbers, NaN, infinity: scikeras names the problem.
+        if values.dtype.kind not in "biuf" or values.ndim not in (1, 2):
+            return
+        if values.size == 0 or not np.isfinite(values).all():
+            return
+        columns = values.reshape(len(values), -1)
+        constant = np.flatnonzero(np.ptp(columns, axis=0) == 0)
+        if constant.size:
+            where = "y" if values.ndim == 1 else f"column {constant[0]} of y"
+            raise ValueError(
+                f"{type(self).__name__} needs a target that varies, but {where} is "
+                f"constant ({columns[0, constant[0]]:g} in all {len(values)} "
+                "sample(s)): zero variance leaves nothing to learn, and its r2 "
+                "score is undefined."
+            )
+
+
+class _ShapedRegressorTarget(RegressorTargetEncoder):
+    """scikeras's regressor target encoder, with predictions shaped like y.
+
+    scikeras reshapes the network's output to y's trailing shape with
+    ``reshape(-1, ...)``, which silently turns (n, 2) predictions for a 1-D y
+    into 2n rows. Here a mismatch is an error, and predictions are float64
+    like every scikit-learn regressor's, whatever y's dtype.
+    """
+
+    def inverse_transform(self, y):
+        y = np.asarray(y)
+        _check_output_units(int(np.prod(y.shape[1:])), self.n_outputs_)
+        return super().inverse_transform(y).astype(np.float64, copy=False)
+
+
+def _check_output_units(units: int, n_targets: int) -> None:
+    if units != n_targets:
+        raise ValueError(
+            f"The Keras model outputs {units} value(s) per row, but y has "
+            f"{n_targets} column(s): give the output layer one unit per target "
+            "column (scikeras passes meta['n_outputs_'] to the model builder)."
+        )
+
+
+def _as_1d_labels(y) -> np.ndarray | None:
+    """y as a 1-D array of labels, or None when it is not a single target."""
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    return labels if labels.ndim == 1 else None
+
 
 def from_keras(model, *, task: str, classes=None, feature_names=None):
     """Wrap an already-trained Keras model as a fitted scikit-learn estimator.
@@ -169,7 +411,12 @@ def from_keras(model, *, task: str, classes=None, feature_names=None):
         A built Keras model with one input of shape ``(batch, n_features)`` and
         one output.
     task : {"regression", "classification"}
-        What the model predicts.
+        What the model predicts. For ``"classification"`` the model must emit
+        class probabilities: its output layer has a sigmoid or softmax
+        activation, or else its outputs on a probe batch (zeros and standard
+        normal rows) lie in [0, 1] and, for several units, sum to 1 in each
+        row. Anything else is refused (a linear output scored as
+        "probabilities" would give wrong numbers without a warning).
     classes : array-like, default=None
         Classification only: the labels of the model's outputs, in order. With a
         single sigmoid unit the two classes are ``classes[0]`` (output near 0)
@@ -183,6 +430,13 @@ def from_keras(model, *, task: str, classes=None, feature_names=None):
     KerasClassifier or KerasRegressor
         A fitted estimator with ``predict`` (and ``predict_proba``/``classes_``
         for classification) and ``n_features_in_``.
+
+    Raises
+    ------
+    ValueError
+        A model that is not built, has several inputs or outputs, or (for
+        ``task="classification"``) does not emit probabilities; the message
+        suggests ``task="regression"`` or the missing activation.
 
     Examples
     --------
@@ -205,6 +459,7 @@ def from_keras(model, *, task: str, classes=None, feature_names=None):
         y_init = np.zeros((2, n_outputs)) if n_outputs > 1 else np.zeros(2)
     else:
         classes = _resolve_classes(classes, n_outputs)
+        _check_emits_probabilities(model, n_features)
         estimator = KerasClassifier(model=model, verbose=0)
         y_init = classes
     # scikeras learns its metadata (classes_, encoders, n_features_in_) from
@@ -249,6 +504,57 @@ def _check_plain_keras_model(model) -> tuple[int, int]:
     output_shape = tuple(model.outputs[0].shape)
     n_outputs = 1 if len(output_shape) == 1 else int(np.prod(output_shape[1:]))
     return int(input_shape[1]), n_outputs
+
+
+#: Output activations that make a classifier's outputs probabilities.
+_PROBABILITY_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+def _check_emits_probabilities(model, n_features: int) -> None:
+    """Refuse a classification model whose outputs are not probabilities."""
+    layer, activation = _output_activation(model)
+    if activation in _PROBABILITY_ACTIVATIONS:
+        return
+    # Another activation (or an unknown layer) may still emit probabilities,
+    # e.g. a custom normalisation: look at what it gives on a probe batch.
+    import keras
+
+    rows = np.random.RandomState(0).normal(size=(64, n_features))
+    probe = np.vstack([np.zeros((1, n_features)), rows])
+    probe = probe.astype(model_input_dtype(model))
+    outputs = keras.ops.convert_to_numpy(model(probe, training=False))
+    outputs = np.reshape(outputs, (len(probe), -1)).astype(np.float64)
+    in_range = bool(np.all((outputs >= -1e-6) & (outputs <= 1 + 1e-6)))
+    sums_to_one = outputs.shape[1] == 1 or bool(
+        np.allclose(outputs.sum(axis=1), 1.0, atol=1e-4)
+    )
+    if in_range and sums_to_one:
+        return
+    shown = "no activation" if activation is None else f"activation {activation!r}"
+    units = outputs.shape[1]
+    needed = "sigmoid" if units == 1 else "softmax"
+    raise ValueError(
+        "from_keras(task='classification') needs a model that outputs class "
+        f"probabilities, but its output layer {layer!r} has {shown} and emits "
+        f"values in [{outputs.min():.3g}, {outputs.max():.3g}]"
+        + ("" if units == 1 else " whose rows do not sum to 1")
+        + " on a probe batch. If the model predicts numbers, use "
+        "task='regression'; if it is a classifier, add the activation to its "
+        f"output layer (e.g. Dense({units}, activation={needed!r}))."
+    )
+
+
+def _output_activation(model) -> tuple[str, str | None]:
+    """(name of the output layer, name of its activation or None)."""
+    import keras
+
+    found = layer_inputs(model.outputs[0])
+    layer = found[0] if found is not None else model.layers[-1]
+    if isinstance(layer, keras.layers.Softmax):
+        return layer.name, "softmax"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None)
+    return layer.name, name if isinstance(name, str) else None
 
 
 def _resolve_classes(classes, n_outputs: int) -> np.ndarray:
