@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.utils import check_scalar
 
 from ._budget import check_within_budget
+from ._names import check_unique_names
 
 __all__ = [
     "OutputSelection",
@@ -275,6 +276,13 @@ def resolve_outputs(located, output) -> OutputSelection:
     by_class = classes is not None and (expand_binary or len(classes) == n_units)
     if by_class:
         names = tuple(str(label) for label in classes)
+        # Output columns are chosen (output="label") and reported by name; two
+        # labels of an object dtype may print alike.
+        check_unique_names(
+            names,
+            [f"class {k} ({label!r})" for k, label in enumerate(classes)],
+            what="output name",
+        )
     else:
         names = tuple(f"output {k}" for k in range(n_units))
 
