@@ -36,7 +36,6 @@ import inspect  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
-from scikeras.utils.transformers import RegressorTargetEncoder  # noqa: E402
 from scikeras.wrappers import KerasClassifier as _ScikerasClassifier  # noqa: E402
 from scikeras.wrappers import KerasRegressor as _ScikerasRegressor  # noqa: E402
 from sklearn.base import BaseEstimator  # noqa: E402
@@ -45,11 +44,19 @@ from sklearn.utils.validation import _num_samples, validate_data  # noqa: E402
 from ._compat import (  # noqa: E402
     MixinsBeforeBaseEstimator,
     fix_estimator_tags,
-    layer_inputs,
     no_leaked_tf_state,
 )
 from ._model import model_input_dtype  # noqa: E402
 from ._validation import check_values_survive_cast  # noqa: E402
+from ._wrapper_checks import (  # noqa: E402
+    ShapedRegressorTarget,
+    check_classification_target,
+    check_emits_probabilities,
+    check_output_units,
+    check_regression_target,
+    dtype_of,
+    relative_weights,
+)
 
 __all__ = ["KerasClassifier", "KerasRegressor", "from_keras"]
 
@@ -137,7 +144,7 @@ class _SklearnFixes:
         cast; anything else (strings, NaN) is left to scikeras's own checks.
         """
         fitted = getattr(self, "X_dtype_", None)
-        dtype = _dtype_of(X)
+        dtype = dtype_of(X)
         if (
             fitted is None
             or dtype is None
@@ -170,7 +177,7 @@ class _SklearnFixes:
             )
         self._check_target(y, sample_weight)
         if sample_weight is not None:
-            sample_weight = _relative_weights(sample_weight)
+            sample_weight = relative_weights(sample_weight)
         with no_leaked_tf_state():
             return super().fit(X, y, sample_weight=sample_weight, **kwargs)
 
@@ -184,36 +191,6 @@ class _SklearnFixes:
 
     def _check_target(self, y, sample_weight=None) -> None:
         """Refuse a target that leaves nothing to learn (see the subclasses)."""
-
-
-def _dtype_of(X) -> np.dtype | None:
-    """The dtype X converts to, without converting a DataFrame; None if mixed."""
-    dtypes = getattr(X, "dtypes", None)
-    if dtypes is not None and not hasattr(X, "dtype"):
-        try:
-            return np.result_type(*dtypes)
-        except (TypeError, ValueError):  # extension dtypes (categorical), no columns
-            return None
-    return np.asarray(X).dtype if not hasattr(X, "dtype") else np.dtype(X.dtype)
-
-
-def _relative_weights(sample_weight) -> np.ndarray:
-    """A copy of ``sample_weight`` scaled to mean 1 over the weighted rows.
-
-    Keras weighs each row's loss by its weight and divides by the batch size,
-    not by the sum of the weights: weights summing to 1 (AdaBoost's) shrink
-    every gradient by the number of rows, and a plain-SGD network then does
-    not move. Scaled like this, weighted rows train as repeated rows would,
-    and only the weights' ratios matter, as for scikit-learn's estimators.
-    The caller's array is never modified (scikeras multiplies class weights
-    into it).
-    """
-    weights = np.array(sample_weight, dtype=np.float64, copy=True)
-    used = weights[weights != 0]
-    scale = used.mean() if used.size else 0.0
-    if np.isfinite(scale) and scale > 0:
-        weights /= scale
-    return weights
 
 
 def _check_dense_2d(X) -> None:
@@ -281,25 +258,7 @@ class KerasClassifier(
         return np.reshape(proba, (_num_samples(X), -1))
 
     def _check_target(self, y, sample_weight=None) -> None:
-        labels = _as_1d_labels(y)
-        if labels is None:  # multilabel or multi-output: scikeras checks those
-            return
-        weights = None if sample_weight is None else np.asarray(sample_weight)
-        if weights is not None and weights.shape == labels.shape:
-            labels = labels[weights != 0]  # scikeras drops zero-weight rows
-            if not len(labels):  # scikeras names all-zero weights itself
-                return
-        try:
-            classes = np.unique(labels)
-        except TypeError:  # mixed label types: scikeras names the problem
-            return
-        if len(classes) < 2:
-            found = f"1 class ({classes[0]!r})" if len(classes) else "no class"
-            raise ValueError(
-                f"{type(self).__name__} needs at least 2 classes to learn from, but "
-                f"y has {found}. A classifier trained on one class predicts it "
-                "everywhere, with a perfect score whatever X is."
-            )
+        check_classification_target(y, sample_weight, who=type(self).__name__)
 
 
 class KerasRegressor(
@@ -336,7 +295,7 @@ class KerasRegressor(
 
     @property
     def target_encoder(self):
-        return _ShapedRegressorTarget()
+        return ShapedRegressorTarget()
 
     def _check_model_compatibility(self, y) -> None:
         super()._check_model_compatibility(y)
@@ -345,57 +304,10 @@ class KerasRegressor(
         outputs = self.model_.outputs
         if len(outputs) == 1:
             units = int(np.prod(tuple(outputs[0].shape)[1:] or (1,)))
-            _check_output_units(units, self.n_outputs_)
+            check_output_units(units, self.n_outputs_)
 
     def _check_target(self, y, sample_weight=None) -> None:
-        values = np.asarray(y)
-        # Strings, complex numbers, NaN, infinity: scikeras names the problem.
-        if values.dtype.kind not in "biuf" or values.ndim not in (1, 2):
-            return
-        if values.size == 0 or not np.isfinite(values).all():
-            return
-        columns = values.reshape(len(values), -1)
-        constant = np.flatnonzero(np.ptp(columns, axis=0) == 0)
-        if constant.size:
-            where = "y" if values.ndim == 1 else f"column {constant[0]} of y"
-            raise ValueError(
-                f"{type(self).__name__} needs a target that varies, but {where} is "
-                f"constant ({columns[0, constant[0]]:g} in all {len(values)} "
-                "sample(s)): zero variance leaves nothing to learn, and its r2 "
-                "score is undefined."
-            )
-
-
-class _ShapedRegressorTarget(RegressorTargetEncoder):
-    """scikeras's regressor target encoder, with predictions shaped like y.
-
-    scikeras reshapes the network's output to y's trailing shape with
-    ``reshape(-1, ...)``, which silently turns (n, 2) predictions for a 1-D y
-    into 2n rows. Here a mismatch is an error, and predictions are float64
-    like every scikit-learn regressor's, whatever y's dtype.
-    """
-
-    def inverse_transform(self, y):
-        y = np.asarray(y)
-        _check_output_units(int(np.prod(y.shape[1:])), self.n_outputs_)
-        return super().inverse_transform(y).astype(np.float64, copy=False)
-
-
-def _check_output_units(units: int, n_targets: int) -> None:
-    if units != n_targets:
-        raise ValueError(
-            f"The Keras model outputs {units} value(s) per row, but y has "
-            f"{n_targets} column(s): give the output layer one unit per target "
-            "column (scikeras passes meta['n_outputs_'] to the model builder)."
-        )
-
-
-def _as_1d_labels(y) -> np.ndarray | None:
-    """y as a 1-D array of labels, or None when it is not a single target."""
-    labels = np.asarray(y)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    return labels if labels.ndim == 1 else None
+        check_regression_target(y, who=type(self).__name__)
 
 
 def from_keras(model, *, task: str, classes=None, feature_names=None):
@@ -459,7 +371,7 @@ def from_keras(model, *, task: str, classes=None, feature_names=None):
         y_init = np.zeros((2, n_outputs)) if n_outputs > 1 else np.zeros(2)
     else:
         classes = _resolve_classes(classes, n_outputs)
-        _check_emits_probabilities(model, n_features)
+        check_emits_probabilities(model, n_features)
         estimator = KerasClassifier(model=model, verbose=0)
         y_init = classes
     # scikeras learns its metadata (classes_, encoders, n_features_in_) from
@@ -504,57 +416,6 @@ def _check_plain_keras_model(model) -> tuple[int, int]:
     output_shape = tuple(model.outputs[0].shape)
     n_outputs = 1 if len(output_shape) == 1 else int(np.prod(output_shape[1:]))
     return int(input_shape[1]), n_outputs
-
-
-#: Output activations that make a classifier's outputs probabilities.
-_PROBABILITY_ACTIVATIONS = ("sigmoid", "softmax")
-
-
-def _check_emits_probabilities(model, n_features: int) -> None:
-    """Refuse a classification model whose outputs are not probabilities."""
-    layer, activation = _output_activation(model)
-    if activation in _PROBABILITY_ACTIVATIONS:
-        return
-    # Another activation (or an unknown layer) may still emit probabilities,
-    # e.g. a custom normalisation: look at what it gives on a probe batch.
-    import keras
-
-    rows = np.random.RandomState(0).normal(size=(64, n_features))
-    probe = np.vstack([np.zeros((1, n_features)), rows])
-    probe = probe.astype(model_input_dtype(model))
-    outputs = keras.ops.convert_to_numpy(model(probe, training=False))
-    outputs = np.reshape(outputs, (len(probe), -1)).astype(np.float64)
-    in_range = bool(np.all((outputs >= -1e-6) & (outputs <= 1 + 1e-6)))
-    sums_to_one = outputs.shape[1] == 1 or bool(
-        np.allclose(outputs.sum(axis=1), 1.0, atol=1e-4)
-    )
-    if in_range and sums_to_one:
-        return
-    shown = "no activation" if activation is None else f"activation {activation!r}"
-    units = outputs.shape[1]
-    needed = "sigmoid" if units == 1 else "softmax"
-    raise ValueError(
-        "from_keras(task='classification') needs a model that outputs class "
-        f"probabilities, but its output layer {layer!r} has {shown} and emits "
-        f"values in [{outputs.min():.3g}, {outputs.max():.3g}]"
-        + ("" if units == 1 else " whose rows do not sum to 1")
-        + " on a probe batch. If the model predicts numbers, use "
-        "task='regression'; if it is a classifier, add the activation to its "
-        f"output layer (e.g. Dense({units}, activation={needed!r}))."
-    )
-
-
-def _output_activation(model) -> tuple[str, str | None]:
-    """(name of the output layer, name of its activation or None)."""
-    import keras
-
-    found = layer_inputs(model.outputs[0])
-    layer = found[0] if found is not None else model.layers[-1]
-    if isinstance(layer, keras.layers.Softmax):
-        return layer.name, "softmax"
-    activation = getattr(layer, "activation", None)
-    name = getattr(activation, "__name__", None)
-    return layer.name, name if isinstance(name, str) else None
 
 
 def _resolve_classes(classes, n_outputs: int) -> np.ndarray:
