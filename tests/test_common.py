@@ -37,7 +37,6 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-import sklearn
 from conftest import make_regressor
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge
@@ -293,8 +292,7 @@ class BadInput:
     ``X``/``y`` spoil the good data; ``estimator`` replaces the row's
     estimator: ``"unfitted"`` (an unfitted one of the same kind) or a name in
     ``ctx.special``; ``params`` go to the call; ``choice`` is passed as the
-    row's method or kind name; ``method`` is the method the adapters run;
-    ``config`` is scikit-learn configuration the call runs under.
+    row's method or kind name; ``method`` is the method the adapters run.
     """
 
     name: str
@@ -306,7 +304,6 @@ class BadInput:
     params: dict = field(default_factory=dict)
     choice: str | None = None
     method: str | None = None
-    config: dict = field(default_factory=dict)
 
     def call(self, row: Row, ctx):
         if self.estimator is None:
@@ -322,8 +319,7 @@ class BadInput:
             params["method"] = self.method
         X = ctx.X if self.X is None else self.X(ctx.X)
         y = ctx.y if self.y is None else self.y(ctx.y)
-        with sklearn.config_context(**self.config):
-            return row(estimator, X, y, **params)
+        return row(estimator, X, y, **params)
 
 
 BAD_INPUTS = [
