@@ -62,4 +62,5 @@ def check_within_budget(name: str, value, nbytes: float) -> None:
 
 
 def _mib(nbytes: float) -> str:
-    return f"{nbytes / 2**20:,.0f}"
+    mib = nbytes / 2**20
+    return f"{mib:,.0f}" if mib >= 10 else f"{mib:.3g}"

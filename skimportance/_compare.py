@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ._names import check_unique_names
+
 __all__ = ["aligned_rows", "named_results", "rank_agreement"]
 
 _RESULT_ATTRIBUTES = ("importances", "importances_mean", "feature_names", "method")
@@ -23,11 +25,18 @@ def named_results(results) -> dict:
 
     A list is keyed by each result's ``method``; repeated methods become
     ``"permutation (2)"``, ...
+
+    Raises
+    ------
+    ValueError
+        No results; a result without features or draws; two results under
+        one name (dict keys ``1`` and ``"1"``), naming both.
     """
     if _is_result(results):
-        return {results.method: results}
-    if isinstance(results, Mapping):
+        items, sources = [(str(results.method), results)], ["the result"]
+    elif isinstance(results, Mapping):
         items = [(str(name), result) for name, result in results.items()]
+        sources = [f"key {name!r}" for name in results]
     elif isinstance(results, Sequence) and not isinstance(results, str):
         items, seen = [], {}
         for result in results:
@@ -36,6 +45,7 @@ def named_results(results) -> dict:
             count = seen[result.method]
             name = result.method if count == 1 else f"{result.method} ({count})"
             items.append((name, result))
+        sources = [f"item {i} (method {r.method!r})" for i, (_, r) in enumerate(items)]
     else:
         raise TypeError(
             "Expected an ImportanceResult, a dict of them or a list of them, got "
@@ -43,8 +53,10 @@ def named_results(results) -> dict:
         )
     if not items:
         raise ValueError("No results given: the dict or list is empty.")
+    check_unique_names([name for name, _ in items], sources, what="result name")
     for name, result in items:
         _check_is_result(result, repr(name))
+        _check_not_empty(result, name)
     return dict(items)
 
 
@@ -130,6 +142,16 @@ def rank_agreement(results):
 
 def _is_result(obj) -> bool:
     return all(hasattr(obj, attribute) for attribute in _RESULT_ATTRIBUTES)
+
+
+def _check_not_empty(result, name: str) -> None:
+    """Nothing can be drawn or ranked from a result without numbers."""
+    shape = np.shape(result.importances)
+    if len(shape) != 2 or 0 in shape:
+        raise ValueError(
+            f"Result {name!r} is empty: its importances have shape {shape}, but "
+            "at least one feature and one draw are needed to plot or compare it."
+        )
 
 
 def _check_is_result(result, where: str) -> None:

@@ -15,12 +15,15 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import ClassifierTags, RegressorTags, Tags
 from sklearn.utils.fixes import parse_version
 
 __all__ = [
+    "MixinsBeforeBaseEstimator",
     "TF_LOG_LEVEL",
     "boxplot_horizontal",
+    "check_parameters_as_sklearn",
     "fix_estimator_tags",
     "import_tensorflow_quietly",
     "keras_wrapper_decode",
@@ -108,6 +111,39 @@ def _stderr_descriptor_silenced() -> Iterator[None]:
 # "no estimator type": ``is_classifier`` is False, CV is not stratified and
 # probability scorers refuse the estimator. Remove once scikeras ships tags
 # (not expected: 0.13 is its last release).
+#
+# Two repairs. A subclass cannot re-order its parents' bases (C3 forbids a
+# mixin before a parent that lists it after itself), but its metaclass
+# computes the method resolution order: ``MixinsBeforeBaseEstimator`` moves the
+# scikit-learn mixins just before ``BaseEstimator``, where scikit-learn wants
+# them (``check_mixin_order``), so ``ClassifierMixin.__sklearn_tags__`` runs
+# again. ``fix_estimator_tags`` then adds what scikeras meant by its ``_tags``
+# (poor scores, multi-output targets) and the determinism of seeded fits.
+#
+# What neither can repair: ``BaseWrapper`` itself defines ``_more_tags`` and
+# no ``__sklearn_tags__``, and ``check_estimator_tags_renamed`` walks every
+# class of the MRO looking for exactly that; a subclass cannot remove a name
+# from a parent's namespace (only patching scikeras's class could, which
+# would change plain scikeras for every user of the process).
+
+
+class MixinsBeforeBaseEstimator(type):
+    """Metaclass: scikit-learn's mixins come before ``BaseEstimator`` in the MRO.
+
+    The order C3 gives, with the classifier and regressor mixins, if they come
+    after ``BaseEstimator``, moved to just before it. Methods the scikeras
+    classes define still come first.
+    """
+
+    def mro(cls):
+        order = super().mro()
+        if BaseEstimator not in order:
+            return order
+        for mixin in (ClassifierMixin, RegressorMixin):
+            if mixin in order and order.index(mixin) > order.index(BaseEstimator):
+                order.remove(mixin)
+                order.insert(order.index(BaseEstimator), mixin)
+        return order
 
 
 def fix_estimator_tags(tags: Tags, estimator_type: str, seeded: bool) -> Tags:
@@ -127,6 +163,37 @@ def fix_estimator_tags(tags: Tags, estimator_type: str, seeded: bool) -> Tags:
         tags.regressor_tags = RegressorTags(poor_score=True)
         tags.classifier_tags = None
     return tags
+
+
+# --- scikit-learn's own wording for the parameters of a drop-in -----------------
+#
+# ``permutation_importance`` is a drop-in for scikit-learn's, so code and tests
+# written against scikit-learn's error messages must keep matching. scikit-learn
+# validates through ``validate_params``, which records each function's
+# constraints on the undecorated function as ``_skl_parameter_constraints``
+# and checks them with ``validate_parameter_constraints``; both are private.
+# Checking against scikit-learn's own constraints (not a copy) keeps the two in
+# step when scikit-learn changes them. Remove when scikit-learn exposes
+# parameter validation publicly (not announced).
+
+
+def check_parameters_as_sklearn(sklearn_function, params: dict, caller: str) -> None:
+    """Validate ``params`` with ``sklearn_function``'s constraints and wording.
+
+    Raises scikit-learn's ``InvalidParameterError`` (a ValueError and a
+    TypeError), naming ``caller`` exactly as scikit-learn names its function.
+    Parameters scikit-learn does not constrain are left alone.
+    """
+    import inspect
+
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
+    constraints = inspect.unwrap(sklearn_function)._skl_parameter_constraints
+    validate_parameter_constraints(
+        {name: constraints[name] for name in params if name in constraints},
+        params,
+        caller_name=caller,
+    )
 
 
 # --- scikeras 0.13: the rows its model sees -----------------------------------

@@ -40,9 +40,10 @@ from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
 from ._columns import column_map
 from ._groups import cluster_feature_groups, resolve_feature_groups
 from ._model import feature_names_of, has_keras_model, locate_keras_model
+from ._names import column_sources
 from ._result import ImportanceResult
 from ._scoring import ScoringContext, call_scorer, per_head_scorer
-from ._validation import check_model_input, check_positive_int
+from ._validation import check_batch_size, check_model_input, check_positive_int
 
 __all__ = [
     "PermutationPlan",
@@ -276,10 +277,8 @@ def prepare_run(
         )
     if not nd:
         _check_n_columns(estimator, n_columns)
-    if y is not None:
-        check_consistent_length(X, y)
-    if sample_weight is not None:
-        check_consistent_length(X, sample_weight)
+    # In the order scikit-learn's metrics list them: y, predictions, weights.
+    check_consistent_length(*(a for a in (y, X, sample_weight) if a is not None))
 
     clustering = None
     if nd:
@@ -292,7 +291,9 @@ def prepare_run(
             feature_groups, clustering = cluster_feature_groups(
                 X, column_names, cluster_threshold
             )
-        groups, names = resolve_feature_groups(feature_groups, column_names)
+        groups, names = resolve_feature_groups(
+            feature_groups, column_names, column_sources(X, n_columns)
+        )
     scorer = check_scoring(estimator, scoring=scoring)
     if located is not None and len(located.layout.outputs) > 1:
         if isinstance(scoring, (list, tuple, set, dict)):
@@ -368,6 +369,7 @@ def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, row_loss=Non
     located = run.located
     context = ScoringContext.from_located(located)
     X_model = check_model_input(located, run.X, caller=run.caller)
+    check_batch_size(located, batch_size)
     raw = located.forward(X_model, batch_size=batch_size)
     baseline = call_scorer(
         run.scorer, context.stand_in(run.X, raw), run.X, run.y, run.sample_weight
@@ -624,19 +626,22 @@ def rows_used(max_samples, n_samples: int) -> int:
     if isinstance(max_samples, bool) or not isinstance(max_samples, numbers.Real):
         raise TypeError(f"max_samples must be an int or a float, got {max_samples!r}.")
     if isinstance(max_samples, numbers.Integral):
-        if not 1 <= max_samples <= n_samples:
+        if max_samples < 1:
             raise ValueError(
                 f"max_samples must be in [1, n_samples={n_samples}] when an int, "
                 f"got {max_samples}."
             )
+        if max_samples > n_samples:  # scikit-learn's words, for the drop-in
+            raise ValueError("max_samples must be <= n_samples")
         return int(max_samples)
     if not 0 < max_samples <= 1:
         raise ValueError(
             f"max_samples must be in (0, 1] when a float, got {max_samples}."
         )
     n_rows = int(max_samples * n_samples)
-    if n_rows < 1:
+    if n_rows < 1:  # scikit-learn's estimator refuses the empty rows in these words
         raise ValueError(
+            "Found array with 0 sample(s) while a minimum of 1 is required: "
             f"max_samples={max_samples} of {n_samples} rows leaves no row to score."
         )
     return n_rows
@@ -645,7 +650,7 @@ def rows_used(max_samples, n_samples: int) -> int:
 def _check_n_columns(estimator, n_columns: int) -> None:
     expected = getattr(estimator, "n_features_in_", None)
     if expected is not None and n_columns != expected:
-        raise ValueError(
-            f"X has {n_columns} features, but {type(estimator).__name__} was "
-            f"fitted with {expected} features."
+        raise ValueError(  # scikit-learn's words
+            f"X has {n_columns} features, but {type(estimator).__name__} is "
+            f"expecting {expected} features as input."
         )

@@ -13,11 +13,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ._names import check_unique_names
+
 __all__ = ["cluster_feature_groups", "is_numeric_column", "resolve_feature_groups"]
 
 
 def resolve_feature_groups(
-    feature_groups, feature_names
+    feature_groups, feature_names, column_sources=None
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Turn ``feature_groups`` into column indices and names.
 
@@ -31,6 +33,9 @@ def resolve_feature_groups(
         not evaluated.
     feature_names : array-like of str
         The names of X's columns, in order.
+    column_sources : list of str, default=None
+        How to point at each column in a message (``"column 0 ('a')"``);
+        by default ``"column j"``.
 
     Returns
     -------
@@ -43,13 +48,19 @@ def resolve_feature_groups(
     ------
     ValueError
         An empty group, a column in two groups (or twice in one), a position
-        out of range or an unknown name; the message names the group.
+        out of range or an unknown name; the message names the group. Two
+        groups (or, without groups, two columns) with the same name; the
+        message names both.
     TypeError
         ``feature_groups`` or a member has the wrong type.
     """
     feature_names = [str(name) for name in feature_names]
     n_features = len(feature_names)
     if feature_groups is None:
+        # Every column is reported under its own name, so names must differ
+        # (DataFrame labels 1 and "1" both become "1").
+        sources = column_sources or [f"column {j}" for j in range(n_features)]
+        check_unique_names(feature_names, sources, what="feature name")
         return [np.array([j]) for j in range(n_features)], np.asarray(
             feature_names, dtype=object
         )
@@ -58,6 +69,7 @@ def resolve_feature_groups(
         entries = [
             (str(key), members, repr(key)) for key, members in feature_groups.items()
         ]
+        sources = [f"key {key!r}" for key in feature_groups]
     elif isinstance(feature_groups, (str, bytes)) or not _is_sequence(feature_groups):
         shown = (
             repr(feature_groups)
@@ -73,6 +85,7 @@ def resolve_feature_groups(
             (None, members, f"#{i} {_show(members)}")
             for i, members in enumerate(feature_groups)
         ]
+        sources = [f"group {label}" for _, _, label in entries]
     if not entries:
         raise ValueError("feature_groups is empty: give at least one group.")
 
@@ -99,6 +112,8 @@ def resolve_feature_groups(
         names.append(
             name if name is not None else "+".join(feature_names[j] for j in columns)
         )
+    # [["a", "b"], ["a+b"]] both become "a+b"; dict keys 1 and "1" both "1".
+    check_unique_names(names, sources, what="feature group name")
     return groups, np.asarray(names, dtype=object)
 
 

@@ -145,7 +145,7 @@ class HeadJoiner(TransformerMixin, BaseEstimator):
     def inverse_transform(self, y):
         if isinstance(y, (list, tuple)):
             y = np.concatenate([np.reshape(h, (len(h), -1)) for h in y], axis=1)
-        return np.asarray(y)
+        return np.asarray(y, dtype=np.float64)
 
     def get_metadata(self) -> dict:
         return {"n_outputs_expected_": len(self.widths)}

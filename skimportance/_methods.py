@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sklearn.metrics import check_scoring
+
 from ._result import ImportanceResult
 from ._validation import check_positive_int
 from .conditional import conditional_importance
@@ -34,6 +36,7 @@ __all__ = [
     "REGISTRY",
     "RUN_PARAMETERS",
     "MethodCall",
+    "check_scoring_argument",
     "MethodSpec",
     "get_spec",
     "resolve_methods",
@@ -310,6 +313,7 @@ def resolve_methods(
     *,
     run_params: Mapping[str, Any] | None = None,
     adapter_uses: Iterable[str] = (),
+    single_metric: str | None = None,
 ) -> list[MethodCall]:
     """Check ``method``/``method_params``/run parameters and build the calls.
 
@@ -329,6 +333,10 @@ def resolve_methods(
     adapter_uses : iterable of str
         Run parameters the adapter uses itself (``scoring`` for the fold
         score of cross-validation), so no method has to take them.
+    single_metric : str, default=None
+        The adapter's name when it needs exactly one result per method (a
+        selector, a scorer, a fold score): then ``scoring`` must name one
+        metric.
 
     Returns
     -------
@@ -340,7 +348,11 @@ def resolve_methods(
     ValueError
         An unknown or repeated method, a keyword the method does not take
         (naming the method and what it takes), a run parameter none of the
-        methods takes, or a keyword given both ways with different values.
+        methods takes, a keyword given both ways with different values, or a
+        ``scoring`` scikit-learn refuses (an unknown name, a metric function
+        instead of a scorer) or that names several metrics where
+        ``single_metric`` asks for one. So a bad scorer fails here, before
+        any fit, not as NaN scores after every candidate has trained.
     """
     several = not isinstance(method, str)
     names = list(method) if several else [method]
@@ -352,6 +364,12 @@ def resolve_methods(
         _check_accepted(spec, params_of[spec.name], "method_params")
 
     run_params = _checked_run_params(run_params or {})
+    if "scoring" in run_params:
+        check_scoring_argument(run_params["scoring"], single_metric=single_metric)
+    for spec in specs:  # a scoring given in method_params is checked the same way
+        scoring = params_of[spec.name].get("scoring")
+        if scoring is not None:
+            check_scoring_argument(scoring, single_metric=single_metric)
     adapter_uses = set(adapter_uses)
     for key, value in run_params.items():
         takers = [spec for spec in specs if key in spec.parameters]
@@ -372,6 +390,29 @@ def resolve_methods(
                 )
             params.setdefault(key, value)
     return [MethodCall(spec, params_of[spec.name]) for spec in specs]
+
+
+def check_scoring_argument(scoring, *, single_metric: str | None = None) -> None:
+    """Check ``scoring`` the way scikit-learn will use it, before any fit.
+
+    scikit-learn's ``check_scoring`` refuses unknown names, metric functions
+    passed as scorers and bad multi-metric lists or dicts. With
+    ``single_metric`` (the adapter's name), several metrics are refused too.
+    A callable is only called later; what it returns is checked then
+    (``_scoring.call_scorer``).
+    """
+    if scoring is None:
+        return
+    check_scoring(None, scoring=scoring)
+    if single_metric is None or not isinstance(scoring, (list, tuple, set, dict)):
+        return
+    if len(scoring) != 1:
+        metrics = ", ".join(repr(name) for name in scoring)
+        raise ValueError(
+            f"{single_metric} needs a single metric, but scoring names "
+            f"{len(scoring)} ({metrics}). Pass one of them, e.g. "
+            f"scoring={next(iter(scoring))!r}."
+        )
 
 
 def _checked_run_params(run_params: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,8 +30,15 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
 from ._compat import keras_wrapper_decode, loaded_module, scikeras_model_input
 from ._layout import ModelLayout
+from ._names import check_unique_names, column_sources
 
-__all__ = ["LocatedModel", "locate_keras_model", "has_keras_model", "feature_names_of"]
+__all__ = [
+    "LocatedModel",
+    "feature_names_of",
+    "has_keras_model",
+    "locate_keras_model",
+    "model_input_dtype",
+]
 
 RESPONSE_METHODS = ("predict", "predict_proba", "decision_function")
 
@@ -111,20 +118,32 @@ class LocatedModel:
         return np.asarray(X).reshape(len(X), *shape)
 
     def model_feature_names(self, X=None) -> np.ndarray:
-        """Names of the flat model columns (after preprocessing)."""
+        """Names of the flat model columns (after preprocessing).
+
+        Raises a ValueError when two of them are equal: each names a row of
+        the result.
+        """
+        n_features = self.n_model_features
+        sources = [f"model input {j}" for j in range(n_features)]
+        mapped = getattr(self.final, "input_columns_", None)
         if self.preprocessor is not None:
             try:
-                return np.asarray(
-                    self.preprocessor.get_feature_names_out(), dtype=object
+                names = np.asarray(
+                    [str(n) for n in self.preprocessor.get_feature_names_out()],
+                    dtype=object,
                 )
             except (AttributeError, ValueError, TypeError):
-                return _default_names(self.n_model_features)
-        mapped = getattr(self.final, "input_columns_", None)
-        if mapped is not None:  # from_keras(..., inputs=...): the mapped columns
-            return np.asarray([name for names in mapped.values() for name in names])
-        if not self.layout.flat:
-            return self.layout.default_names()
-        return feature_names_of(self.final, X, self.n_model_features)
+                names = _default_names(n_features)
+        elif mapped is not None:  # from_keras(..., inputs=...): mapped columns
+            by_input = [mapped[spec.name] for spec in self.layout.inputs]
+            names = np.asarray([n for names in by_input for n in names], dtype=object)
+        elif not self.layout.flat:
+            names = self.layout.default_names()
+        else:
+            names = feature_names_of(self.final, X, n_features)
+            sources = column_sources(X, n_features)
+        check_unique_names(names, sources, what="feature name")
+        return names
 
     def scaling_layers(self) -> list[tuple[str, str]]:
         """(name, type) of the model's own input-scaling layers
@@ -198,6 +217,14 @@ class LocatedModel:
                 return raw
             return keras_wrapper_decode(self.final, raw)
         return raw[:, 0] if raw.ndim == 2 and raw.shape[1] == 1 else raw
+
+
+def model_input_dtype(model) -> np.dtype:
+    """The NumPy dtype of a Keras model's (first) input: what rows are cast to."""
+    import keras
+
+    dtype = getattr(model.inputs[0], "dtype", None) or keras.backend.floatx()
+    return np.dtype(str(dtype))
 
 
 def has_keras_model(estimator) -> bool:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ._names import check_unique_names
+
 __all__ = ["CVImportanceResult", "ImportanceResult"]
 
 
@@ -25,7 +27,8 @@ class ImportanceResult:
         samples for gradient methods, a single column for deterministic
         methods such as weight importance.
     feature_names : array-like of str, length n_features
-        Names of the features (or feature groups), in the rows' order.
+        Names of the features (or feature groups), in the rows' order; all
+        different (a ValueError names the two rows that share a name).
     method : str
         Which method produced the numbers, e.g. ``"permutation"``, ``"olden"``.
     baseline_score : float, default=None
@@ -70,6 +73,9 @@ class ImportanceResult:
             raise ValueError(
                 f"{len(names)} feature names for {importances.shape[0]} features."
             )
+        check_unique_names(
+            names, [f"row {i}" for i in range(len(names))], what="feature name"
+        )
         self.importances = importances
         self.feature_names = names
         if self.loss_differences is not None:

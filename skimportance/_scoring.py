@@ -16,6 +16,7 @@ stay correct whatever the scorer does, only slower.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from inspect import getattr_static
 from typing import Any
@@ -54,11 +55,41 @@ def call_scorer(scorer, estimator, X, y, sample_weight=None):
     """Call ``scorer`` the way scikit-learn's permutation importance does.
 
     ``sample_weight`` is passed only when given, so scorers without a
-    ``sample_weight`` parameter keep working.
+    ``sample_weight`` parameter keep working. What the scorer returns is
+    checked at once: a number, or a dict of numbers for several metrics, so a
+    custom scorer returning anything else fails on the first (baseline) call,
+    naming the scorer, instead of after every slice has been scored.
+
+    Raises
+    ------
+    ValueError
+        The scorer returned something else, in scikit-learn's words
+        ("scoring must return a number, got ...").
     """
     if sample_weight is not None:
-        return scorer(estimator, X, y, sample_weight=sample_weight)
-    return scorer(estimator, X, y)
+        score = scorer(estimator, X, y, sample_weight=sample_weight)
+    else:
+        score = scorer(estimator, X, y)
+    if isinstance(score, dict):
+        return {name: _checked_number(value, name) for name, value in score.items()}
+    return _checked_number(score, _scorer_name(scorer))
+
+
+def _checked_number(score, scorer_name: str):
+    """``score`` as a number, or scikit-learn's error naming the scorer."""
+    if hasattr(score, "item") and np.size(score) == 1:  # NumPy scalars, 0-d arrays
+        score = score.item()
+    if isinstance(score, bool) or not isinstance(score, numbers.Real):
+        raise ValueError(
+            f"scoring must return a number, got {score!r} ({type(score).__name__}) "
+            f"instead. (scorer={scorer_name})"
+        )
+    return score
+
+
+def _scorer_name(scorer) -> str:
+    name = getattr(scorer, "__name__", None)
+    return name if isinstance(name, str) else repr(scorer)
 
 
 @dataclass(frozen=True)

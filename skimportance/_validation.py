@@ -33,11 +33,16 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_scalar
 
+from ._budget import check_within_budget
+from ._names import check_unique_names
+
 __all__ = [
     "SCALE_RATIO_LIMIT",
     "OutputSelection",
+    "check_batch_size",
     "check_choice",
     "check_model_input",
+    "check_values_survive_cast",
     "check_positive_int",
     "one_result_per_head",
     "resolve_outputs",
@@ -71,6 +76,21 @@ def check_positive_int(name: str, value) -> int:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an instance of int, not bool.")
     return int(check_scalar(value, name, numbers.Integral, min_val=1))
+
+
+def check_batch_size(located, batch_size: int | None, *, passes: int = 1) -> int | None:
+    """Refuse a ``batch_size`` whose batch would not fit the memory budget.
+
+    A batch of ``batch_size`` rows costs ``passes`` times what one row of a
+    forward pass costs (a gradient pass keeps every activation and its
+    gradient: 2). None (the budget decides) passes through.
+    """
+    if batch_size is None:
+        return None
+    batch_size = check_positive_int("batch_size", batch_size)
+    nbytes = batch_size * passes * located.bytes_per_row
+    check_within_budget("batch_size", batch_size, nbytes)
+    return batch_size
 
 
 def check_model_input(located, X, *, caller: str) -> np.ndarray:
@@ -110,6 +130,10 @@ def check_model_input(located, X, *, caller: str) -> np.ndarray:
             "X contains NaN or infinity (after any preprocessing); the Keras "
             "model cannot take it."
         )
+    layout = located.layout
+    for k, spec in enumerate(layout.inputs):  # each input in its own dtype
+        what = "X" if len(layout.inputs) == 1 else f"X (model input {spec.name!r})"
+        check_values_survive_cast(X_model[:, layout.input_columns(k)], spec.dtype, what)
     return X_model
 
 
@@ -151,6 +175,42 @@ def zero_baseline_problem(located, caller: str) -> str | None:
         "0, usually far outside the data, so the numbers describe the model "
         "where it has never seen data. Leave baseline at its default (the data's "
         "centre) or pass baseline='mean'."
+    )
+
+
+def check_values_survive_cast(
+    values, dtype, name: str, *, into: str = "the dtype the Keras model computes in"
+) -> None:
+    """Refuse values that change when cast to ``dtype``.
+
+    The network computes in its input's dtype: 1e39 is finite in float64 but
+    infinity in float32, and 2.5 is 2 in an integer input, so it would
+    silently see other numbers than the user gave. NaN and infinities are
+    left to the checks that name them.
+    """
+    values = np.asarray(values)
+    dtype = np.dtype(dtype)
+    if values.dtype == dtype or values.dtype.kind not in "biuf":
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = values.astype(dtype)
+        if dtype.kind == "f":
+            changed = np.isfinite(values) & ~np.isfinite(cast)
+        else:
+            changed = np.isfinite(values) & (values != cast)
+    if not changed.any():
+        return
+    example = values[changed].flat[0]
+    if dtype.kind == "f":
+        raise ValueError(
+            f"{name} holds values that are finite in {values.dtype} but become "
+            f"infinity in {dtype}, {into} (e.g. {example:g}; the largest "
+            f"{dtype} is {np.finfo(dtype).max:g}). Rescale them, e.g. with a "
+            "StandardScaler in a Pipeline."
+        )
+    raise ValueError(
+        f"{name} holds values that change when cast to {dtype}, {into} (e.g. "
+        f"{example:g} becomes {cast[changed].flat[0]})."
     )
 
 
@@ -301,6 +361,13 @@ def resolve_outputs(located, output) -> OutputSelection:
     by_class = classes is not None and (expand_binary or len(classes) == n_units)
     if by_class:
         names = tuple(str(label) for label in classes)
+        # Output columns are chosen (output="label") and reported by name; two
+        # labels of an object dtype may print alike.
+        check_unique_names(
+            names,
+            [f"class {k} ({label!r})" for k, label in enumerate(classes)],
+            what="output name",
+        )
     elif len(heads) > 1:
         names = tuple(
             head.name if head.width == 1 else f"{head.name}[{k}]"

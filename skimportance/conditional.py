@@ -19,8 +19,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 from sklearn.utils import check_array, check_random_state
 
+from ._compat import check_parameters_as_sklearn
 from ._engine import check_run_sizes, draw_permutation_plan, prepare_run
 from ._imputation import column_kinds, default_imputers, fit_conditional_draws
 from ._inference import resolve_loss
@@ -165,6 +167,19 @@ def conditional_importance(
     >>> result.fdr(0.05)["selected"].tolist()
     [True, False, True]
     """
+    # The parameters it shares with permutation importance, checked (and
+    # worded) as scikit-learn checks them there.
+    check_parameters_as_sklearn(
+        sklearn_permutation_importance,
+        {
+            "scoring": scoring,
+            "n_repeats": n_repeats,
+            "n_jobs": n_jobs,
+            "random_state": random_state,
+            "max_samples": max_samples,
+        },
+        caller="conditional_importance",
+    )
     n_repeats, batch_size = check_run_sizes(n_repeats, batch_size)
     run = prepare_run(
         estimator,

@@ -23,12 +23,13 @@ import weakref
 
 import numpy as np
 
-from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from ._budget import MAX_ROWS_PER_CALL, check_within_budget, rows_within_budget
 from ._columns import check_columns, column_map
 from ._model import concat_heads, input_signature, locate_keras_model
 from ._rawspace import RawSpace
 from ._result import ImportanceResult
 from ._validation import (
+    check_batch_size,
     check_choice,
     check_model_input,
     check_positive_int,
@@ -93,7 +94,8 @@ default=None
         its own inputs (``Normalization``, ``Rescaling``) warns, naming the
         layer.
     n_steps : int, default=50
-        ``"integrated_gradients"`` only: quadrature points per row.
+        ``"integrated_gradients"`` only: quadrature points per row. Checked
+        against the memory budget before any work.
     output : int, label or None, default=None
         Which response column to explain: class probabilities for a
         classifier (a single sigmoid unit ``p`` counts as ``[1 - p, p]``),
@@ -104,7 +106,8 @@ default=None
     batch_size : int, default=None
         The most rows fed to the network in one gradient computation
         (integrated gradients count each quadrature point as a row). By
-        default the memory budget, scikit-learn's ``working_memory``, decides.
+        default the memory budget, scikit-learn's ``working_memory``, decides;
+        a given value whose batches would not fit it is refused.
     columns : {"raw", "model"}, default="raw"
         Report on the estimator's input columns (a one-hot block summed, or
         normed for saliency) or on the columns the Keras model sees.
@@ -169,7 +172,11 @@ default=None
         ) from exc
     outputs = resolve_outputs(located, output)
     _check_float_inputs(located)
+    if method == "integrated_gradients":
+        _check_n_steps(located, outputs, n_steps)
+    model_names = located.model_feature_names(X)  # distinct, before X is read
     X_model = check_model_input(located, X, caller="gradient_importance")
+    batch_size = check_batch_size(located, batch_size, passes=2)
     mapping = column_map(located, X, X_model) if columns == "raw" else None
     if mapping is not None:
         mapping.check_separable("gradient_importance")
@@ -181,7 +188,6 @@ default=None
         )
         batch_size = rows_within_budget(row_bytes, max_rows=MAX_ROWS_PER_CALL)
     gradients = _GradientRunner(located, outputs, batch_size)
-    model_names = located.model_feature_names(X)
     if method == "saliency":
         # A gradient is per unit of its input: on inputs of different scales
         # (dollars beside rates, behind in-model scaling) its ranking is the
@@ -234,7 +240,7 @@ def _baseline(located, baseline, X, X_model, mapping) -> np.ndarray:
     if isinstance(baseline, str) and baseline == "zeros":
         problem = zero_baseline_problem(located, "gradient_importance")
         if problem:
-            warnings.warn(problem, UserWarning, stacklevel=3)
+            warnings.warn(problem, UserWarning, stacklevel=4)
     data_driven = isinstance(baseline, str) and baseline in ("mean", "median")
     raw_encoded = mapping is not None and not mapping.one_to_one and not mapping.nd
     if data_driven and raw_encoded:
@@ -251,6 +257,20 @@ def _baseline(located, baseline, X, X_model, mapping) -> np.ndarray:
         located.n_model_features,
         statistics=("zeros", "mean", "median"),
     )
+
+
+def _check_n_steps(located, outputs, n_steps: int) -> None:
+    """Refuse an ``n_steps`` whose work would not fit the memory budget.
+
+    Gauss-Legendre nodes come from the eigenvalues of an n_steps x n_steps
+    matrix, and one row's path holds n_steps points, each with its
+    activations, gradients and inputs; all of it exists before any result.
+    """
+    per_point = 2 * located.bytes_per_row + 8 * located.n_model_features * (
+        2 + len(outputs.columns)
+    )
+    nbytes = max(8 * n_steps**2, n_steps * per_point)
+    check_within_budget("n_steps", n_steps, nbytes)
 
 
 def _check_float_inputs(located) -> None:

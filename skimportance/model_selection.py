@@ -18,7 +18,9 @@ from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils.parallel import Parallel, delayed
 
 from ._methods import resolve_methods
+from ._names import check_unique_names
 from ._result import CVImportanceResult, ImportanceResult
+from ._scoring import call_scorer
 
 __all__ = ["cross_validate_importance", "importance_scorer"]
 
@@ -60,7 +62,8 @@ def cross_validate_importance(
         fold).
     scoring : str or callable, default=None
         The fold test score, and the score permutation importance measures the
-        drop of. None uses ``estimator.score``.
+        drop of: one metric, checked before the first fold is fitted. None
+        uses ``estimator.score``.
     n_repeats : int, default=None
         Random draws per feature and fold, for the methods that take it (None:
         the method's default).
@@ -123,6 +126,7 @@ def cross_validate_importance(
             "batch_size": batch_size,
         },
         adapter_uses=("scoring",),
+        single_metric="cross_validate_importance",
     )
     _check_error_score(error_score)
     X, y, groups = indexable(X, y, groups)
@@ -248,8 +252,9 @@ def importance_scorer(
     method : str, default="permutation"
         Any registered method name (see :class:`skimportance.ImportanceEstimator`).
     scoring : str or callable, default=None
-        The base score (and the score whose drop permutation measures). None
-        uses ``estimator.score``.
+        The base score (and the score whose drop permutation measures): one
+        metric, checked when the scorer is built. None uses
+        ``estimator.score``.
     n_repeats : int, default=None
         Random draws per feature, for the methods that take it (None: the
         method's default).
@@ -267,7 +272,14 @@ def importance_scorer(
     -------
     callable
         ``scorer(estimator, X, y) -> dict`` with keys ``"score"`` and
-        ``prefix + feature_name``.
+        ``prefix + feature_name``. A key given twice (``prefix=""`` and a
+        column named ``"score"``) raises a ValueError naming both.
+
+    Raises
+    ------
+    ValueError
+        When built: an unknown method or keyword, or a ``scoring`` that
+        scikit-learn refuses or that names several metrics.
 
     Examples
     --------
@@ -292,7 +304,10 @@ def importance_scorer(
             "batch_size": batch_size,
         },
         adapter_uses=("scoring",),
+        single_metric="importance_scorer",
     )
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {type(prefix).__name__}.")
     return _ImportanceScorer(call, scoring, prefix)
 
 
@@ -306,13 +321,27 @@ class _ImportanceScorer:
 
     def __call__(self, estimator, X, y=None) -> dict[str, float]:
         result = self.call.single(estimator, X, y, who="importance_scorer")
+        keys = ["score", *(f"{self.prefix}{name}" for name in result.feature_names)]
+        # prefix="" and a column named "score" would put that column's
+        # importance where GridSearchCV reads the score it ranks by.
+        check_unique_names(
+            keys,
+            [
+                "the base score",
+                *(
+                    f"feature {name!r} with prefix {self.prefix!r}"
+                    for name in result.feature_names
+                ),
+            ],
+            what="importance_scorer key",
+        )
         score = result.baseline_score
         if score is None:  # the method does not score; measure the score itself
-            score = check_scoring(estimator, scoring=self.scoring)(estimator, X, y)
-        importances = zip(result.feature_names, result.importances_mean)
+            scorer = check_scoring(estimator, scoring=self.scoring)
+            score = call_scorer(scorer, estimator, X, y)
         return {
-            "score": float(score),
-            **{f"{self.prefix}{name}": float(value) for name, value in importances},
+            key: float(value)
+            for key, value in zip(keys, [score, *result.importances_mean])
         }
 
     def __repr__(self) -> str:

@@ -10,6 +10,9 @@ for the same ``random_state``.
 
 from __future__ import annotations
 
+from sklearn.inspection import permutation_importance as sklearn_permutation_importance
+
+from ._compat import check_parameters_as_sklearn
 from ._engine import (
     ShuffledColumns,
     check_run_sizes,
@@ -89,7 +92,8 @@ def permutation_importance(
         (drawn by :meth:`ImportanceDisplay.plot_dendrogram`).
     batch_size : int or None, default=None
         Keras engine only: the most rows fed to the network in one call. None
-        lets the memory budget decide. Memory is bounded by scikit-learn's
+        lets the memory budget decide; a given value whose batches would not
+        fit the budget is refused. Memory is bounded by scikit-learn's
         ``working_memory`` (``sklearn.set_config``): the permuted rows are
         built in chunks that fit it, each holding whole (feature, repeat)
         slices, so at least one permuted copy of ``X``.
@@ -123,8 +127,14 @@ def permutation_importance(
     ValueError
         Bad ``n_repeats``/``max_samples``/``batch_size``, X with NaN going into
         a Keras model, X with the wrong number of columns, y or sample_weight
-        of the wrong length, bad ``feature_groups``. Raised before any data
-        reaches the network.
+        of the wrong length, bad ``feature_groups``, a ``batch_size`` whose
+        batches would not fit the memory budget. Raised before any data
+        reaches the network. Where scikit-learn refuses the same input, the
+        error is scikit-learn's, in its words (``InvalidParameterError``
+        "The 'max_samples' parameter of permutation_importance must be ...",
+        "max_samples must be <= n_samples"), so code written against
+        scikit-learn keeps matching. Stricter than scikit-learn: a bool is no
+        count (``n_repeats=True`` raises a TypeError).
     sklearn.exceptions.NotFittedError
         The estimator is not fitted.
 
@@ -150,6 +160,18 @@ def permutation_importance(
     >>> grouped.feature_names.tolist()
     ['x0 and x1']
     """
+    # scikit-learn's checks and words first: this is a drop-in for its function.
+    check_parameters_as_sklearn(
+        sklearn_permutation_importance,
+        {
+            "scoring": scoring,
+            "n_repeats": n_repeats,
+            "n_jobs": n_jobs,
+            "random_state": random_state,
+            "max_samples": max_samples,
+        },
+        caller="permutation_importance",
+    )
     n_repeats, batch_size = check_run_sizes(n_repeats, batch_size)
     run = prepare_run(
         estimator,

@@ -30,12 +30,13 @@ from functools import partial
 
 import numpy as np
 
-from ._budget import rows_within_budget
+from ._budget import check_within_budget, rows_within_budget
 from ._columns import check_columns, column_map
 from ._model import locate_keras_model
 from ._rawspace import RawSpace
 from ._result import ImportanceResult
 from ._validation import (
+    check_batch_size,
     check_choice,
     check_model_input,
     check_positive_int,
@@ -118,11 +119,13 @@ default=None
         each column's value).
     grid_resolution : int, default=21
         ``kind="profile"``: number of quantiles swept per numeric input.
+        Checked against the memory budget before anything is built.
     batch_size : int, default=None
         The most rows fed to the network in one call, for ``"profile"`` and
         ``"occlusion"``; by default the memory budget (scikit-learn's
         ``working_memory``) decides, as it does for how many probed rows are
-        built at once. ``"delta"`` in the model's space runs one row per pass,
+        built at once. A given value whose batches would not fit the budget
+        is refused. ``"delta"`` in the model's space runs one row per pass,
         to match ``model.predict`` on each probe row exactly.
     columns : {"raw", "model"}, default="raw"
         Report on the estimator's input columns (one row per column of X,
@@ -162,12 +165,23 @@ default=None
         batch_size = check_positive_int("batch_size", batch_size)
     located = locate_keras_model(estimator)
     outputs = resolve_outputs(located, output)
+    n_features = located.n_model_features
+    if kind == "profile":
+        # Before anything is built: the grid, one input's swept rows and the
+        # curves each hold grid_resolution values per input.
+        check_within_budget(
+            "grid_resolution",
+            grid_resolution,
+            8 * grid_resolution * n_features * (2 + len(outputs.names)),
+        )
 
+    names = located.model_feature_names(X)  # distinct, checked before X is read
     X_model = None
     if X is not None:
         X_model = check_model_input(located, X, caller="probe_importance")
     elif kind != "delta":
         raise ValueError(f"kind={kind!r} needs X.")
+    batch_size = check_batch_size(located, batch_size)
     if baseline is None:
         baseline = "mean" if X is not None else "zeros"
     data_driven = isinstance(baseline, str) and baseline in DATA_BASELINES
@@ -196,7 +210,7 @@ default=None
             baseline, grid_resolution, batch_size,
         )  # fmt: skip
 
-    names = mapping.raw_names if mapping is not None else None
+    names = mapping.raw_names if mapping is not None else names
     return _model_probes(
         located, outputs, X, X_model, kind, baseline, probe, grid_resolution,
         batch_size, names,
@@ -289,8 +303,6 @@ def _model_probes(
         importances = np.abs(outputs.combine(changes)).T
         details.update(attributions=changes)
 
-    if names is None:
-        names = located.model_feature_names(X)
     return ImportanceResult(
         importances, names, method=_method_name(kind), details=details
     )
@@ -306,14 +318,14 @@ def _warn_about_scale(located, baseline, probe, kind, X, X_model) -> None:
     if isinstance(baseline, str) and baseline == "zeros":
         problem = zero_baseline_problem(located, "probe_importance")
         if problem:
-            warnings.warn(problem, UserWarning, stacklevel=4)
+            warnings.warn(problem, UserWarning, stacklevel=5)
     fixed_probe = kind == "delta" and not (isinstance(probe, str) and probe == "std")
     if fixed_probe and X_model is not None:
         problem = scale_problem(
             X_model, located.model_feature_names(X), "A fixed probe value"
         )
         if problem:
-            warnings.warn(problem, UserWarning, stacklevel=4)
+            warnings.warn(problem, UserWarning, stacklevel=5)
 
 
 # --- probes on the raw columns -------------------------------------------------------

@@ -14,12 +14,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.feature_selection import SelectFromModel, SelectorMixin
 from sklearn.model_selection import train_test_split
-from sklearn.utils import get_tags
+from sklearn.utils import check_scalar, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._inference import check_alpha
 from ._methods import REGISTRY, RUN_PARAMETERS, resolve_methods
+from ._validation import check_positive_int
 
 __all__ = ["ImportanceEstimator", "ImportanceSelector"]
 
@@ -330,16 +331,16 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         return passed
 
     def _check_max_features(self) -> None:
-        max_features = self.max_features
-        if max_features is None:
+        if self.max_features is None:
             return
-        if not isinstance(max_features, numbers.Integral) or not (
-            1 <= max_features <= self.n_features_in_
-        ):
-            raise ValueError(
-                f"max_features must be an integer in [1, {self.n_features_in_}], "
-                f"got {max_features!r}."
-            )
+        # A bool is no count: max_features=True would silently keep 1 feature.
+        check_positive_int("max_features", self.max_features)
+        check_scalar(
+            self.max_features,
+            "max_features",
+            numbers.Integral,
+            max_val=self.n_features_in_,
+        )
 
     def _get_support_mask(self):
         check_is_fitted(self, "support_")
@@ -387,6 +388,7 @@ def _method_call(meta):
         meta.method_params,
         run_params=_run_params(meta),
         adapter_uses=("random_state",),  # it also seeds the held-out split
+        single_metric=type(meta).__name__,
     )
     return call
 

@@ -183,24 +183,23 @@ def weight_importance(
     read = dense_tree if len(located.layout.inputs) > 1 else dense_chain
     chains = [read(located.model, head) for head in range(len(located.layout.outputs))]
     chain = chains[0]
+    model_names = located.model_feature_names(X)  # distinct, before X is read
 
     X_model = None
     if X is not None:
         X_model = check_model_input(located, X, caller="weight_importance")
-    names, mapping = located.model_feature_names(X), None
+    names, mapping = model_names, None
     if columns == "raw":
         mapping = column_map(located, X, X_model)
         _check_one_to_one(mapping)
         names = mapping.raw_names
     if chain.standardised_by is None:  # else the model standardises its inputs
         if X_model is not None:
-            problem = scale_problem(
-                X_model, located.model_feature_names(X), "Connection weights"
-            )
+            problem = scale_problem(X_model, model_names, "Connection weights")
         else:
             problem = _unscaled_pipeline_problem(located)
         if problem:
-            warnings.warn(problem, UserWarning, stacklevel=2)
+            warnings.warn(problem, UserWarning, stacklevel=3)
 
     # Several heads: each head's reading, their units side by side.
     per_unit = np.concatenate([_per_unit(method, c) for c in chains], axis=1)

@@ -4,15 +4,26 @@
 constructor and parameters; they only add what scikeras 0.13 gets wrong on
 today's scikit-learn (see ``_compat.py`` for each defect):
 
-* estimator tags, so ``is_classifier``/``is_regressor`` are true, integer ``cv``
-  is stratified and ``roc_auc``/``neg_log_loss`` scoring, stacking, calibration
-  and partial dependence work;
+* estimator tags and mixin order, so ``is_classifier``/``is_regressor`` are
+  true, integer ``cv`` is stratified and ``roc_auc``/``neg_log_loss`` scoring,
+  stacking, calibration and partial dependence work;
 * ``feature_names_in_`` from DataFrames, and a clear error when the number or
   names of columns change between ``fit`` and ``predict``;
+* any real dtype at ``predict`` (float64 X into a model fitted on float32 X),
+  with values checked after the cast to the dtype the network computes in
+  (1e39 is finite in float64 but infinity in float32);
+* targets that leave nothing to learn (one class, a constant) refused by ``fit``;
+* ``sample_weight`` taken as relative weights: only their ratios matter, as for
+  scikit-learn's estimators, not their scale, which Keras would otherwise
+  treat as a learning-rate factor (AdaBoost's weights sum to 1);
+* parameters given as keyword arguments (``model__hidden``) are kept out of
+  the instance's attributes, as scikit-learn's estimator checks require;
+* a regressor's predictions are float64 and shaped like ``y``; a model whose
+  output does not match ``y``'s columns is refused before training;
 * a seeded fit no longer leaves TensorFlow op determinism switched on, and
   fits in threads of one process no longer race over its global seeds;
 * ``predict_proba`` always returns ``(n_samples, n_classes)``, and a passed
-  ``sample_weight`` is no longer modified in place when ``class_weight`` is set.
+  ``sample_weight`` is never modified in place.
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ from __future__ import annotations
 from ._compat import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before scikeras imports it, with its start-up noise
+
+import inspect  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -29,6 +42,7 @@ from sklearn.base import BaseEstimator  # noqa: E402
 from sklearn.utils.validation import _num_samples, validate_data  # noqa: E402
 
 from ._compat import (  # noqa: E402
+    MixinsBeforeBaseEstimator,
     fix_estimator_tags,
     no_leaked_tf_state,
     not_build_parameters,
@@ -40,6 +54,17 @@ from ._inputs import (  # noqa: E402
     nd_feature_blocks,
 )
 from ._layout import ModelLayout  # noqa: E402
+from ._model import model_input_dtype  # noqa: E402
+from ._validation import check_values_survive_cast  # noqa: E402
+from ._wrapper_checks import (  # noqa: E402
+    ShapedRegressorTarget,
+    check_classification_target,
+    check_emits_probabilities,
+    check_output_units,
+    check_regression_target,
+    dtype_of,
+    relative_weights,
+)
 
 __all__ = ["KerasClassifier", "KerasRegressor", "from_keras"]
 
@@ -55,10 +80,45 @@ class _SklearnFixes:
 
     _estimator_type_name: str
 
+    # -- parameters: scikeras's **kwargs live apart from the attributes ----------
+    # scikeras stores keyword parameters (model__hidden, optimizer__...) as
+    # instance attributes, which scikit-learn's check_no_attributes_set_in_init
+    # refuses: __init__ may only set the parameters it names. They live in a
+    # private dict instead, and read, set and list like any parameter.
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # scikeras lists the keywords its signature does not name in _user_params.
+        names = vars(self).get("_user_params", ())
+        vars(self)["_extra_params"] = {name: vars(self).pop(name) for name in names}
+
+    def __getattr__(self, name):
+        extra = vars(self).get("_extra_params")
+        if extra is not None and name in extra:
+            return extra[name]
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}"
+        )
+
+    def __setattr__(self, name, value):
+        extra = vars(self).get("_extra_params")
+        if extra is not None and (name in extra or self._is_routed(name)):
+            extra[name] = value
+        else:
+            super().__setattr__(name, value)
+
+    def _is_routed(self, name: str) -> bool:
+        prefix, sep, _ = name.partition("__")
+        return bool(sep) and prefix in self._routing_prefixes
+
+    def _get_param_names(self):
+        return [*super()._get_param_names(), *vars(self).get("_extra_params", {})]
+
     def _build_keras_model(self):
         with not_build_parameters(self, WRAPPER_PARAMS):
             return super()._build_keras_model()
 
+    # -- tags and representation ---------------------------------------------------
     def __sklearn_tags__(self):
         return fix_estimator_tags(
             super().__sklearn_tags__(),
@@ -73,20 +133,67 @@ class _SklearnFixes:
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 
+    # -- data ------------------------------------------------------------------------
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         if X is not None:
             _check_dense_2d(X)
             # Records/checks n_features_in_ and feature_names_in_ the sklearn
             # way; scikeras then converts and checks values (NaN, strings).
             validate_data(self, X, reset=reset, skip_check_array=True)
-        return super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
+            if not reset:
+                X = self._as_fitted_dtype(X)
+        # What reaches the network is cast to the dtype it computes in; check
+        # the values after that cast, not before.
+        if y is not None and self._estimator_type_name == "regressor":
+            check_values_survive_cast(y, self._network_dtype(), "y")
+        X, y = super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
+        if X is not None:
+            check_values_survive_cast(X, self._network_dtype(), "X")
+        return X, y
 
+    def _as_fitted_dtype(self, X):
+        """X in the dtype seen at fit, when it is any other real dtype.
+
+        scikeras refuses every dtype that does not cast safely to the fitted
+        one (float64 X for a model fitted on float32 X); scikit-learn's
+        estimators take any real dtype. The values are checked to survive the
+        cast; anything else (strings, NaN) is left to scikeras's own checks.
+        """
+        fitted = getattr(self, "X_dtype_", None)
+        dtype = dtype_of(X)
+        if (
+            fitted is None
+            or dtype is None
+            or dtype.kind not in "biuf"
+            or np.can_cast(dtype, fitted)
+        ):
+            return X
+        values = np.asarray(X)
+        if not np.isfinite(values).all():
+            return X
+        check_values_survive_cast(
+            values, fitted, "X", into=f"the dtype this {type(self).__name__} was fit on"
+        )
+        return values.astype(fitted)
+
+    def _network_dtype(self) -> np.dtype:
+        model = getattr(self, "model_", None)
+        if model is not None and len(getattr(model, "inputs", None) or ()) == 1:
+            return model_input_dtype(model)
+        import keras
+
+        return np.dtype(keras.backend.floatx())
+
+    # -- training --------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None, **kwargs):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
             )
+        self._check_target(y, sample_weight)
+        if sample_weight is not None:
+            sample_weight = relative_weights(sample_weight)
         with no_leaked_tf_state():
             return super().fit(X, y, sample_weight=sample_weight, **kwargs)
 
@@ -122,6 +229,9 @@ class _SklearnFixes:
             for name, columns in positions.items()
         }
 
+    def _check_target(self, y, sample_weight=None) -> None:
+        """Refuse a target that leaves nothing to learn (see the subclasses)."""
+
 
 def _check_dense_2d(X) -> None:
     """Reject what scikeras would pass on to TensorFlow's cryptic errors."""
@@ -141,13 +251,17 @@ def _check_dense_2d(X) -> None:
         )
 
 
-class KerasClassifier(_SklearnFixes, _ScikerasClassifier):
+class KerasClassifier(
+    _SklearnFixes, _ScikerasClassifier, metaclass=MixinsBeforeBaseEstimator
+):
     """scikeras's ``KerasClassifier``, correct on scikit-learn >= 1.6.
 
     Same constructor and parameters as :class:`scikeras.wrappers.KerasClassifier`,
     plus ``inputs``: for a model with several inputs, a dict {model input
     name: X's columns (names or positions)}, so the estimator still takes one
-    table; it clones, pickles and tunes like any parameter.
+    table; it clones, pickles and tunes like any parameter. ``fit`` refuses a
+    target with fewer than two classes (among the rows with a non-zero
+    weight).
 
     Examples
     --------
@@ -167,26 +281,41 @@ class KerasClassifier(_SklearnFixes, _ScikerasClassifier):
 
     _estimator_type_name = "classifier"
 
-    def fit(self, X, y, sample_weight=None, **kwargs):
-        if sample_weight is not None and self.class_weight is not None:
-            # scikeras multiplies the class weights into the caller's array.
-            sample_weight = np.array(sample_weight, dtype=float, copy=True)
-        return super().fit(X, y, sample_weight=sample_weight, **kwargs)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+    # scikit-learn reads the parameters and their defaults from this signature.
+    __init__.__signature__ = inspect.signature(_ScikerasClassifier.__init__)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **kwargs):
+        if not self.initialized_ or classes is not None:
+            # The first call (or classes=) fixes the classes for good.
+            self._check_target(y if classes is None else classes)
+        return super().partial_fit(
+            X, y, classes=classes, sample_weight=sample_weight, **kwargs
+        )
 
     def predict_proba(self, X, **kwargs):
         proba = super().predict_proba(X, **kwargs)
         # scikeras squeezes, so a single row comes back 1-D.
         return np.reshape(proba, (_num_samples(X), -1))
 
+    def _check_target(self, y, sample_weight=None) -> None:
+        check_classification_target(y, sample_weight, who=type(self).__name__)
 
-class KerasRegressor(_SklearnFixes, _ScikerasRegressor):
+
+class KerasRegressor(
+    _SklearnFixes, _ScikerasRegressor, metaclass=MixinsBeforeBaseEstimator
+):
     """scikeras's ``KerasRegressor``, correct on scikit-learn >= 1.6.
 
     Same constructor and parameters as :class:`scikeras.wrappers.KerasRegressor`,
     plus ``inputs``: for a model with several inputs, a dict {model input
     name: X's columns (names or positions)}, so the estimator still takes one
-    table; it clones, pickles and tunes like any parameter. A prebuilt model
-    with several output heads predicts their units side by side.
+    table; it clones, pickles and tunes like any parameter. ``fit`` refuses a
+    constant target (zero variance); predictions are float64, shaped like the
+    ``y`` it was fit on. A prebuilt model with several output heads predicts
+    their units side by side.
 
     Examples
     --------
@@ -205,14 +334,33 @@ class KerasRegressor(_SklearnFixes, _ScikerasRegressor):
 
     _estimator_type_name = "regressor"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+    # scikit-learn reads the parameters and their defaults from this signature.
+    __init__.__signature__ = inspect.signature(_ScikerasRegressor.__init__)
+
     @property
     def target_encoder(self):
-        """Several output heads (a prebuilt model): y's columns split per head
-        for training, the heads' predictions side by side."""
+        """Float64 predictions shaped like y; several output heads (a prebuilt
+        model): y's columns split per head for training, the heads'
+        predictions side by side."""
         widths = _head_widths(self.model)
         if widths is not None:
             return HeadJoiner(widths)
-        return super().target_encoder
+        return ShapedRegressorTarget()
+
+    def _check_model_compatibility(self, y) -> None:
+        super()._check_model_compatibility(y)
+        # Before training: a model with the wrong number of output units
+        # would train on broadcast targets and predict a reshuffled array.
+        outputs = self.model_.outputs
+        if len(outputs) == 1:
+            units = int(np.prod(tuple(outputs[0].shape)[1:] or (1,)))
+            check_output_units(units, self.n_outputs_)
+
+    def _check_target(self, y, sample_weight=None) -> None:
+        check_regression_target(y, who=type(self).__name__)
 
 
 def _head_widths(model) -> tuple[int, ...] | None:
@@ -246,7 +394,12 @@ def from_keras(
         ``(batch, timesteps, channels)``; one output, or several output heads
         (regression).
     task : {"regression", "classification"}
-        What the model predicts.
+        What the model predicts. For ``"classification"`` the model must emit
+        class probabilities: its output layer has a sigmoid or softmax
+        activation, or else its outputs on a probe batch (zeros and standard
+        normal rows) lie in [0, 1] and, for several units, sum to 1 in each
+        row. Anything else is refused (a linear output scored as
+        "probabilities" would give wrong numbers without a warning).
     classes : array-like, default=None
         Classification only: the labels of the model's outputs, in order. With a
         single sigmoid unit the two classes are ``classes[0]`` (output near 0)
@@ -275,6 +428,13 @@ def from_keras(
         A fitted estimator with ``predict`` (and ``predict_proba``/``classes_``
         for classification) and ``n_features_in_``. Several output heads
         predict their units side by side, one column each.
+
+    Raises
+    ------
+    ValueError
+        A model that is not built, has several inputs or outputs, or (for
+        ``task="classification"``) does not emit probabilities; the message
+        suggests ``task="regression"`` or the missing activation.
 
     Examples
     --------
@@ -330,6 +490,7 @@ def from_keras(
                 "with task='regression' only."
             )
         classes = _resolve_classes(classes, n_outputs)
+        check_emits_probabilities(model, layout)
         estimator = KerasClassifier(model=model, verbose=0, **params)
         y_init = classes
     # scikeras learns its metadata (classes_, encoders, n_features_in_) from

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -46,7 +47,10 @@ from skimportance import (
     ImportanceSelector,
     cross_validate_importance,
     from_keras,
+    gradient_importance,
     importance_scorer,
+    permutation_importance,
+    probe_importance,
 )
 from skimportance import gradient as gradient_module
 from skimportance._methods import REGISTRY, RUN_PARAMETERS, MethodSpec
@@ -344,25 +348,31 @@ BAD_INPUTS = [
     BadInput(
         "n_repeats_below_one",
         ValueError,
-        "n_repeats == 0, must be >= 1",
+        # the adapters' words, or scikit-learn's for its drop-in
+        r"n_repeats == 0, must be >= 1|'n_repeats' parameter of "
+        r"(permutation|conditional)_importance must be an int in the range "
+        r"\[1, inf\). Got 0",
         params={"n_repeats": 0},
     ),
     BadInput(
         "max_samples_zero",
         ValueError,
-        r"max_samples must be in \[1, n_samples=40\] when an int, got 0",
+        r"'max_samples' parameter of (permutation|conditional)_importance must be an "
+        r"int in the range \[1, inf\) or a float in the range \(0.0, 1.0\]. Got 0 "
+        "instead",
         params={"max_samples": 0},
     ),
     BadInput(
         "max_samples_above_one",
         ValueError,
-        r"max_samples must be in \(0, 1\] when a float, got 1.5",
+        r"'max_samples' parameter of (permutation|conditional)_importance .* Got 1.5 "
+        "instead",
         params={"max_samples": 1.5},
     ),
     BadInput(
         "max_samples_above_n_samples",
         ValueError,
-        r"max_samples must be in \[1, n_samples=40\] when an int, got 41",
+        "^max_samples must be <= n_samples$",
         params={"max_samples": N_ROWS + 1},
     ),
     BadInput(
@@ -435,6 +445,47 @@ BAD_INPUTS = [
         r"several inputs \[.*\].*from_keras\(model, task=\.\.\., inputs=",
         estimator="two_inputs",
     ),
+    # -- issue #14 ---------------------------------------------------------------
+    BadInput(  # names: dict keys 1 and "1" both name a group "1"
+        "group_names_collide",
+        ValueError,
+        "feature group name '1' is given twice, by key 1 and by key '1'",
+        params={"feature_groups": {1: [0], "1": [1]}},
+    ),
+    BadInput(  # casting: finite in float64, infinity in the network's float32
+        "infinite_after_cast_to_float32",
+        ValueError,
+        "finite in float64 but become infinity in float32",
+        X=lambda X: _with_value(X, 5, 2, 1e39),
+    ),
+    BadInput(  # size checks against the memory budget, before any allocation
+        "grid_resolution_over_budget",
+        ValueError,
+        r"grid_resolution=1000000000 needs about [\d,]+ MiB .* memory budget",
+        params={"grid_resolution": 10**9},
+        method="profile",
+    ),
+    BadInput(
+        "n_steps_over_budget",
+        ValueError,
+        r"n_steps=1000000000 needs about [\d,]+ MiB .* memory budget",
+        params={"n_steps": 10**9},
+        method="integrated_gradients",
+    ),
+    BadInput(
+        "batch_size_over_budget",
+        ValueError,
+        r"batch_size=1000000000 needs about [\d,]+ MiB .* memory budget",
+        params={"batch_size": 10**9},
+    ),
+    BadInput(  # scorers: one metric where one result is made, before any fit
+        "several_metrics_for_one_result",
+        ValueError,
+        r"needs a single metric, but scoring names 2 \('r2', 'neg_mean_squared",
+        params={
+            "scoring": {"r2": "r2", "neg_mean_squared_error": "neg_mean_squared_error"}
+        },
+    ),
 ]
 
 # --- where a check does not apply -----------------------------------------------------
@@ -445,16 +496,26 @@ _FEATURE_GROUP_CHECKS = (
     "overlapping_feature_groups",
     "feature_group_out_of_range",
     "unknown_feature_group_name",
+    "group_names_collide",
 )
 _MAX_SAMPLES_CHECKS = (
     "max_samples_zero",
     "max_samples_above_one",
     "max_samples_above_n_samples",
 )
+_SIZE_CHECKS = (
+    "grid_resolution_over_budget",
+    "n_steps_over_budget",
+    "batch_size_over_budget",
+)
 _PARAMETER_CHECKS = {
     "n_repeats_below_one": "n_repeats",
     "baseline_wrong_length": "baseline",
     "probe_wrong_length": "probe",
+    "grid_resolution_over_budget": "grid_resolution",
+    "n_steps_over_budget": "n_steps",
+    "batch_size_over_budget": "batch_size",
+    "several_metrics_for_one_result": "scoring",
     **dict.fromkeys(_MAX_SAMPLES_CHECKS, "max_samples"),
     **dict.fromkeys(_FEATURE_GROUP_CHECKS, "feature_groups"),
 }
@@ -475,6 +536,15 @@ def declared_not_applicable(check: str, row: Row) -> str | None:
         return f"method {spec.name!r} works with any fitted estimator"
     if check == "several_model_inputs" and row.estimator == "ridge":
         return "this row is about non-Keras estimators; its Keras row checks it"
+    if check == "infinite_after_cast_to_float32" and row.estimator == "ridge":
+        return "a Ridge computes in float64, where 1e39 is finite"
+    if check == "batch_size_over_budget" and row.estimator == "ridge":
+        return "batch_size sizes the Keras engine's batches; a Ridge has none"
+    if check == "several_metrics_for_one_result":
+        return (
+            f"{spec.function.__name__} returns one result per metric (a dict); "
+            "the adapters that make one result refuse several metrics"
+        )
     return None
 
 
@@ -500,6 +570,12 @@ NOT_APPLICABLE = [
         "trains a network of its own building first; the weight/probe rows and "
         "the prefit adapters show the check",
     ),
+    (_SIZE_CHECKS, FITTING_ROWS, _CHECKED_AFTER_FIT),
+    (
+        ("several_metrics_for_one_result",),
+        {"ImportanceDisplay"},
+        "draws one result per metric, so several metrics are welcome",
+    ),
     (
         ("several_model_inputs",),
         FITTING_ROWS | {"ImportanceSelector"},
@@ -512,7 +588,7 @@ NOT_APPLICABLE = [
 # on other data: (checks, rows, why). Run without the guard.
 RAISED_AFTER_TRAINING = [
     (
-        ("nan_in_X", "inf_in_X"),
+        ("nan_in_X", "inf_in_X", "infinite_after_cast_to_float32"),
         {"cross_validate_importance"},
         "folds are fitted in turn and the estimator may well take NaN (a "
         "Pipeline with an imputer), so a bad cell surfaces when its fold is "
@@ -635,3 +711,200 @@ def test_no_process_wide_state_is_changed(row, ctx):
     after = process_state()
     changed = [key for key in before if before[key] != after[key]]
     assert not changed, f"{row.name} changed {changed}"
+
+
+# --- the classes of failure of issue #14, one test each -----------------------------
+#
+# Each asserts the error type and the words it must contain and, where the input
+# allows, that it is raised before any fit or forward pass (the no_tensorflow
+# guard). The battery above covers the same rules for every row where they apply
+# (group_names_collide, infinite_after_cast_to_float32, *_over_budget,
+# several_metrics_for_one_result).
+
+
+def test_result_names_never_collide(ctx, no_tensorflow):
+    keras_estimator = ctx.fitted["keras", False]
+    frame = ctx.frame
+    # a column named "score" with prefix="" would replace the base score that
+    # GridSearchCV ranks by
+    X = frame.rename(columns={"a": "score"})
+    scorer = importance_scorer(prefix="", n_repeats=2, random_state=0)
+    with pytest.raises(
+        ValueError,
+        match="importance_scorer key 'score' is given twice, by the base score "
+        "and by feature 'score' with prefix ''",
+    ):
+        scorer(Ridge().fit(X, ctx.y), X, ctx.y)
+    # two groups named "a+b": one after its columns, one after its member
+    X = frame.rename(columns={"c": "a+b"})
+    with pytest.raises(
+        ValueError,
+        match=r"feature group name 'a\+b' is given twice, by group #0 \['a', 'b'\] "
+        r"and by group #1 \['a\+b'\]",
+    ):
+        permutation_importance(
+            keras_estimator, X, ctx.y, feature_groups=[["a", "b"], ["a+b"]]
+        )
+    # DataFrame labels 1 and "1" both report as "1"
+    X = frame.set_axis([1, "1", "c", "d"], axis=1)
+    for call in (
+        lambda: permutation_importance(keras_estimator, X, ctx.y),
+        lambda: gradient_importance(keras_estimator, X),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=r"feature name '1' is given twice, by column 0 \(1\) and by "
+            r"column 1 \('1'\)",
+        ):
+            call()
+    # results compared under names that collide
+    with pytest.raises(
+        ValueError, match="result name '1' is given twice, by key 1 and by key '1'"
+    ):
+        ImportanceDisplay.from_result({1: _result(["a"]), "1": _result(["a"])})
+
+
+def _result(names):
+    from skimportance import ImportanceResult
+
+    return ImportanceResult(np.ones((len(names), 1)), names, method="olden")
+
+
+def test_classification_from_keras_needs_probabilities(ctx):
+    # A linear output read as "probabilities" in [-9, 10] was scored by accuracy.
+    with pytest.raises(ValueError) as error:
+        from_keras(fixed_mlp(), task="classification")
+    message = str(error.value)
+    for words in ("probabilities", "task='regression'", "activation='sigmoid'"):
+        assert words in message
+    # what the rule accepts: a sigmoid or softmax layer, or outputs that are
+    # probabilities on the probe batch (a normalisation layer of its own)
+    import keras
+
+    softmax = keras.Sequential(
+        [keras.Input((N_FEATURES,)), keras.layers.Dense(3), keras.layers.Softmax()]
+    )
+    normalised = keras.Sequential(
+        [
+            keras.Input((N_FEATURES,)),
+            keras.layers.Dense(3),
+            keras.layers.Lambda(lambda z: keras.ops.softmax(z)),
+        ]
+    )
+    for model in (softmax, normalised):
+        proba = from_keras(model, task="classification").predict_proba(ctx.X)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "estimator, y, match",
+    [
+        ("classifier", np.zeros(N_ROWS, dtype=int), r"at least 2 classes .* 1 class"),
+        ("regressor", np.full(N_ROWS, 3.5), r"constant \(3.5 in all 40 sample"),
+        (
+            "regressor",
+            np.column_stack([np.arange(N_ROWS), np.ones(N_ROWS)]),
+            "column 1 of y is constant",
+        ),
+    ],
+    ids=["one_class", "constant", "constant_column"],
+)
+def test_degenerate_targets_are_refused_before_training(
+    estimator, y, match, ctx, no_tensorflow
+):
+    from conftest import make_classifier
+
+    model = make_classifier() if estimator == "classifier" else make_regressor()
+    with pytest.raises(ValueError, match=match):
+        model.fit(ctx.X, y)
+
+
+def test_values_are_checked_after_the_cast_to_the_models_dtype(ctx, no_tensorflow):
+    # 1e39 is finite in float64 and infinity in float32: refused by the
+    # wrappers themselves (fit and predict), as by every method (battery).
+    X = _with_value(ctx.X, 5, 2, 1e39)
+    with pytest.raises(ValueError, match="become infinity in float32"):
+        make_regressor().fit(X, ctx.y)
+    with pytest.raises(ValueError, match="become infinity in float32"):
+        ctx.fitted["keras", False].predict(X)
+    with pytest.raises(ValueError, match="y holds values .* infinity in float32"):
+        make_regressor().fit(ctx.X, np.full(N_ROWS, 1e39) * np.arange(N_ROWS))
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (
+            lambda est, X: probe_importance(
+                est, X, kind="profile", grid_resolution=10**9
+            ),
+            "grid_resolution",
+        ),
+        (
+            lambda est, X: gradient_importance(
+                est, X, method="integrated_gradients", n_steps=10**9
+            ),
+            "n_steps",
+        ),
+        (lambda est, X: gradient_importance(est, X, batch_size=10**9), "batch_size"),
+        (lambda est, X: probe_importance(est, X, batch_size=10**9), "batch_size"),
+    ],
+    ids=["grid_resolution", "n_steps", "batch_size_gradient", "batch_size_probe"],
+)
+def test_size_parameters_are_checked_against_the_budget_first(
+    call, name, ctx, no_tensorflow
+):
+    # Refused before anything sized by them exists: these sizes used to
+    # allocate gigabytes first (the quadrature alone is n_steps x n_steps).
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=rf"{name}=1000000000 needs about"):
+            call(ctx.fitted["keras", False], ctx.X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def test_scorers_are_checked_before_any_fit(ctx, no_tensorflow):
+    two_metrics = {"r2": "r2", "neg_mean_squared_error": "neg_mean_squared_error"}
+    # when the scorer is built, not as NaN in every GridSearchCV candidate
+    with pytest.raises(ValueError, match="importance_scorer needs a single metric"):
+        importance_scorer(scoring=two_metrics)
+    # before the first fold is fitted
+    with pytest.raises(ValueError, match="cross_validate_importance needs a single"):
+        cross_validate_importance(make_regressor(), ctx.X, ctx.y, scoring=two_metrics)
+    # a name scikit-learn does not know, at build time too
+    with pytest.raises(ValueError, match="'scoring' parameter"):
+        importance_scorer(scoring="r3")
+
+
+def test_a_scorer_returning_no_number_fails_at_the_baseline(ctx):
+    calls = []
+
+    def verdict(estimator, X, y):
+        calls.append(len(X))
+        return "good"
+
+    for estimator in (ctx.fitted["keras", False], ctx.fitted["ridge", False]):
+        calls.clear()
+        with pytest.raises(
+            ValueError,
+            match=r"scoring must return a number, got 'good' \(str\) instead. "
+            r"\(scorer=verdict\)",
+        ):
+            permutation_importance(estimator, ctx.X, ctx.y, scoring=verdict)
+        assert calls == [N_ROWS]  # the baseline, and nothing after it
+
+
+def test_cryptic_errors_are_clear(ctx, no_tensorflow):
+    from skimportance import ImportanceResult
+
+    empty = ImportanceResult(np.empty((0, 3)), [], method="permutation")
+    with pytest.raises(ValueError, match="'permutation' is empty: .* shape \\(0, 3\\)"):
+        ImportanceDisplay.from_result(empty)
+    # True is no count (it was taken as 1)
+    with pytest.raises(
+        TypeError, match="max_features must be an instance of int, not bool"
+    ):
+        ImportanceSelector(Ridge(), max_features=True).fit(ctx.X, ctx.y)

@@ -3,8 +3,6 @@
 Every expected failure below has a reason; anything else failing is a bug.
 """
 
-from functools import partial
-
 from sklearn.linear_model import Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -16,24 +14,13 @@ from skimportance import (
     build_mlp,
 )
 
-SMALL_MLP = partial(build_mlp, hidden=(8,))
-
-SCIKERAS_MRO = (
-    "scikeras 0.13's own classes define _more_tags and put the mixin right of "
-    "BaseEstimator; a subclass cannot change its parents' MRO. Our subclasses "
+SCIKERAS_MORE_TAGS = (
+    "scikeras 0.13's BaseWrapper defines _more_tags and no __sklearn_tags__, "
+    "and this check walks every class of the MRO; a subclass cannot remove a "
+    "name from a parent class (see skimportance/_compat.py). Our classes "
     "define __sklearn_tags__, which is what scikit-learn reads."
 )
-FLOAT32 = (
-    "Keras computes in float32; the check compares at float64 precision "
-    "(rtol=1e-7 / dtype float64)."
-)
-
-COMMON_XFAIL = {
-    "check_estimator_tags_renamed": SCIKERAS_MRO,
-    "check_mixin_order": SCIKERAS_MRO,
-    "check_sample_weight_equivalence_on_dense_data": FLOAT32
-    + " Weighted and repeated rows agree to about 1e-6 only.",
-}
+COMMON_XFAIL = {"check_estimator_tags_renamed": SCIKERAS_MORE_TAGS}
 EXPECTED_FAILED_CHECKS = {
     "KerasClassifier": {
         **COMMON_XFAIL,
@@ -42,11 +29,7 @@ EXPECTED_FAILED_CHECKS = {
             "softmax model built for this check is single-label by design."
         ),
     },
-    "KerasRegressor": {
-        **COMMON_XFAIL,
-        "check_regressor_multioutput": FLOAT32
-        + " Multi-output predictions come back as float32.",
-    },
+    "KerasRegressor": COMMON_XFAIL,
     # The adapters around a Ridge (fast; permutation importance works with any
     # estimator) pass every check.
     "ImportanceEstimator": {},
@@ -57,7 +40,8 @@ EXPECTED_FAILED_CHECKS = {
 @parametrize_with_checks(
     [
         KerasClassifier(
-            SMALL_MLP,
+            build_mlp,
+            model__hidden=(8,),
             loss="sparse_categorical_crossentropy",
             optimizer="adam",
             epochs=1,
@@ -65,7 +49,8 @@ EXPECTED_FAILED_CHECKS = {
             random_state=0,
         ),
         KerasRegressor(
-            SMALL_MLP,
+            build_mlp,
+            model__hidden=(8,),
             loss="mse",
             optimizer="adam",
             epochs=1,

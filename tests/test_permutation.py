@@ -464,16 +464,21 @@ def test_progress_bar_is_opt_in(tiny, capsys):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(n_repeats=0), ValueError, "n_repeats == 0, must be >= 1"),
-        (dict(n_repeats=2.5), TypeError, "n_repeats must be an instance of int"),
-        (dict(max_samples=0.0), ValueError, r"max_samples must be in \(0, 1\]"),
-        (dict(max_samples=1.5), ValueError, r"max_samples must be in \(0, 1\]"),
         (
-            dict(max_samples=121),
+            dict(n_repeats=0),
             ValueError,
-            r"max_samples must be in \[1, n_samples=120\]",
+            r"'n_repeats' parameter of permutation_importance must be an int in "
+            r"the range \[1, inf\). Got 0 instead",
         ),
-        (dict(max_samples=0.001), ValueError, "leaves no row"),
+        (dict(n_repeats=True), TypeError, "n_repeats must be an instance of int"),
+        (
+            dict(max_samples=1.5),
+            ValueError,
+            r"'max_samples' parameter of permutation_importance must be .* or a "
+            r"float in the range \(0.0, 1.0\]. Got 1.5 instead",
+        ),
+        (dict(max_samples=121), ValueError, "max_samples must be <= n_samples"),
+        (dict(max_samples=0.001), ValueError, "Found array with 0 sample.*no row"),
         (dict(batch_size=0), ValueError, "batch_size == 0, must be >= 1"),
         (dict(feature_groups=[[0], []]), ValueError, r"group #1 \[\] is empty"),
         (
@@ -501,13 +506,44 @@ def test_bad_arguments(tiny, no_forward, kwargs, error, match):
         permutation_importance(reg, X, y, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(n_repeats=0),
+        dict(n_repeats=2.5),
+        dict(max_samples=0),
+        dict(max_samples=0.0),
+        dict(max_samples=1.5),
+        dict(max_samples=-1),
+        dict(max_samples=121),
+        dict(max_samples="all"),
+        dict(scoring="r3"),
+        dict(scoring=["r2", "r2"]),
+        dict(n_jobs="2"),
+        dict(random_state="seed"),
+        # (with the default scoring the message would be the estimator's score's)
+        dict(sample_weight=np.ones(5), scoring="r2"),
+    ],
+    ids=repr,
+)
+def test_refused_as_scikit_learn_refuses(tiny, no_forward, kwargs):
+    # A drop-in: where scikit-learn refuses an input, the same error type and
+    # the very same words, so code and tests written against it keep matching.
+    reg, X, y = tiny
+    with pytest.raises((ValueError, TypeError)) as theirs:
+        sklearn_permutation_importance(reg, X, y, **kwargs)
+    with pytest.raises(type(theirs.value)) as ours:
+        permutation_importance(reg, X, y, **kwargs)
+    assert str(ours.value) == str(theirs.value)
+
+
 def test_bad_data(tiny, no_forward):
     reg, X, y = tiny
     X_nan = X.copy()
     X_nan[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         permutation_importance(reg, X_nan, y)
-    with pytest.raises(ValueError, match="X has 3 features, but .* with 4 features"):
+    with pytest.raises(ValueError, match="X has 3 features, but .* expecting 4 feat"):
         permutation_importance(reg, X[:, :3], y)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         permutation_importance(reg, X, y[:-1])

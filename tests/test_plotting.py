@@ -10,6 +10,7 @@ import functools
 import subprocess
 import sys
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -244,7 +245,14 @@ def test_mismatched_features_are_named(perm):
 
 
 def test_rank_agreement_errors(perm):
-    repeated = ImportanceResult([1.0, 2.0], ["x", "x"], method="olden")
+    # Results never repeat a feature name (see test_result.py); a result-like
+    # object that does cannot be aligned by name.
+    repeated = SimpleNamespace(
+        importances=np.ones((2, 1)),
+        importances_mean=np.ones(2),
+        feature_names=np.array(["x", "x"], dtype=object),
+        method="olden",
+    )
     with pytest.raises(ValueError, match="repeats feature names"):
         rank_agreement([repeated, repeated])
     single = ImportanceResult([1.0], ["x"], method="olden")

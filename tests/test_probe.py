@@ -166,7 +166,10 @@ def test_occlusion_of_a_linear_model(X):
 def test_blocked_and_batched_forward_passes_agree(X):
     model = mlp()
     whole = probe_importance(model, X, kind="profile")
-    with sklearn.config_context(working_memory=1e-4):  # one feature a block
+    # The least budget the profile accepts: the grid, the curves and one
+    # block of swept rows, 8 bytes * 21 points * 4 inputs * (2 + 1 output).
+    # Blocks then hold 3 of the 4 inputs.
+    with sklearn.config_context(working_memory=8 * 21 * 4 * 3 / 2**20):
         blocked = probe_importance(model, X, kind="profile", batch_size=9)
     np.testing.assert_allclose(blocked.importances, whole.importances, rtol=1e-6)
 

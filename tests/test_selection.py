@@ -174,8 +174,8 @@ def test_default_threshold_is_the_mean(friedman_small):
     "params, match",
     [
         ({"method": "nope"}, "Unknown importance method 'nope'"),
-        ({"max_features": 0}, "max_features must be an integer in \\[1, 10\\]"),
-        ({"max_features": 11}, "max_features must be an integer"),
+        ({"max_features": 0}, "max_features == 0, must be >= 1"),
+        ({"max_features": 11}, "max_features == 11, must be <= 10"),
         ({"validation_fraction": 1.5}, "validation_fraction must be in \\(0, 1\\)"),
     ],
 )

@@ -14,6 +14,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.inspection import partial_dependence
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import (
     GridSearchCV,
     StratifiedKFold,
@@ -223,3 +224,133 @@ def test_dataframe_and_array_give_the_same_predictions(diabetes, diabetes_pipeli
     with pytest.warns(UserWarning, match="feature names"):
         from_array = diabetes_pipeline.predict(X.to_numpy())
     np.testing.assert_array_equal(from_array, prediction)
+
+
+# --- issue #14: what a subclass can fix of scikeras -----------------------------------
+
+
+def test_any_real_dtype_is_accepted_at_predict():
+    # scikeras refused float64 X for a model fit on float32 X ("casting ... is
+    # not safe"), so libraries building float64 copies (hidimstat) failed.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    reg = make_regressor(epochs=1).fit(X.astype(np.float32), X[:, 0])
+    expected = reg.predict(X.astype(np.float32))
+    for dtype in (np.float64, np.float16, np.int64, np.uint8, bool):
+        np.testing.assert_array_equal(
+            reg.predict(X.astype(dtype)),
+            reg.predict(X.astype(dtype).astype(np.float32)),
+        )
+    np.testing.assert_array_equal(reg.predict(X), expected)
+    # fit on integers: whole numbers in any dtype are the same values; others
+    # would be truncated, and are refused
+    codes = rng.integers(0, 4, size=(40, 3))
+    clf = make_classifier(epochs=1).fit(codes, codes[:, 0])
+    np.testing.assert_array_equal(
+        clf.predict_proba(codes.astype(np.float64)), clf.predict_proba(codes)
+    )
+    with pytest.raises(ValueError, match=r"change when cast to int64.*2\.5"):
+        clf.predict(np.full((2, 3), 2.5))
+
+
+def test_keyword_parameters_are_not_instance_attributes():
+    # scikeras set model__hidden etc. as attributes in __init__, which
+    # scikit-learn's check_no_attributes_set_in_init refuses.
+    reg = make_regressor(model__hidden=(5,), optimizer__learning_rate=0.01)
+    assert "model__hidden" not in vars(reg)
+    assert reg.model__hidden == (5,)
+    assert reg.get_params()["optimizer__learning_rate"] == 0.01
+    reg.set_params(model__hidden=(7,), fit__shuffle=False)
+    assert "fit__shuffle" not in vars(reg)
+    assert clone(reg).get_params()["model__hidden"] == (7,)
+    assert pickle.loads(pickle.dumps(reg)).get_params() == reg.get_params()
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    fitted = reg.set_params(epochs=1).fit(X, X[:, 0])
+    assert [layer.units for layer in fitted.model_.layers[:-1]] == [7]
+
+
+def test_mixins_come_before_base_estimator():
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+    for cls, mixin in (
+        (KerasClassifier, ClassifierMixin),
+        (KerasRegressor, RegressorMixin),
+    ):
+        mro = cls.__mro__
+        assert mro.index(mixin) < mro.index(BaseEstimator)
+    # ... and the scikeras methods still come first
+    assert KerasRegressor.score is KerasRegressor.__mro__[2].score
+
+
+def test_multi_output_predictions_are_float64_and_shaped_like_y():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 4))
+    for y in (X[:, :2] @ [[1.0, 2.0], [0.5, 1.0]], X[:, :1], X[:, 0]):
+        prediction = make_regressor(epochs=1).fit(X, y).predict(X)
+        assert prediction.shape == y.shape and prediction.dtype == np.float64
+    # a model with one unit for two target columns used to train on broadcast
+    # targets and predict 2n rows; now refused before training
+    import keras
+
+    def one_unit(meta):
+        return keras.Sequential(
+            [keras.Input((meta["n_features_in_"],)), keras.layers.Dense(1)]
+        )
+
+    with pytest.raises(ValueError, match=r"outputs 1 value\(s\) per row, but y has 2"):
+        KerasRegressor(one_unit, loss="mse", verbose=0).fit(X, X[:, :2])
+
+
+def test_sample_weight_scale_does_not_act_as_a_learning_rate():
+    # Keras divides weighted losses by the batch size, not the weights' sum:
+    # AdaBoost's weights (summing to 1) froze a plain-SGD network at chance,
+    # and AdaBoost then refused it as "worse than random".
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import AdaBoostClassifier
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    clf = make_classifier(
+        model__hidden=(),
+        model__binary_sigmoid=False,
+        optimizer="sgd",
+        optimizer__learning_rate=0.1,
+        epochs=5,
+    )
+    unweighted = clone(clf).fit(X, y).predict_proba(X)
+    tiny = clone(clf).fit(X, y, sample_weight=np.full(len(y), 1 / len(y)))
+    np.testing.assert_allclose(tiny.predict_proba(X), unweighted, rtol=1e-5)
+    assert accuracy_score(y, unweighted.argmax(axis=1)) > 0.7  # chance: 1/3
+    # the ensemble's first network, trained on AdaBoost's weights, learns alike
+    boosted = AdaBoostClassifier(clf, n_estimators=2, random_state=0).fit(X, y)
+    assert boosted.estimators_[0].score(X, y) > 0.7
+
+
+def unregistered_mae(y_true, y_pred):
+    import keras
+
+    return keras.ops.mean(keras.ops.abs(y_true - y_pred))
+
+
+def registered_mae(y_true, y_pred):
+    return unregistered_mae(y_true, y_pred)
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_custom_metrics_survive_pickling_when_registered(registered):
+    # After any fit, scikeras pickles the compiled model through keras.saving,
+    # which finds a custom metric only by its registered name: an unregistered
+    # one "cannot be located" after partial_fit, as with plain scikeras.
+    import keras
+
+    metric = unregistered_mae
+    if registered:
+        metric = keras.saving.register_keras_serializable("test14")(registered_mae)
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    reg = make_regressor(epochs=1, metrics=[metric]).partial_fit(X, X[:, 0])
+    if not registered:
+        with pytest.raises(TypeError, match="Could not locate function"):
+            pickle.loads(pickle.dumps(reg))
+        return
+    restored = pickle.loads(pickle.dumps(reg)).partial_fit(X, X[:, 0])
+    assert set(restored.history_) == {"loss", "registered_mae"}
