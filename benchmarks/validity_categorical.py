@@ -35,6 +35,7 @@ COLUMNS = ["income", "age", "rate", "noise_amount", "grade", "city"]
 NOISE_CATEGORICAL = "city"
 METHODS = [
     "permutation",
+    "conditional",
     "probe",
     "profile",
     "occlusion",
@@ -129,13 +130,15 @@ def fit_model(X, y, seed: int, max_epochs: int, patience: int):
     return make_pipeline(encode, from_keras(model, task="regression"))
 
 
-def importances(model, X_test, y_test, seed: int) -> dict:
+def importances(model, X_train, X_test, y_test, seed: int) -> dict:
     """Every method with its defaults, on the raw columns: mean importances,
-    or the refusal's message."""
+    or the refusal's message. Conditional importance fits its models on the
+    training rows."""
     from skimportance._methods import resolve_methods
 
     results = {}
-    for call in resolve_methods(METHODS, run_params={"random_state": seed}):
+    calls = resolve_methods(METHODS, run_params={"random_state": seed})
+    for call in (c.with_training_data(X_train) for c in calls):
         with warnings.catch_warnings():
             warnings.simplefilter(
                 "ignore", UserWarning
@@ -173,7 +176,7 @@ def run(seeds: int, n_train: int, n_test: int, max_epochs: int, patience: int, l
         y_train, y_test = y[:n_train], y[n_train:]
         model = fit_model(X_train, y_train, seed, max_epochs, patience)
         fits.append(model.score(X_test, y_test))
-        for method, result in importances(model, X_test, y_test, seed).items():
+        for method, result in importances(model, X_train, X_test, y_test, seed).items():
             if isinstance(result, str):
                 refusals[method] = result
             else:
