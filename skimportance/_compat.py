@@ -20,6 +20,7 @@ from sklearn.utils.fixes import parse_version
 
 __all__ = [
     "TF_LOG_LEVEL",
+    "active_dask_client",
     "boxplot_horizontal",
     "fix_estimator_tags",
     "keras_wrapper_decode",
@@ -28,6 +29,7 @@ __all__ = [
     "no_leaked_tf_state",
     "quiet_tensorflow",
     "scikeras_model_input",
+    "scorer_only_predicts",
 ]
 
 
@@ -187,3 +189,43 @@ def no_leaked_tf_state() -> Iterator[None]:
                     tf_config.enable_op_determinism()
                 else:
                     tf_config.disable_op_determinism()
+
+
+# --- scikit-learn scorers that only hand X to the estimator --------------------
+#
+# The incremental engine never builds the perturbed rows; it gives the scorer a
+# placeholder X and a strict stand-in that answers from cached predictions. That
+# is only sound for scorers that use X for nothing but calling the estimator:
+# scikit-learn's own scorer objects (``get_scorer``/``make_scorer``, the
+# passthrough to ``estimator.score``, and dicts/lists of those), whose classes
+# are private. A user's callable may read X itself and gets real rows. Remove
+# when scikit-learn exposes its scorer classes publicly.
+
+
+def scorer_only_predicts(scorer) -> bool:
+    """True when ``scorer`` uses X only to call the estimator's methods."""
+    from sklearn.metrics import _scorer
+
+    if isinstance(scorer, _scorer._MultimetricScorer):
+        return all(scorer_only_predicts(s) for s in scorer._scorers.values())
+    return type(scorer) in (_scorer._Scorer, _scorer._PassthroughScorer)
+
+
+# --- joblib's active dask backend ----------------------------------------------
+#
+# Under ``joblib.parallel_config(backend="dask")`` the Keras engine sends its
+# model and data to every worker once and names them in each chunk, which needs
+# the backend's ``distributed.Client``. joblib has no public way to ask which
+# backend is active: ``joblib.parallel.get_active_backend`` and the backend's
+# ``client`` attribute are what joblib itself uses. Remove when joblib exposes
+# the active backend.
+
+
+def active_dask_client():
+    """The dask Client of joblib's active backend, or None for any other backend."""
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if type(backend).__name__ != "DaskDistributedBackend":
+        return None
+    return backend.client

@@ -22,7 +22,7 @@ reproduces scikit-learn's draws.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,8 +33,10 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.random import sample_without_replacement
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from ._budget import MAX_ROWS_PER_CALL, check_within_budget, rows_within_budget
+from ._distributed import dask_client_for_chunks, run_on_dask
 from ._groups import resolve_feature_groups
+from ._incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
 from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._result import ImportanceResult
 from ._scoring import ScoringContext, call_scorer
@@ -61,9 +63,11 @@ class PermutationPlan:
     ----------
     rows : ndarray of int or None
         Rows of X the perturbed scores use (``max_samples``); None for all.
-    permutations : ndarray of int, shape (n_repeats, n_rows)
+    permutations : ndarray of unsigned int, shape (n_repeats, n_rows)
         Repeat ``r`` takes the perturbed column(s) of ``X[rows]`` from rows
-        ``permutations[r]``. Read it through :meth:`permutation`.
+        ``permutations[r]``, stored in the smallest unsigned type that holds a
+        row number (2 bytes per index up to 65,536 rows, 4 beyond, instead of
+        8). Read it through :meth:`permutation`.
     """
 
     rows: np.ndarray | None
@@ -101,6 +105,7 @@ def draw_permutation_plan(
     array once per repeat, permuting the already permuted column again. So all
     columns see the same draws, and one plan serves every feature and group.
     """
+    check_plan_size(n_rows, n_repeats)
     random_state = check_random_state(random_state)
     seed = random_state.randint(np.iinfo(np.int32).max + 1)
     column_rng = np.random.RandomState(seed)
@@ -109,12 +114,22 @@ def draw_permutation_plan(
         rows = sample_without_replacement(n_samples, n_rows, random_state=column_rng)
     shuffling = np.arange(n_rows)
     current = np.arange(n_rows)
-    permutations = np.empty((n_repeats, n_rows), dtype=np.intp)
+    permutations = np.empty((n_repeats, n_rows), dtype=_index_dtype(n_rows))
     for repeat in range(n_repeats):
         column_rng.shuffle(shuffling)
         current = current[shuffling]  # scikit-learn permutes the permuted column
         permutations[repeat] = current
     return PermutationPlan(rows, permutations)
+
+
+def check_plan_size(n_rows: int, n_repeats: int) -> None:
+    """Refuse a plan that would not fit the memory budget, before drawing it."""
+    nbytes = n_repeats * n_rows * np.dtype(_index_dtype(n_rows)).itemsize
+    check_within_budget("n_repeats", n_repeats, nbytes)
+
+
+def _index_dtype(n_rows: int):
+    return np.uint16 if n_rows <= 2**16 else np.uint32
 
 
 # --- perturbations --------------------------------------------------------------
@@ -170,24 +185,58 @@ class PerturbationRun:
     scorer: Any
     n_rows: int
     grouped: bool
+    #: What the engine chose and why (``algorithm``, ``flops``...), filled by
+    #: :meth:`scores` and reported in the results' details.
+    engine_details: dict = field(default_factory=dict)
 
     @property
     def engine(self) -> str:
         return "generic" if self.located is None else "keras"
 
-    def scores(self, plan, perturbation, *, batch_size, n_jobs, verbose, desc):
-        """(baseline score, scores grid [group][repeat]) on the chosen engine."""
+    def scores(
+        self,
+        plan,
+        perturbation,
+        *,
+        batch_size,
+        n_jobs,
+        verbose,
+        desc,
+        algorithm: str = "auto",
+    ):
+        """(baseline score, scores grid [group][repeat]) on the chosen engine.
+
+        ``algorithm`` picks the Keras engine's: ``"exact"`` (a forward pass
+        over every perturbed row), ``"incremental"`` (rank-k updates of the
+        first Dense layer, see ``_incremental``) or ``"auto"`` (incremental
+        where it applies and its FLOP estimate is clearly lower).
+        """
         from tqdm.auto import tqdm
 
         total = len(self.groups) * plan.n_repeats
+        # Per slice: its score (a float and its list slot) and its importance.
+        check_within_budget("n_repeats", plan.n_repeats, 48 * total)
         with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
             if self.located is not None:
-                return _keras_scores(self, plan, perturbation, batch_size, n_jobs, bar)
+                return _keras_scores(
+                    self, plan, perturbation, batch_size, n_jobs, bar, algorithm
+                )
+            if algorithm == "incremental":
+                raise ValueError(
+                    "algorithm='incremental' does not apply: it needs a Keras "
+                    f"model inside the estimator, got {type(self.estimator).__name__}."
+                )
+            self.engine_details["algorithm"] = "exact"
             return _generic_scores(self, plan, perturbation, n_jobs, bar)
 
     def results(self, baseline, scores, method: str, details: dict):
         """One ImportanceResult, or a dict of them for several metrics."""
-        details = {"engine": self.engine, "n_samples": self.n_rows, **details}
+        details = {
+            "engine": self.engine,
+            "n_samples": self.n_rows,
+            **self.engine_details,
+            **details,
+        }
         if self.grouped:
             details["feature_groups"] = {
                 name: [str(c) for c in self.column_names[cols]]
@@ -275,9 +324,12 @@ def check_run_sizes(n_repeats, batch_size) -> tuple[int, int | None]:
 
 # --- the Keras engine -------------------------------------------------------------
 
+ALGORITHMS = ("auto", "exact", "incremental")
 
-def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar):
+
+def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, algorithm):
     located = run.located
+    _check_batch_size(run, plan, batch_size)
     context = ScoringContext.from_located(located)
     X_model = check_model_input(located, run.X, caller=run.caller)
     raw = located.forward(X_model, batch_size=batch_size)
@@ -286,35 +338,174 @@ def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar):
     )
 
     X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
-    n_rows = plan.n_rows
-    slices = [(g, r) for g in range(len(run.groups)) for r in range(plan.n_repeats)]
-    per_chunk = max(1, _chunk_rows(run.X, X_model) // n_rows)  # whole slices only
+    exact = ExactSlices(
+        located=located,
+        scorer=run.scorer,
+        X_sub=X_sub,
+        y=y_sub,
+        sample_weight=weight_sub,
+        perturbation=perturbation,
+        groups=run.groups,
+        n_repeats=plan.n_repeats,
+        per_chunk=max(1, _chunk_rows(run.X, X_model) // plan.n_rows),
+        batch_size=batch_size,
+    )
     del X_model, raw
+    slices = _choose_slices(algorithm, run, exact, batch_size)
+    try:
+        scores = run_slices(slices, n_jobs, bar, caller=run.caller)
+    except IncrementalUnavailable as exc:  # found only at a later repeat
+        if algorithm == "incremental":
+            raise ValueError(f"algorithm='incremental' does not apply: {exc}.") from exc
+        run.engine_details.update(algorithm="exact", incremental_unavailable=str(exc))
+        bar.reset()
+        scores = run_slices(exact, n_jobs, bar, caller=run.caller)
+    return baseline, _as_grid(scores, len(run.groups), plan.n_repeats)
+
+
+def _check_batch_size(run, plan, batch_size) -> None:
+    """A ``batch_size`` whose forward pass would not fit the budget is refused."""
+    if batch_size is None:
+        return
+    most_rows = max(run.X.shape[0], len(run.groups) * plan.n_repeats * plan.n_rows)
+    rows = min(batch_size, most_rows)
+    check_within_budget("batch_size", batch_size, rows * run.located.bytes_per_row)
+
+
+def _choose_slices(algorithm, run, exact, batch_size):
+    """The exact slices, or the incremental ones where they apply (and, for
+    ``"auto"``, where the FLOP estimate says they are faster)."""
+    details = run.engine_details
+    details["algorithm"] = "exact"
+    if algorithm == "exact":
+        return exact
+    try:
+        incremental = plan_incremental(
+            exact,
+            rows_per_call=batch_size or exact.located.rows_per_call,
+            favourable=None if algorithm == "incremental" else AUTO_FLOP_RATIO,
+            details=details,
+        )
+    except IncrementalUnavailable as exc:
+        if algorithm == "incremental":
+            raise ValueError(f"algorithm='incremental' does not apply: {exc}.") from exc
+        details["incremental_unavailable"] = str(exc)
+        return exact
+    if incremental is None:  # auto: not expected to be faster
+        return exact
+    details["algorithm"] = "incremental"
+    return incremental
+
+
+class ExactSlices:
+    """Scores of (group, repeat) slices by a forward pass over their rows.
+
+    A chunk is a list of whole slices; :meth:`prepare` builds their perturbed
+    rows, preprocesses them and runs the network, :meth:`score` scores each
+    slice through scikit-learn's scorer with a cached-prediction stand-in.
+    Picklable: a dask worker receives it once and scores the chunks it is
+    named.
+    """
+
+    def __init__(
+        self,
+        *,
+        located,
+        scorer,
+        X_sub,
+        y,
+        sample_weight,
+        perturbation,
+        groups,
+        n_repeats: int,
+        per_chunk: int,
+        batch_size,
+    ):
+        self.located = located
+        self.scorer = scorer
+        self.X_sub, self.y, self.sample_weight = X_sub, y, sample_weight
+        self.perturbation = perturbation
+        self.groups = groups
+        self.n_repeats = n_repeats
+        self.per_chunk = per_chunk
+        self.batch_size = batch_size
+        self._context = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_context": None}  # rebuilt where it is used
+
+    @property
+    def context(self) -> ScoringContext:
+        if self._context is None:
+            self._context = ScoringContext.from_located(self.located)
+        return self._context
+
+    def chunks(self):
+        """Lists of whole (group, repeat) slices, generated as they are needed."""
+        chunk = []
+        for group in range(len(self.groups)):
+            for repeat in range(self.n_repeats):
+                chunk.append((group, repeat))
+                if len(chunk) == self.per_chunk:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    def prepare(self, chunk):
+        X_chunk = _perturbed_rows(self.X_sub, self.perturbation, self.groups, chunk)
+        raw = self.located.forward(_model_rows(self.located, X_chunk), self.batch_size)
+        return chunk, X_chunk, raw
+
+    def score(self, prepared) -> list:
+        """[((group, repeat), score)] of a prepared chunk."""
+        chunk, X_chunk, raw = prepared
+        scores = _score_chunk(
+            self.context,
+            self.scorer,
+            X_chunk,
+            raw,
+            len(chunk),
+            len(self.X_sub),
+            self.y,
+            self.sample_weight,
+        )
+        return list(zip(chunk, scores))
+
+    def run(self, chunk) -> list:
+        return self.score(self.prepare(chunk))
+
+
+def run_slices(slices, n_jobs, bar, *, caller: str) -> list:
+    """Scores of every slice, group by group, in this process or on dask.
+
+    In this process the network runs on one chunk while worker threads score
+    the previous ones (chunks are built lazily, as joblib asks for work, so
+    only a few exist at once). Under ``joblib.parallel_config(backend="dask")``
+    the chunks run on the cluster, which receives ``slices`` once.
+    """
+    n_repeats = slices.n_repeats
+    scores = [None] * (len(slices.groups) * n_repeats)
+
+    def collect(scored):
+        for (group, repeat), score in scored:
+            scores[group * n_repeats + repeat] = score
+        bar.update(len(scored))
+
+    client = dask_client_for_chunks()
+    if client is not None:
+        run_on_dask(client, slices, collect, caller=caller)
+        return scores
 
     def chunk_tasks():
-        # Runs lazily, as joblib asks for work: at most a few chunks exist at once.
-        for start in range(0, len(slices), per_chunk):
-            chunk = slices[start : start + per_chunk]
-            X_chunk = _perturbed_rows(X_sub, perturbation, run.groups, chunk)
-            raw_chunk = located.forward(_model_rows(located, X_chunk), batch_size)
-            yield delayed(_score_chunk)(
-                context,
-                run.scorer,
-                X_chunk,
-                raw_chunk,
-                len(chunk),
-                n_rows,
-                y_sub,
-                weight_sub,
-            )
+        for chunk in slices.chunks():
+            yield delayed(slices.score)(slices.prepare(chunk))
 
     # Threads: scoring is light, and the stand-ins hold the model.
     parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
-    scores = []
-    for chunk_scores in parallel(chunk_tasks()):
-        scores.extend(chunk_scores)
-        bar.update(len(chunk_scores))
-    return baseline, _as_grid(scores, len(run.groups), plan.n_repeats)
+    for scored in parallel(chunk_tasks()):
+        collect(scored)
+    return scores
 
 
 def _perturbed_rows(X_sub, perturbation, groups, chunk):

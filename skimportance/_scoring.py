@@ -29,7 +29,7 @@ from sklearn.utils.metaestimators import available_if
 
 from ._compat import loaded_module
 
-__all__ = ["CachedEstimator", "ScoringContext", "call_scorer"]
+__all__ = ["CacheMiss", "CachedEstimator", "ScoringContext", "call_scorer"]
 
 #: Methods a scorer may call on an estimator; the stand-in offers those the
 #: real estimator offers, and no others.
@@ -40,6 +40,10 @@ _ESTIMATOR_METHODS = (
     "decision_function",
     "score",
 )
+
+
+class CacheMiss(LookupError):
+    """A strict stand-in was asked for something its cache cannot answer."""
 
 
 def call_scorer(scorer, estimator, X, y, sample_weight=None):
@@ -87,9 +91,9 @@ class ScoringContext:
             final_score=_final_score_function(located) if "score" in offered else None,
         )
 
-    def stand_in(self, X, raw) -> CachedEstimator:
+    def stand_in(self, X, raw, *, strict: bool = False) -> CachedEstimator:
         """A stand-in answering for rows ``X`` whose network output is ``raw``."""
-        return CachedEstimator(self, X, raw)
+        return CachedEstimator(self, X, raw, strict=strict)
 
 
 def _offers(method: str):
@@ -109,12 +113,18 @@ class CachedEstimator:
     raw : ndarray
         Raw network output for ``X`` (``LocatedModel.forward``), decoded on
         demand into what each response method returns.
+    strict : bool, default=False
+        Raise :class:`CacheMiss` instead of calling the real estimator. The
+        incremental engine hands scorers a placeholder ``X`` (it never builds
+        the perturbed rows), so any question the cache cannot answer must
+        come back to it rather than reach the estimator with the wrong rows.
     """
 
-    def __init__(self, context: ScoringContext, X, raw: np.ndarray):
+    def __init__(self, context: ScoringContext, X, raw: np.ndarray, strict=False):
         self.context = context
         self.X = X
         self.raw = raw
+        self.strict = strict
         self._decoded: dict[str, np.ndarray] = {}
         if context.classes is not None:
             self.classes_ = context.classes
@@ -133,6 +143,8 @@ class CachedEstimator:
                 decoded = self.context.located.decode(self.raw, method)
                 self._decoded[method] = decoded
             return decoded
+        if self.strict:
+            raise CacheMiss(method)
         return getattr(self.context.estimator, method)(X)
 
     # The method names matter: scikit-learn's scorers dispatch on __name__.
@@ -159,6 +171,8 @@ class CachedEstimator:
         final_score = self.context.final_score
         if X is self.X and not params and final_score is not None:
             return final_score(self.predict(X), y, sample_weight)
+        if self.strict:
+            raise CacheMiss("score")
         if sample_weight is not None:
             params["sample_weight"] = sample_weight
         return self.context.estimator.score(X, y, **params)
