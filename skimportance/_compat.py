@@ -20,7 +20,9 @@ from sklearn.utils.fixes import parse_version
 
 __all__ = [
     "TF_LOG_LEVEL",
+    "active_backend",
     "active_dask_client",
+    "dask_broadcast",
     "boxplot_horizontal",
     "fix_estimator_tags",
     "keras_wrapper_decode",
@@ -217,15 +219,46 @@ def scorer_only_predicts(scorer) -> bool:
 # model and data to every worker once and names them in each chunk, which needs
 # the backend's ``distributed.Client``. joblib has no public way to ask which
 # backend is active: ``joblib.parallel.get_active_backend`` and the backend's
-# ``client`` attribute are what joblib itself uses. Remove when joblib exposes
-# the active backend.
+# ``client``/``submit_kwargs``/``backend_kwargs`` attributes are what joblib
+# itself uses. Remove when joblib exposes the active backend.
+
+
+def active_backend():
+    """joblib's active backend object (``parallel_config``, else the default)."""
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    return backend
 
 
 def active_dask_client():
     """The dask Client of joblib's active backend, or None for any other backend."""
-    from joblib.parallel import get_active_backend
-
-    backend, _ = get_active_backend()
+    backend = active_backend()
     if type(backend).__name__ != "DaskDistributedBackend":
         return None
     return backend.client
+
+
+# --- joblib's dask backend: data broadcast to every worker ---------------------
+#
+# ``parallel_config(backend="dask", scatter=[...])`` broadcasts the data once,
+# but with content-hashed keys: when an earlier call's copies still linger on
+# some workers (their futures not yet collected), the scheduler keeps those and
+# sends nothing to the others, so one lost worker can take the only copy with
+# it. Replicating the backend's futures (``data_futures``, joblib-internal)
+# puts a copy on every current worker. Remove when joblib scatters with fresh
+# keys or replicates itself.
+
+
+@contextlib.contextmanager
+def dask_broadcast(client, data: list, submit_kwargs: dict):
+    """joblib's dask backend with ``data`` held by every worker of ``client``."""
+    from joblib import parallel_config
+
+    with parallel_config(
+        backend="dask", client=client, scatter=list(data), **submit_kwargs
+    ):
+        futures = list(active_backend().data_futures.values())
+        if futures:
+            client.replicate(futures)
+        yield

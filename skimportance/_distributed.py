@@ -27,11 +27,17 @@ import pickle
 import threading
 import uuid
 
-from ._compat import active_dask_client, loaded_module
+from ._compat import (
+    active_backend,
+    active_dask_client,
+    dask_broadcast,
+    loaded_module,
+)
 
 __all__ = [
     "WorkerLostError",
     "dask_client_for_chunks",
+    "fold_workers",
     "limit_tf_threads",
     "limit_worker_threads",
     "raise_if_worker_lost",
@@ -106,9 +112,10 @@ def raise_if_worker_lost(caller: str):
         if not _is_worker_loss(exc):
             raise
         raise WorkerLostError(
-            f"A dask worker was lost during {caller} and dask could not rerun "
-            f"its work elsewhere ({type(exc).__name__}: {exc}). Rerun the call; "
-            "if workers keep dying, check their memory limits and logs."
+            f"A dask worker was lost during {caller} (or the connection to it), "
+            f"and dask could not rerun its work elsewhere ({type(exc).__name__}: "
+            f"{exc}). Rerun the call; if workers keep dying, check their memory "
+            "limits and logs."
         ) from exc
 
 
@@ -119,8 +126,62 @@ def _is_worker_loss(exc: BaseException) -> bool:
     distributed = loaded_module("distributed")
     kinds = (asyncio.CancelledError, concurrent.futures.CancelledError)
     if distributed is not None:
-        kinds += (distributed.KilledWorker,)
+        from distributed.comm import CommClosedError
+
+        kinds += (distributed.KilledWorker, CommClosedError)
     return isinstance(exc, kinds)
+
+
+@contextlib.contextmanager
+def fold_workers(estimator, X, y, *, n_jobs):
+    """Set up the workers that fit and measure cross-validation folds.
+
+    * Under a dask backend: ``X`` and ``y`` are broadcast to every worker
+      once (a fold's tasks only name them, and a lost worker does not take
+      the only copy with it), TensorFlow is limited to each worker's threads,
+      and a lost worker that dask cannot recover from is reported as such.
+    * Under joblib's default process backend (loky), with a Keras model: each
+      worker process gives TensorFlow its share of the cores
+      (``cpu_count // n_jobs``) instead of all of them, so that two folds on
+      two cores do not run four TensorFlow thread pools.
+
+    Yields ``broadcast(*arrays)``: a context in which ``arrays`` (test
+    indices) are broadcast along with X and y; a no-op off dask.
+    """
+    from joblib import effective_n_jobs, parallel_config
+
+    from ._model import has_keras_model
+
+    keras = has_keras_model(estimator)
+    client = dask_client_for_chunks()
+    if client is not None:
+        submit_kwargs = dict(getattr(active_backend(), "submit_kwargs", {}))
+        if keras:
+            limit_worker_threads(client)
+
+        def broadcast(*arrays):
+            return dask_broadcast(client, [X, y, *arrays], submit_kwargs)
+
+        with raise_if_worker_lost("cross_validate_importance"), broadcast():
+            yield broadcast
+        return
+
+    backend = active_backend()
+    n_workers = effective_n_jobs(n_jobs)
+    if (
+        keras
+        and n_workers > 1
+        and type(backend).__name__ == "LokyBackend"
+        and not getattr(backend, "backend_kwargs", None)  # no user settings to keep
+    ):
+        threads = max(1, (os.cpu_count() or 1) // n_workers)
+        config = parallel_config(
+            backend="loky", initializer=limit_tf_threads, initargs=(threads,)
+        )
+    else:
+        config = contextlib.nullcontext()
+    with config:
+        yield lambda *arrays: contextlib.nullcontext()
 
 
 # --- on the workers -------------------------------------------------------------------
@@ -159,8 +220,15 @@ def _worker_threads() -> int:
 
 
 def limit_worker_threads(client) -> None:
-    """Limit TensorFlow on every worker of ``client`` to the worker's threads."""
-    client.run(_limit_on_worker)
+    """Limit TensorFlow on every worker of ``client`` to the worker's threads.
+
+    Best effort: a worker that is restarting is skipped (it limits itself
+    when it loads a run's slices).
+    """
+    try:
+        client.run(_limit_on_worker, on_error="ignore")
+    except OSError:  # distributed's CommClosedError: a worker went away meanwhile
+        pass
 
 
 def _limit_on_worker(dask_worker) -> None:

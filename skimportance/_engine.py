@@ -501,8 +501,10 @@ def run_slices(slices, n_jobs, bar, *, caller: str) -> list:
         for chunk in slices.chunks():
             yield delayed(slices.score)(slices.prepare(chunk))
 
-    # Threads: scoring is light, and the stand-ins hold the model.
-    parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
+    # Threads, whatever the backend: scoring is light and the stand-ins hold
+    # the model, which a process backend would pickle into every chunk (dask
+    # is handled above; inside a dask worker this keeps the fold local).
+    parallel = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator")
     for scored in parallel(chunk_tasks()):
         collect(scored)
     return scores

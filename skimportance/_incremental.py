@@ -133,14 +133,25 @@ def _build_tail(model):
     import tensorflow as tf
 
     dense = _first_dense(model)
-    try:
-        rest = keras.Model(dense.output, model.outputs[0])
-    except ValueError as exc:  # the input also reaches a later layer
-        raise IncrementalUnavailable(
-            f"the network's input reaches more than its first Dense layer ({exc})"
-        ) from exc
-    activation = dense.activation
     units = int(dense.units)
+
+    def share_or_replace(layer):
+        # Every later layer is shared (same weights); the first Dense gives way
+        # to its activation alone, so the clone takes pre-activations.
+        if layer is dense:
+            return keras.layers.Activation(dense.activation)
+        return layer
+
+    try:
+        rest = keras.models.clone_model(
+            model,
+            input_tensors=keras.Input((units,)),
+            clone_function=share_or_replace,
+        )
+    except (ValueError, TypeError) as exc:  # e.g. a subclassed model
+        raise IncrementalUnavailable(
+            f"the layers after its first Dense layer cannot be rebuilt ({exc})"
+        ) from exc
     spec_z = tf.TensorSpec((None, units), tf.float32)
     spec_d = tf.TensorSpec((None, None, None), tf.float32)
     spec_w = tf.TensorSpec((None, None, units), tf.float32)
@@ -148,7 +159,7 @@ def _build_tail(model):
     @tf.function(input_signature=[spec_z, spec_d, spec_w], reduce_retracing=True)
     def compiled(z, d, w):
         pre = tf.expand_dims(z, 0) + tf.linalg.matmul(d, w)
-        return rest(activation(tf.reshape(pre, (-1, units))), training=False)
+        return rest(tf.reshape(pre, (-1, units)), training=False)
 
     def tail(z, d, w):
         return compiled(z, d, w).numpy()
@@ -158,23 +169,20 @@ def _build_tail(model):
 
 
 def _first_dense(model):
+    """The network's only entry layer, checked to be a plain float32 Dense."""
     import keras
-
-    from ._compat import layer_inputs
 
     inputs = getattr(model, "inputs", None) or []
     if len(inputs) != 1 or len(inputs[0].shape) != 2:
         raise IncrementalUnavailable("the network must take one 2-D input")
-    consumers = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        try:
-            produced = layer_inputs(layer.output)
-        except (AttributeError, ValueError):  # a layer called at several places
-            produced = None
-        if produced is None or any(t is inputs[0] for t in produced[1]):
-            consumers.append(layer)
+    if isinstance(model, keras.Sequential):
+        consumers = model.layers[:1]
+    else:
+        consumers = [
+            layer
+            for layer, layer_inputs in _graph(model)
+            if any(tensor is inputs[0] for tensor in layer_inputs)
+        ]
     if len(consumers) != 1:
         raise IncrementalUnavailable(
             "the network's input must feed exactly one layer, a Dense layer"
@@ -193,6 +201,25 @@ def _first_dense(model):
             f"its first Dense layer computes in {dense.compute_dtype}, not float32"
         )
     return dense
+
+
+def _graph(model) -> list:
+    """(layer, input tensors) of every call in the model's graph, walking back
+    from its outputs (the model's own tensors, so unpickled models too)."""
+    from ._compat import layer_inputs
+
+    calls, seen, pending = [], set(), list(model.outputs)
+    while pending:
+        tensor = pending.pop()
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        produced = layer_inputs(tensor)
+        if produced is None:
+            continue
+        calls.append(produced)
+        pending.extend(produced[1])
+    return calls
 
 
 def _flops_per_row(model) -> int:

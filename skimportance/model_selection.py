@@ -17,6 +17,7 @@ from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils.parallel import Parallel, delayed
 
+from ._distributed import fold_workers
 from ._methods import resolve_methods
 from ._result import CVImportanceResult, ImportanceResult
 
@@ -122,36 +123,42 @@ def cross_validate_importance(
     _check_error_score(error_score)
     X, y, groups = indexable(X, y, groups)
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
-    fitted = cross_validate(
-        estimator,
-        X,
-        y,
-        groups=groups,
-        cv=splitter,
-        scoring=check_scoring(estimator, scoring=scoring),
-        n_jobs=n_jobs,
-        params=params,
-        return_estimator=True,
-        return_indices=True,
-        error_score=error_score,
-    )
-    tests = fitted["indices"]["test"]
-    trains = fitted["indices"]["train"]
-    seeds = check_random_state(random_state).randint(
-        np.iinfo(np.int32).max, size=len(tests)
-    )
-    folds = Parallel(n_jobs=n_jobs)(
-        delayed(_measure_fold)(
-            [call.seeded_with(int(seed)) for call in calls],
-            fold_estimator,
-            _safe_indexing(X, test),
-            _safe_indexing(y, test),
-            failed=not np.isfinite(score) and error_score != "raise",
+    scorer = check_scoring(estimator, scoring=scoring)
+    with fold_workers(estimator, X, y, n_jobs=n_jobs) as broadcast:
+        fitted = cross_validate(
+            estimator,
+            X,
+            y,
+            groups=groups,
+            cv=splitter,
+            scoring=scorer,
+            n_jobs=n_jobs,
+            params=params,
+            return_estimator=True,
+            return_indices=True,
+            error_score=error_score,
         )
-        for fold_estimator, test, seed, score in zip(
-            fitted["estimator"], tests, seeds, fitted["test_score"]
+        tests = fitted["indices"]["test"]
+        trains = fitted["indices"]["train"]
+        seeds = check_random_state(random_state).randint(
+            np.iinfo(np.int32).max, size=len(tests)
         )
-    )
+        # Each fold's task names X, y and its test rows, sent to the workers
+        # once, instead of carrying its own copy of the held-out rows.
+        with broadcast(*tests):
+            folds = Parallel(n_jobs=n_jobs)(
+                delayed(_measure_fold)(
+                    [call.seeded_with(int(seed)) for call in calls],
+                    fold_estimator,
+                    X,
+                    y,
+                    test,
+                    failed=not np.isfinite(score) and error_score != "raise",
+                )
+                for fold_estimator, test, seed, score in zip(
+                    fitted["estimator"], tests, seeds, fitted["test_score"]
+                )
+            )
     results = {
         call.name: CVImportanceResult(
             _fill_failed_folds([fold.get(call.name) for fold in folds], call.name),
@@ -176,10 +183,11 @@ def _check_error_score(error_score) -> None:
         )
 
 
-def _measure_fold(calls, estimator, X_test, y_test, *, failed: bool) -> dict:
-    """{method: result} on one held-out fold; empty if its fit failed."""
+def _measure_fold(calls, estimator, X, y, test, *, failed: bool) -> dict:
+    """{method: result} on the held-out rows ``test``; empty if the fit failed."""
     if failed:
         return {}
+    X_test, y_test = _safe_indexing(X, test), _safe_indexing(y, test)
     return {
         call.name: call.single(
             estimator, X_test, y_test, who="cross_validate_importance"

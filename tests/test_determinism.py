@@ -15,6 +15,7 @@ import os
 import joblib
 import numpy as np
 import pytest
+import sklearn
 from conftest import make_regressor
 from sklearn.linear_model import Ridge
 
@@ -109,3 +110,38 @@ def test_seeded_fits_in_threads_equal_sequential_fits(cases):
     assert os.environ.get("TF_DETERMINISTIC_OPS") == variable
     np.testing.assert_array_equal(threaded.importances, sequential.importances)
     np.testing.assert_array_equal(threaded.test_scores, sequential.test_scores)
+
+
+def loads_per_worker(client) -> dict:
+    """How often each worker unpickled a run's slices (model, rows and plan)."""
+    from skimportance import _distributed
+
+    return client.run(lambda: _distributed.LOADS)
+
+
+@pytest.mark.parametrize("algorithm", ["exact", "incremental"])
+def test_the_model_travels_to_each_worker_once(cases, dask_client, algorithm):
+    from distributed import get_task_stream
+
+    network, X, y, _ = cases["keras"]
+    kwargs = dict(n_repeats=3, random_state=7, batch_size=N_ROWS, algorithm=algorithm)
+    # A budget of one (feature, repeat) slice per chunk: 15 chunks to spread.
+    with sklearn.config_context(working_memory=0.01):
+        in_process = permutation_importance(network, X, y, **kwargs)
+        before = loads_per_worker(dask_client)
+        with (
+            get_task_stream(dask_client) as tasks,
+            joblib.parallel_config(backend="dask"),
+        ):
+            on_dask = permutation_importance(network, X, y, **kwargs)
+        after = loads_per_worker(dask_client)
+
+    chunks = [t for t in tasks.data if t["key"].startswith("skimportance-chunk")]
+    assert len(chunks) == N_FEATURES * 3  # one slice per chunk: 15 tasks
+    loads = {worker: after[worker] - before.get(worker, 0) for worker in after}
+    assert sum(loads.values()) <= len(loads) and all(n <= 1 for n in loads.values())
+    assert on_dask.details["algorithm"] == algorithm
+    np.testing.assert_allclose(on_dask.importances, in_process.importances, atol=1e-6)
+    # TensorFlow got the worker's one thread, not one per core.
+    threads = dask_client.run(lambda: os.environ.get("TF_NUM_INTRAOP_THREADS"))
+    assert set(threads.values()) == {"1"}
