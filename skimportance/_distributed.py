@@ -22,6 +22,7 @@ Nothing here imports dask until a dask backend is active.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
 import threading
@@ -37,7 +38,7 @@ from ._compat import (
 __all__ = [
     "WorkerLostError",
     "dask_client_for_chunks",
-    "fold_workers",
+    "FoldWorkers",
     "limit_tf_threads",
     "limit_worker_threads",
     "raise_if_worker_lost",
@@ -76,17 +77,17 @@ def _in_dask_worker() -> bool:
 def run_on_dask(client, slices, collect, *, caller: str) -> None:
     """Run every chunk of ``slices`` on the cluster, handing each chunk's
     ``[((group, repeat), score)]`` to ``collect`` as it arrives."""
-    import cloudpickle
     from distributed import as_completed
 
-    limit_worker_threads(client)
+    model, fingerprint, rest = _packed(slices)
     token = uuid.uuid4().hex
-    # hash=False: a fresh key per run, never an older run's object.
-    [payload] = client.scatter([cloudpickle.dumps(slices)], broadcast=True, hash=False)
+    # hash=False: fresh keys per run, never an older run's objects.
+    payload = client.scatter([model, rest], broadcast=True, hash=False)
     futures = [
         client.submit(
             _run_chunk,
-            payload,
+            *payload,
+            fingerprint,
             token,
             chunk,
             key=f"skimportance-chunk-{token}-{i}",
@@ -101,6 +102,74 @@ def run_on_dask(client, slices, collect, *, caller: str) -> None:
     except BaseException:
         client.cancel(futures)
         raise
+
+
+def _packed(slices) -> tuple[bytes, str, bytes]:
+    """(the located model pickled, its fingerprint, the rest pickled apart).
+
+    The rest refers to the estimator, its Keras model and preprocessing by
+    name only, so that a worker that already holds a model with the same
+    fingerprint (the same estimator, unchanged since an earlier call) reuses
+    it, with its traced forward function, instead of unpickling it again.
+    """
+    import cloudpickle
+
+    located = slices.located
+    parts = {
+        id(part): name
+        for name, part in _model_parts(located).items()
+        if part is not None
+    }
+    return (
+        cloudpickle.dumps(located),
+        _fingerprint(located),
+        _dumps(slices, parts),
+    )
+
+
+def _model_parts(located) -> dict:
+    return {
+        "located": located,
+        "estimator": located.estimator,
+        "final": located.final,
+        "model": located.model,
+        "preprocessor": located.preprocessor,
+    }
+
+
+def _dumps(obj, names: dict) -> bytes:
+    """cloudpickle ``obj``, writing the objects in ``names`` (by id) as names."""
+    import io
+
+    import cloudpickle
+
+    class Pickler(cloudpickle.CloudPickler):
+        def persistent_id(self, part):
+            return names.get(id(part))
+
+    buffer = io.BytesIO()
+    Pickler(buffer).dump(obj)
+    return buffer.getvalue()
+
+
+def _fingerprint(located) -> str:
+    """A digest of everything the located model computes with: the estimator
+    (its preprocessing and wrapper, pickled without the Keras model), the
+    network's architecture and every weight. Keras's own pickles carry a save
+    date, so they cannot be compared; this can. A fresh token when the
+    architecture cannot be written out: no reuse then."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.blake2b(_dumps(located, {id(located.model): "model"}))
+    try:
+        digest.update(located.model.to_json().encode())
+    except (TypeError, ValueError, NotImplementedError):
+        return uuid.uuid4().hex
+    for weight in located.model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -132,82 +201,132 @@ def _is_worker_loss(exc: BaseException) -> bool:
     return isinstance(exc, kinds)
 
 
-@contextlib.contextmanager
-def fold_workers(estimator, X, y, *, n_jobs):
-    """Set up the workers that fit and measure cross-validation folds.
+class FoldWorkers:
+    """Where cross-validation folds are fitted and measured.
 
-    * Under a dask backend: ``X`` and ``y`` are broadcast to every worker
-      once (a fold's tasks only name them, and a lost worker does not take
-      the only copy with it), TensorFlow is limited to each worker's threads,
-      and a lost worker that dask cannot recover from is reported as such.
+    ``with FoldWorkers(...) as workers:`` wraps the run; ``workers.fitting()``
+    wraps the fits, ``workers.measuring(tests)`` the measurements.
+
+    * Under a dask backend: ``X``, ``y`` (and the test rows) are broadcast to
+      every worker once, so a fold's task only names them and a lost worker
+      does not take the only copy with it; TensorFlow is limited to each
+      worker's threads; a lost worker that dask cannot recover from is
+      reported as such.
     * Under joblib's default process backend (loky), with a Keras model: each
-      worker process gives TensorFlow its share of the cores
-      (``cpu_count // n_jobs``) instead of all of them, so that two folds on
-      two cores do not run four TensorFlow thread pools.
-
-    Yields ``broadcast(*arrays)``: a context in which ``arrays`` (test
-    indices) are broadcast along with X and y; a no-op off dask.
+      worker process gives TensorFlow its share of the cores (cpu_count //
+      n_jobs) for the fits, so two folds on two cores do not run four
+      TensorFlow thread pools; the fitted folds come back to this process
+      anyway, so they are measured here, in threads sharing one TensorFlow,
+      instead of being pickled out to the workers again.
     """
-    from joblib import effective_n_jobs, parallel_config
 
-    from ._model import has_keras_model
+    def __init__(self, estimator, X, y, *, n_jobs):
+        from ._model import has_keras_model
 
-    keras = has_keras_model(estimator)
-    client = dask_client_for_chunks()
-    if client is not None:
-        submit_kwargs = dict(getattr(active_backend(), "submit_kwargs", {}))
-        if keras:
-            limit_worker_threads(client)
+        self.X, self.y = X, y
+        self.keras = has_keras_model(estimator)
+        self.client = dask_client_for_chunks()
+        self.n_jobs = n_jobs
 
-        def broadcast(*arrays):
-            return dask_broadcast(client, [X, y, *arrays], submit_kwargs)
+    def __enter__(self):
+        self._lost = raise_if_worker_lost("cross_validate_importance")
+        if self.client is not None:
+            if self.keras:
+                limit_worker_threads(self.client)
+            self._lost.__enter__()
+        return self
 
-        with raise_if_worker_lost("cross_validate_importance"), broadcast():
-            yield broadcast
-        return
+    def __exit__(self, *exc_info):
+        if self.client is not None:
+            return self._lost.__exit__(*exc_info)
+        return False
 
-    backend = active_backend()
-    n_workers = effective_n_jobs(n_jobs)
-    if (
-        keras
-        and n_workers > 1
-        and type(backend).__name__ == "LokyBackend"
-        and not getattr(backend, "backend_kwargs", None)  # no user settings to keep
-    ):
-        threads = max(1, (os.cpu_count() or 1) // n_workers)
-        config = parallel_config(
+    def fitting(self):
+        if self.client is not None:
+            return self._broadcast()
+        threads = self._loky_threads()
+        if threads is None:
+            return contextlib.nullcontext()
+        from joblib import parallel_config
+
+        return parallel_config(
             backend="loky", initializer=limit_tf_threads, initargs=(threads,)
         )
-    else:
-        config = contextlib.nullcontext()
-    with config:
-        yield lambda *arrays: contextlib.nullcontext()
+
+    def measuring(self, tests):
+        if self.client is not None:
+            return self._broadcast(*tests)
+        if self._loky_threads() is None:
+            return contextlib.nullcontext()
+        from joblib import parallel_config
+
+        return parallel_config(backend="threading")
+
+    def _broadcast(self, *arrays):
+        submit_kwargs = dict(getattr(active_backend(), "submit_kwargs", {}))
+        return dask_broadcast(self.client, [self.X, self.y, *arrays], submit_kwargs)
+
+    def _loky_threads(self) -> int | None:
+        """TensorFlow threads per loky worker, or None when we leave loky be:
+        no Keras model, one job, or a backend the user configured."""
+        from joblib import effective_n_jobs
+
+        backend = active_backend()
+        n_workers = effective_n_jobs(self.n_jobs)
+        if (
+            not self.keras
+            or n_workers < 2
+            or type(backend).__name__ != "LokyBackend"
+            or getattr(backend, "backend_kwargs", None)
+        ):
+            return None
+        return max(1, (os.cpu_count() or 1) // n_workers)
 
 
 # --- on the workers -------------------------------------------------------------------
 
-#: How many times this process unpickled a run's slices: once per worker and
-#: run when the model travels once (the tests and the benchmark read it).
+#: How many times this process unpickled a model (``MODEL_LOADS``) and a run's
+#: slices (``LOADS``). A worker unpickles a run's slices once, and its model
+#: once as long as the estimator does not change: never per chunk (the tests
+#: and the benchmark read these).
 LOADS = 0
-_LOADED: dict = {}
+MODEL_LOADS = 0
+_MODELS: dict = {}
+_SLICES: dict = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def _run_chunk(payload: bytes, token: str, chunk):
-    return _slices_of(payload, token).run(chunk)
+def _run_chunk(model: bytes, rest: bytes, fingerprint: str, token: str, chunk):
+    return _slices_of(model, rest, fingerprint, token).run(chunk)
 
 
-def _slices_of(payload: bytes, token: str):
-    global LOADS
+def _slices_of(model: bytes, rest: bytes, fingerprint: str, token: str):
+    global LOADS, MODEL_LOADS
     with _LOAD_LOCK:
-        slices = _LOADED.get(token)
-        if slices is None:
+        slices = _SLICES.get(token)
+        if slices is not None:
+            return slices
+        located = _MODELS.get(fingerprint)
+        if located is None:
             limit_tf_threads(_worker_threads())  # before the model wakes TensorFlow
-            slices = pickle.loads(payload)
-            LOADS += 1
-            _LOADED.clear()  # one run at a time per worker: drop the last model
-            _LOADED[token] = slices
+            located = pickle.loads(model)
+            MODEL_LOADS += 1
+            _MODELS.clear()  # one model at a time per worker
+            _MODELS[fingerprint] = located
+        slices = _Unpickler(io.BytesIO(rest), _model_parts(located)).load()
+        LOADS += 1
+        _SLICES.clear()  # one run at a time per worker
+        _SLICES[token] = slices
     return slices
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file, parts: dict):
+        super().__init__(file)
+        self.parts = parts
+
+    def persistent_load(self, name):
+        return self.parts[name]
 
 
 def _worker_threads() -> int:

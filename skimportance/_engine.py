@@ -125,7 +125,19 @@ def draw_permutation_plan(
 def check_plan_size(n_rows: int, n_repeats: int) -> None:
     """Refuse a plan that would not fit the memory budget, before drawing it."""
     nbytes = n_repeats * n_rows * np.dtype(_index_dtype(n_rows)).itemsize
-    check_within_budget("n_repeats", n_repeats, nbytes)
+    _check_bookkeeping("n_repeats", n_repeats, nbytes)
+
+
+#: A run always holds this much bookkeeping (its plan, its scores), whatever
+#: the budget, as the budget always allows one row of work: it governs the
+#: work that grows with the data, and a tiny budget set to force small chunks
+#: must not refuse the run itself.
+BOOKKEEPING_FLOOR = 2**20
+
+
+def _check_bookkeeping(name: str, value, nbytes: float) -> None:
+    if nbytes > BOOKKEEPING_FLOOR:
+        check_within_budget(name, value, nbytes)
 
 
 def _index_dtype(n_rows: int):
@@ -215,7 +227,7 @@ class PerturbationRun:
 
         total = len(self.groups) * plan.n_repeats
         # Per slice: its score (a float and its list slot) and its importance.
-        check_within_budget("n_repeats", plan.n_repeats, 48 * total)
+        _check_bookkeeping("n_repeats", plan.n_repeats, 48 * total)
         with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
             if self.located is not None:
                 return _keras_scores(
@@ -428,7 +440,8 @@ class ExactSlices:
         self.groups = groups
         self.n_repeats = n_repeats
         self.per_chunk = per_chunk
-        self.batch_size = batch_size
+        # Decided here, where the memory budget is set, not where chunks run.
+        self.batch_size = batch_size or located.rows_per_call
         self._context = None
 
     def __getstate__(self):

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn import config_context
 
-from ._budget import budget_bytes
+from ._budget import budget_bytes, rows_within_budget
 from ._compat import scorer_only_predicts
 from ._scoring import CacheMiss, ScoringContext, call_scorer
 
@@ -156,15 +156,35 @@ def _build_tail(model):
     spec_d = tf.TensorSpec((None, None, None), tf.float32)
     spec_w = tf.TensorSpec((None, None, units), tf.float32)
 
-    @tf.function(input_signature=[spec_z, spec_d, spec_w], reduce_retracing=True)
-    def compiled(z, d, w):
-        pre = tf.expand_dims(z, 0) + tf.linalg.matmul(d, w)
-        return rest(tf.reshape(pre, (-1, units)), training=False)
+    def compile_tail(xla: bool):
+        # XLA fuses the update, the activations and the bias additions: about
+        # half the time of the plain graph on the narrow layers of a tail. It
+        # compiles once per input shape, which the chunks keep to one or two
+        # per run (see IncrementalSlices.prepare).
+        @tf.function(
+            input_signature=[spec_z, spec_d, spec_w],
+            reduce_retracing=True,
+            jit_compile=xla,
+        )
+        def compiled(z, d, w):
+            pre = tf.expand_dims(z, 0) + tf.linalg.matmul(d, w)
+            return rest(tf.reshape(pre, (-1, units)), training=False)
+
+        return compiled
+
+    fused, plain = compile_tail(True), compile_tail(False)
+    chosen = [fused]
 
     def tail(z, d, w):
-        return compiled(z, d, w).numpy()
+        try:
+            return chosen[0](z, d, w).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+            if chosen[0] is plain:
+                raise
+            chosen[0] = plain  # a layer XLA cannot compile: the plain graph
+            return plain(z, d, w).numpy()
 
-    tail.compiled = compiled  # lets tests count traces
+    tail.compiled = fused  # lets tests count traces
     return dense, tail, _flops_per_row(rest)
 
 
@@ -284,6 +304,45 @@ def flop_estimate(
 # --- the preprocessing: which model columns each group owns ------------------------
 
 
+class ModelRows:
+    """``T``: the float32 rows the network takes for raw rows (picklable).
+
+    Transforms in row blocks that fit an eighth of the memory budget, into
+    one float32 array (or ``out``): the preprocessing's own float64 copies
+    never exist for all rows at once. Only valid for row-wise preprocessing,
+    which :func:`column_owners` checks first.
+    """
+
+    def __init__(self, located, n_raw: int, n_model: int):
+        self.located = located
+        self.rows_per_block = rows_within_budget(8 * (n_raw + 2 * n_model), share=1 / 8)
+
+    def __call__(self, X, out=None) -> np.ndarray:
+        for start in range(0, len(X), self.rows_per_block):
+            rows = slice(start, min(start + self.rows_per_block, len(X)))
+            block = self.one_call(_rows(X, rows))
+            if out is None:
+                out = np.empty((len(X), block.shape[1]), dtype=np.float32)
+            out[rows] = block
+        return out
+
+    def one_call(self, X) -> np.ndarray:
+        """All rows of ``X`` through the preprocessing in one call."""
+        X_model = self.located.to_model_input(X)
+        if hasattr(X_model, "toarray"):  # sparse, from e.g. OneHotEncoder
+            X_model = X_model.toarray()
+        return np.asarray(X_model, dtype=np.float32)
+
+
+def perturbed_copy(X_sub, groups, perturbation, repeat: int, selected=None):
+    """A copy of ``X_sub`` with the groups in ``selected`` (default: all)
+    perturbed as in ``repeat``, built one group at a time."""
+    selected = range(len(groups)) if selected is None else selected
+    return replaced(
+        X_sub, groups, {g: perturbation.values(X_sub, g, repeat) for g in selected}
+    )
+
+
 def replaced(X_sub, groups, values: dict):
     """A copy of ``X_sub`` with the columns of the groups in ``values`` replaced."""
     if hasattr(X_sub, "iloc"):
@@ -302,11 +361,18 @@ def replaced(X_sub, groups, values: dict):
     return out
 
 
-def column_owners(transform, X_sub, groups, first_values, base):
+def _columns_of(X, groups, group: int):
+    """Group ``group``'s columns of X, as ``Perturbation.values`` gives them."""
+    if hasattr(X, "iloc"):
+        return [X.iloc[:, j].array for j in groups[group]]
+    return X[:, groups[group]]
+
+
+def column_owners(transform, X_sub, groups, all_perturbed, base):
     """The group each model column follows (-1: none moved), checked on the data.
 
-    ``transform(X)`` gives the float32 rows the network takes, ``base`` is
-    ``transform(X_sub)`` and ``first_values[g]`` group g's values of repeat 0.
+    ``transform`` is a :class:`ModelRows`, ``base`` is ``transform(X_sub)``
+    and ``all_perturbed`` X_sub with every group perturbed as in repeat 0.
     Owners are found by group testing: for every bit of the group number, a
     copy with the groups whose bit is set perturbed, and a copy with the
     others perturbed. A column that moves in exactly one copy of each pair
@@ -318,7 +384,7 @@ def column_owners(transform, X_sub, groups, first_values, base):
     -------
     owners : ndarray of int, shape (n_model_columns,)
     all_moved : ndarray of float32
-        ``transform`` of X_sub with every group perturbed (repeat 0).
+        ``transform(all_perturbed)``.
 
     Raises
     ------
@@ -328,27 +394,27 @@ def column_owners(transform, X_sub, groups, first_values, base):
     n_rows, n_groups = len(base), len(groups)
     if n_rows >= 2:  # row-wise: the rows do not depend on the rest of the batch
         half = n_rows // 2
-        parts = [
-            transform(_rows(X_sub, rows)) for rows in (slice(half), slice(half, None))
-        ]
-        if not np.array_equal(np.concatenate(parts), base, equal_nan=True):
-            raise IncrementalUnavailable(
-                "the preprocessing is not row-wise: transforming the rows in two "
-                "parts changes them"
-            )
+        for rows in (slice(0, half), slice(half, None)):
+            if not np.array_equal(transform(_rows(X_sub, rows)), base[rows]):
+                raise IncrementalUnavailable(
+                    "the preprocessing is not row-wise: transforming the rows "
+                    "in two parts changes them"
+                )
 
-    all_moved = transform(replaced(X_sub, groups, dict(enumerate(first_values))))
+    all_moved = transform(all_perturbed)
     moving = all_moved != base
     moved_at_all = moving.any(axis=0)
     if not moved_at_all.any():  # nothing moves at repeat 0: nothing to own yet
         return np.full(base.shape[1], -1), all_moved
     block = np.unique(np.argmax(moving[:, moved_at_all], axis=0))
-    X_block, base_block = _rows(X_sub, block), base[block]
-    values_block = [_value_rows(values, block) for values in first_values]
+    del moving
+    X_block, perturbed_block = _rows(X_sub, block), _rows(all_perturbed, block)
+    base_block = base[block]
 
     def moved(selected) -> np.ndarray:
-        copy = replaced(X_block, groups, {g: values_block[g] for g in selected})
-        return np.any(transform(copy) != base_block, axis=0)
+        values = {g: _columns_of(perturbed_block, groups, g) for g in selected}
+        copy = replaced(X_block, groups, values)
+        return np.any(transform.one_call(copy) != base_block, axis=0)
 
     n_bits = (n_groups - 1).bit_length()
     everyone = range(n_groups)
@@ -374,26 +440,23 @@ def column_owners(transform, X_sub, groups, first_values, base):
                 "the preprocessing is not column-separable: perturbing all groups "
                 "at once moves other model columns than perturbing them apart"
             )
-    # One slice transformed directly against the same slice assembled from parts.
+    # Whole slices transformed directly against the same slices assembled
+    # from parts, block by block.
     for group in sorted({0, n_groups - 1}):
-        direct = transform(replaced(X_sub, groups, {group: first_values[group]}))
-        assembled = base.copy()
         columns = owners == group
-        assembled[:, columns] = all_moved[:, columns]
-        if not np.array_equal(direct, assembled, equal_nan=True):
-            raise IncrementalUnavailable(
-                "the preprocessing is not column-separable: a perturbed slice "
-                "transformed directly differs from the slice assembled column "
-                "by column"
-            )
+        for start in range(0, n_rows, transform.rows_per_block):
+            rows = slice(start, min(start + transform.rows_per_block, n_rows))
+            values = {group: _columns_of(_rows(all_perturbed, rows), groups, group)}
+            direct = transform.one_call(replaced(_rows(X_sub, rows), groups, values))
+            if not np.array_equal(
+                direct, np.where(columns, all_moved[rows], base[rows])
+            ):
+                raise IncrementalUnavailable(
+                    "the preprocessing is not column-separable: a perturbed slice "
+                    "transformed directly differs from the slice assembled "
+                    "column by column"
+                )
     return owners, all_moved
-
-
-def _value_rows(values, rows):
-    """``Perturbation.values`` output restricted to ``rows``."""
-    if isinstance(values, np.ndarray):
-        return values[rows]
-    return [column[rows] for column in values]
 
 
 def _rows(X, rows):
@@ -419,7 +482,8 @@ def plan_incremental(exact, *, rows_per_call: int, favourable, details: dict):
     Raises
     ------
     IncrementalUnavailable
-        The network or the preprocessing does not allow it.
+        The network or the preprocessing does not allow it, or its copies of
+        X do not fit the memory budget.
     """
     located, X_sub, groups = exact.located, exact.X_sub, exact.groups
     split = split_network(located.model)
@@ -437,15 +501,21 @@ def plan_incremental(exact, *, rows_per_call: int, favourable, details: dict):
 
     if not worth_it([len(g) * n_model / n_raw for g in groups]):
         return None
-    transform = ModelRows(located)
-    base = transform(X_sub)
-    if 3 * base.nbytes > budget_bytes():  # base, one repeat's moved rows, change
+    # At once: the model rows of X and of one perturbed copy (float32), which
+    # column moved (bool), and the perturbed copy of the raw rows.
+    needed = n_rows * (9 * n_model + _raw_bytes_per_row(X_sub))
+    if needed > budget_bytes():
         raise IncrementalUnavailable(
-            "three model-ready copies of X do not fit the memory budget"
+            f"it needs about {needed / 2**20:,.0f} MiB at once (two model-ready "
+            "copies of X and a raw one), more than the memory budget of "
+            f"{budget_bytes() / 2**20:,.0f} MiB; raise it with "
+            "sklearn.set_config(working_memory=<MiB>)"
         )
-    first_values = [exact.perturbation.values(X_sub, g, 0) for g in range(len(groups))]
-    owners, first_moved = column_owners(transform, X_sub, groups, first_values, base)
-    del first_values
+    transform = ModelRows(located, n_raw, n_model)
+    base = transform(X_sub)
+    first = perturbed_copy(X_sub, groups, exact.perturbation, 0)
+    owners, first_moved = column_owners(transform, X_sub, groups, first, base)
+    del first
     if not worth_it([np.count_nonzero(owners == g) for g in range(len(groups))]):
         return None
     return IncrementalSlices(
@@ -467,17 +537,10 @@ def plan_incremental(exact, *, rows_per_call: int, favourable, details: dict):
     )
 
 
-class ModelRows:
-    """``T``: the float32 rows the network takes for raw rows (picklable)."""
-
-    def __init__(self, located):
-        self.located = located
-
-    def __call__(self, X) -> np.ndarray:
-        X_model = self.located.to_model_input(X)
-        if hasattr(X_model, "toarray"):  # sparse, from e.g. OneHotEncoder
-            X_model = X_model.toarray()
-        return np.asarray(X_model, dtype=np.float32)
+def _raw_bytes_per_row(X) -> float:
+    if hasattr(X, "memory_usage"):
+        return float(X.memory_usage(index=False, deep=True).sum()) / max(1, len(X))
+    return float(X.itemsize * X.shape[1])
 
 
 # --- the slices --------------------------------------------------------------------
@@ -528,16 +591,18 @@ class IncrementalSlices:
         self.placeholder = scorer_only_predicts(scorer)
         self.columns = [np.flatnonzero(owners == g) for g in range(len(groups))]
         self._init_local()
-        self._changes = {0: first_moved - base}
+        first_moved -= base  # in place: the change of repeat 0
+        self._changes = {0: first_moved}
 
     def _init_local(self):
         self._lock = threading.Lock()
         self._context = None
         self._changes = {}
+        self._tail = None
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("_lock", "_context", "_changes"):
+        for name in ("_lock", "_context", "_changes", "_tail"):
             del state[name]
         return state
 
@@ -552,36 +617,50 @@ class IncrementalSlices:
         return self._context
 
     # -- work units ------------------------------------------------------------------
+    @property
+    def slices_per_call(self) -> int:
+        """Slices per call of the tail: as many whole slices as fit."""
+        per_call = max(1, self.rows_per_call // len(self.base))
+        return min(per_call, len(self.groups))
+
     def chunks(self):
         """(repeat, groups) chunks, repeat by repeat, groups of similar width
         together (a call pads every update to its widest group)."""
-        n_rows = len(self.base)
-        per_call = max(1, self.rows_per_call // n_rows)
+        per_call = self.slices_per_call
         by_width = sorted(range(len(self.groups)), key=lambda g: len(self.columns[g]))
         for repeat in range(self.n_repeats):
             for start in range(0, len(by_width), per_call):
                 yield repeat, by_width[start : start + per_call]
 
     def prepare(self, chunk):
-        """Raw network output of every slice of ``chunk``, shape (m * n, ...)."""
+        """Raw network output of every slice of ``chunk``, shape (m, n, ...).
+
+        Every call gets the same shape, so the compiled tail compiles once:
+        the last chunk of a repeat is padded with empty slices, and the
+        update's width with zero columns up to a power of two.
+        """
         repeat, groups = chunk
         change = self._change(repeat)
-        tail = split_network(self.located.model).tail
+        if self._tail is None:
+            self._tail = split_network(self.located.model).tail
         n_rows, units = self.pre_activation.shape
-        width = max(1, max(len(self.columns[g]) for g in groups))
-        rows_per_block = max(1, self.rows_per_call // len(groups))
+        n_slices = self.slices_per_call
+        widest = max(1, *(len(self.columns[g]) for g in groups))
+        width = 1 << (widest - 1).bit_length()
+        rows_per_block = max(1, self.rows_per_call // n_slices)
         outputs = []
         for start in range(0, n_rows, rows_per_block):
             rows = slice(start, min(start + rows_per_block, n_rows))
             n_block = rows.stop - rows.start
-            d = np.zeros((len(groups), n_block, width), dtype=np.float32)
-            w = np.zeros((len(groups), width, units), dtype=np.float32)
+            d = np.zeros((n_slices, n_block, width), dtype=np.float32)
+            w = np.zeros((n_slices, width, units), dtype=np.float32)
             for i, group in enumerate(groups):
                 columns = self.columns[group]
                 d[i, :, : len(columns)] = change[rows][:, columns]
                 w[i, : len(columns)] = self.kernel[columns]
-            raw = tail(self.pre_activation[rows], d, w)
-            outputs.append(raw.reshape(len(groups), n_block, *raw.shape[1:]))
+            raw = self._tail(self.pre_activation[rows], d, w)
+            raw = raw.reshape(n_slices, n_block, *raw.shape[1:])
+            outputs.append(raw[: len(groups)])
         raw = np.concatenate(outputs, axis=1) if len(outputs) > 1 else outputs[0]
         return chunk, raw
 
@@ -606,13 +685,14 @@ class IncrementalSlices:
         with self._lock:
             change = self._changes.get(repeat)
             if change is None:
-                values = {
-                    g: self.perturbation.values(self.X_sub, g, repeat)
-                    for g in range(len(self.groups))
-                }
-                moved = self.transform(replaced(self.X_sub, self.groups, values))
-                change = moved - self.base
-                stray = _moved_columns(moved, self.base) & (self.owners < 0)
+                self._changes = {}  # the last repeat's change goes first
+                copy = perturbed_copy(
+                    self.X_sub, self.groups, self.perturbation, repeat
+                )
+                change = self.transform(copy)
+                del copy
+                stray = _moved_columns(change, self.base) & (self.owners < 0)
+                change -= self.base
                 if np.any(stray):
                     raise IncrementalUnavailable(
                         f"model column {int(np.flatnonzero(stray)[0])} moved at repeat "

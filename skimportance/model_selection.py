@@ -17,7 +17,7 @@ from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._distributed import fold_workers
+from ._distributed import FoldWorkers
 from ._methods import resolve_methods
 from ._result import CVImportanceResult, ImportanceResult
 
@@ -124,28 +124,29 @@ def cross_validate_importance(
     X, y, groups = indexable(X, y, groups)
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
     scorer = check_scoring(estimator, scoring=scoring)
-    with fold_workers(estimator, X, y, n_jobs=n_jobs) as broadcast:
-        fitted = cross_validate(
-            estimator,
-            X,
-            y,
-            groups=groups,
-            cv=splitter,
-            scoring=scorer,
-            n_jobs=n_jobs,
-            params=params,
-            return_estimator=True,
-            return_indices=True,
-            error_score=error_score,
-        )
+    with FoldWorkers(estimator, X, y, n_jobs=n_jobs) as workers:
+        with workers.fitting():
+            fitted = cross_validate(
+                estimator,
+                X,
+                y,
+                groups=groups,
+                cv=splitter,
+                scoring=scorer,
+                n_jobs=n_jobs,
+                params=params,
+                return_estimator=True,
+                return_indices=True,
+                error_score=error_score,
+            )
         tests = fitted["indices"]["test"]
         trains = fitted["indices"]["train"]
         seeds = check_random_state(random_state).randint(
             np.iinfo(np.int32).max, size=len(tests)
         )
-        # Each fold's task names X, y and its test rows, sent to the workers
-        # once, instead of carrying its own copy of the held-out rows.
-        with broadcast(*tests):
+        # A fold's task names X, y and its test rows rather than carrying
+        # a copy of the held-out rows.
+        with workers.measuring(tests):
             folds = Parallel(n_jobs=n_jobs)(
                 delayed(_measure_fold)(
                     [call.seeded_with(int(seed)) for call in calls],

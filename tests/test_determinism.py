@@ -113,10 +113,10 @@ def test_seeded_fits_in_threads_equal_sequential_fits(cases):
 
 
 def loads_per_worker(client) -> dict:
-    """How often each worker unpickled a run's slices (model, rows and plan)."""
+    """{worker: (runs unpickled, models unpickled)} so far."""
     from skimportance import _distributed
 
-    return client.run(lambda: _distributed.LOADS)
+    return client.run(lambda: (_distributed.LOADS, _distributed.MODEL_LOADS))
 
 
 @pytest.mark.parametrize("algorithm", ["exact", "incremental"])
@@ -129,19 +129,42 @@ def test_the_model_travels_to_each_worker_once(cases, dask_client, algorithm):
     with sklearn.config_context(working_memory=0.01):
         in_process = permutation_importance(network, X, y, **kwargs)
         before = loads_per_worker(dask_client)
+        on_dask = []
         with (
             get_task_stream(dask_client) as tasks,
             joblib.parallel_config(backend="dask"),
         ):
-            on_dask = permutation_importance(network, X, y, **kwargs)
+            for _ in range(2):  # the second call finds the model on the workers
+                on_dask.append(permutation_importance(network, X, y, **kwargs))
         after = loads_per_worker(dask_client)
 
     chunks = [t for t in tasks.data if t["key"].startswith("skimportance-chunk")]
-    assert len(chunks) == N_FEATURES * 3  # one slice per chunk: 15 tasks
-    loads = {worker: after[worker] - before.get(worker, 0) for worker in after}
-    assert sum(loads.values()) <= len(loads) and all(n <= 1 for n in loads.values())
-    assert on_dask.details["algorithm"] == algorithm
-    np.testing.assert_allclose(on_dask.importances, in_process.importances, atol=1e-6)
+    assert len(chunks) == 2 * N_FEATURES * 3  # one slice per chunk: 15 per call
+    runs, models = (
+        [after[w][i] - before.get(w, (0, 0))[i] for w in after] for i in (0, 1)
+    )
+    assert all(n <= 2 for n in runs) and all(n <= 1 for n in models), (runs, models)
+    for result in on_dask:
+        assert result.details["algorithm"] == algorithm
+        np.testing.assert_allclose(
+            result.importances, in_process.importances, atol=1e-6
+        )
     # TensorFlow got the worker's one thread, not one per core.
     threads = dask_client.run(lambda: os.environ.get("TF_NUM_INTRAOP_THREADS"))
     assert set(threads.values()) == {"1"}
+
+
+def test_a_changed_model_is_sent_again(cases, dask_client):
+    network, X, y, _ = cases["keras"]
+    model = network.model_
+    weights = model.get_weights()
+    try:
+        with joblib.parallel_config(backend="dask"):
+            before = permutation_importance(network, X, y, n_repeats=2, random_state=0)
+            model.set_weights([2 * w for w in weights])
+            changed = permutation_importance(network, X, y, n_repeats=2, random_state=0)
+        expected = permutation_importance(network, X, y, n_repeats=2, random_state=0)
+    finally:
+        model.set_weights(weights)
+    np.testing.assert_allclose(changed.importances, expected.importances, atol=1e-6)
+    assert not np.allclose(changed.importances, before.importances)
