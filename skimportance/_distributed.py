@@ -355,11 +355,14 @@ def _limit_on_worker(dask_worker) -> None:
 
 
 def limit_tf_threads(n_threads: int) -> None:
-    """Size TensorFlow's thread pools in this process, if it has not started.
+    """Size TensorFlow's thread pools in this process, before it is imported.
 
     TensorFlow reads ``TF_NUM_INTRAOP_THREADS``/``TF_NUM_INTEROP_THREADS``
-    when its runtime starts; a value the user set is kept, and a runtime
-    already running keeps its pools.
+    when its runtime starts. A value the user set is kept, and a process that
+    has imported TensorFlow already (the client itself, with an in-process
+    cluster) is left alone: its pools may be running.
     """
+    if loaded_module("tensorflow") is not None:
+        return
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ.setdefault(name, str(max(1, int(n_threads))))

@@ -28,6 +28,11 @@ Otherwise :class:`IncrementalUnavailable` says why, and ``algorithm="auto"``
 runs the exact engine with unchanged numbers. The perturbation is consumed
 only through ``Perturbation.values``, so any perturbation (a shuffle,
 conditional residuals) runs on this engine.
+
+The one-hot probe (``probe_importance(kind="delta")``) does not use it: it
+promises ``model.predict(one_hot) - model.predict(zeros)`` bit for bit, which
+a float32 rank-one update of the first layer does not reproduce, and it runs
+only one row per input anyway.
 """
 
 from __future__ import annotations
@@ -61,6 +66,11 @@ __all__ = [
 #: slice, the compiled-call overhead) can eat the gain; measured in
 #: benchmarks/bench_permutation.py, where auto is never slower than exact.
 AUTO_FLOP_RATIO = 0.5
+
+#: Fixed costs of an incremental run, in operations: compiling the tail for a
+#: new input shape (0.1 to 0.2 s on 2 cores, at about 50 GFLOP/s) and the
+#: separability checks' Python work. Small runs stay on the exact engine.
+FIXED_COST_FLOPS = 10**10
 
 
 class IncrementalUnavailable(ValueError):
@@ -276,8 +286,8 @@ def flop_estimate(
     ``widths``: model columns per group (k). The exact engine builds every
     perturbed row (raw and model columns) and runs the whole network on it;
     the incremental one transforms a few perturbed copies of X (the checks,
-    then one per repeat), computes the first layer once and runs a rank-k
-    update plus the tail per perturbed row.
+    then one per repeat), computes the first layer once, runs a rank-k
+    update plus the tail per perturbed row, and pays ``FIXED_COST_FLOPS``.
     """
     n_model, units = split.kernel.shape
     widths = np.asarray(widths, dtype=float)
@@ -297,6 +307,7 @@ def flop_estimate(
         + perturbed_rows * split.tail_flops
         + n_rows * 2 * n_model * units
         + copy * (6 + n_tests * block + n_repeats)
+        + FIXED_COST_FLOPS
     )
     return {"exact": int(exact), "incremental": int(incremental)}
 

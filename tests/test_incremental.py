@@ -79,6 +79,16 @@ def run_all(estimator, X, y, *, sklearn=False, **kwargs):
     return exact, incremental, theirs
 
 
+@pytest.fixture
+def auto_takes_incremental(monkeypatch):
+    """Let ``algorithm="auto"`` pick the incremental engine on small problems
+    too, wherever it applies, so that its fallbacks can be seen."""
+    from skimportance import _engine, _incremental
+
+    monkeypatch.setattr(_engine, "AUTO_FLOP_RATIO", 1.0)
+    monkeypatch.setattr(_incremental, "FIXED_COST_FLOPS", 0)
+
+
 @pytest.fixture(scope="module")
 def wide():
     X, y = regression_data(150, 16)
@@ -264,7 +274,7 @@ class BatchCentering(TransformerMixin, BaseEstimator):
     ],
 )
 def test_preprocessing_that_mixes_rows_or_columns_falls_back(
-    wide, preprocessing, reason
+    wide, preprocessing, reason, auto_takes_incremental
 ):
     reg, X, y = wide
     pipeline = make_pipeline(preprocessing.fit(X), reg)
@@ -338,9 +348,9 @@ def test_auto_follows_the_flop_estimate():
     narrow = permutation_importance(
         from_keras(network(4), task="regression"), X_narrow, y_narrow, n_repeats=2
     )
-    X_wide, y_wide = regression_data(100, 300)
+    X_wide, y_wide = regression_data(2000, 400)
     wide = permutation_importance(
-        from_keras(network(300, hidden=(64, 8)), task="regression"),
+        from_keras(network(400, hidden=(64, 8)), task="regression"),
         X_wide,
         y_wide,
         n_repeats=2,
@@ -388,7 +398,9 @@ class NoisyColumns:
 
 
 @pytest.mark.parametrize("algorithm", ["incremental", "auto"])
-def test_any_perturbation_runs_and_a_late_moving_column_falls_back(wide, algorithm):
+def test_any_perturbation_runs_and_a_late_moving_column_falls_back(
+    wide, algorithm, auto_takes_incremental
+):
     reg, X, y = wide
 
     def run_with(algorithm):
