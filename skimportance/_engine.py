@@ -8,10 +8,12 @@ conditional importance a prediction from the other columns plus shuffled
 residuals. Every random draw is made up front in one :class:`PermutationPlan`,
 which both engines consume:
 
-* the Keras engine, when a Keras model is inside the estimator, builds the
-  perturbed rows of many (group, repeat) slices at once, pushes each chunk
-  through the preprocessing and batched forward passes, and scores every
-  slice through scikit-learn's own scorer with a cached-prediction stand-in;
+* the Keras engine (``_keras_engine``), when a Keras model is inside the
+  estimator, scores many (group, repeat) slices per chunk: exactly (their
+  perturbed rows through the preprocessing and batched forward passes) or
+  incrementally (a rank-k update of the first Dense layer, then the rest of
+  the network), every slice through scikit-learn's own scorer with a
+  cached-prediction stand-in;
 * the generic engine, for any other estimator, perturbs and calls the
   estimator itself, in parallel over groups, exactly like scikit-learn.
 
@@ -26,23 +28,22 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from sklearn import config_context
 from sklearn.metrics import check_scoring
 from sklearn.utils import _safe_indexing, check_array, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.random import sample_without_replacement
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from ._budget import MAX_ROWS_PER_CALL, check_within_budget, rows_within_budget
-from ._distributed import dask_client_for_chunks, run_on_dask
+from ._budget import check_within_budget
 from ._groups import resolve_feature_groups
-from ._incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
+from ._keras_engine import ALGORITHMS, keras_scores
 from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._result import ImportanceResult
-from ._scoring import ScoringContext, call_scorer
-from ._validation import check_model_input, check_positive_int
+from ._scoring import call_scorer
+from ._validation import check_positive_int
 
 __all__ = [
+    "ALGORITHMS",
     "PermutationPlan",
     "Perturbation",
     "PerturbationRun",
@@ -230,9 +231,10 @@ class PerturbationRun:
         _check_bookkeeping("n_repeats", plan.n_repeats, 48 * total)
         with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
             if self.located is not None:
-                return _keras_scores(
+                baseline, scores = keras_scores(
                     self, plan, perturbation, batch_size, n_jobs, bar, algorithm
                 )
+                return baseline, _as_grid(scores, len(self.groups), plan.n_repeats)
             if algorithm == "incremental":
                 raise ValueError(
                     "algorithm='incremental' does not apply: it needs a Keras "
@@ -332,255 +334,6 @@ def check_run_sizes(n_repeats, batch_size) -> tuple[int, int | None]:
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
     return n_repeats, batch_size
-
-
-# --- the Keras engine -------------------------------------------------------------
-
-ALGORITHMS = ("auto", "exact", "incremental")
-
-
-def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, algorithm):
-    located = run.located
-    _check_batch_size(run, plan, batch_size)
-    context = ScoringContext.from_located(located)
-    X_model = check_model_input(located, run.X, caller=run.caller)
-    raw = located.forward(X_model, batch_size=batch_size)
-    baseline = call_scorer(
-        run.scorer, context.stand_in(run.X, raw), run.X, run.y, run.sample_weight
-    )
-
-    X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
-    exact = ExactSlices(
-        located=located,
-        scorer=run.scorer,
-        X_sub=X_sub,
-        y=y_sub,
-        sample_weight=weight_sub,
-        perturbation=perturbation,
-        groups=run.groups,
-        n_repeats=plan.n_repeats,
-        per_chunk=max(1, _chunk_rows(run.X, X_model) // plan.n_rows),
-        batch_size=batch_size,
-    )
-    del X_model, raw
-    slices = _choose_slices(algorithm, run, exact, batch_size)
-    try:
-        scores = run_slices(slices, n_jobs, bar, caller=run.caller)
-    except IncrementalUnavailable as exc:  # found only at a later repeat
-        if algorithm == "incremental":
-            raise ValueError(f"algorithm='incremental' does not apply: {exc}.") from exc
-        run.engine_details.update(algorithm="exact", incremental_unavailable=str(exc))
-        bar.reset()
-        scores = run_slices(exact, n_jobs, bar, caller=run.caller)
-    return baseline, _as_grid(scores, len(run.groups), plan.n_repeats)
-
-
-def _check_batch_size(run, plan, batch_size) -> None:
-    """A ``batch_size`` whose forward pass would not fit the budget is refused."""
-    if batch_size is None:
-        return
-    most_rows = max(run.X.shape[0], len(run.groups) * plan.n_repeats * plan.n_rows)
-    rows = min(batch_size, most_rows)
-    check_within_budget("batch_size", batch_size, rows * run.located.bytes_per_row)
-
-
-def _choose_slices(algorithm, run, exact, batch_size):
-    """The exact slices, or the incremental ones where they apply (and, for
-    ``"auto"``, where the FLOP estimate says they are faster)."""
-    details = run.engine_details
-    details["algorithm"] = "exact"
-    if algorithm == "exact":
-        return exact
-    try:
-        incremental = plan_incremental(
-            exact,
-            rows_per_call=batch_size or exact.located.rows_per_call,
-            favourable=None if algorithm == "incremental" else AUTO_FLOP_RATIO,
-            details=details,
-        )
-    except IncrementalUnavailable as exc:
-        if algorithm == "incremental":
-            raise ValueError(f"algorithm='incremental' does not apply: {exc}.") from exc
-        details["incremental_unavailable"] = str(exc)
-        return exact
-    if incremental is None:  # auto: not expected to be faster
-        return exact
-    details["algorithm"] = "incremental"
-    return incremental
-
-
-class ExactSlices:
-    """Scores of (group, repeat) slices by a forward pass over their rows.
-
-    A chunk is a list of whole slices; :meth:`prepare` builds their perturbed
-    rows, preprocesses them and runs the network, :meth:`score` scores each
-    slice through scikit-learn's scorer with a cached-prediction stand-in.
-    Picklable: a dask worker receives it once and scores the chunks it is
-    named.
-    """
-
-    def __init__(
-        self,
-        *,
-        located,
-        scorer,
-        X_sub,
-        y,
-        sample_weight,
-        perturbation,
-        groups,
-        n_repeats: int,
-        per_chunk: int,
-        batch_size,
-    ):
-        self.located = located
-        self.scorer = scorer
-        self.X_sub, self.y, self.sample_weight = X_sub, y, sample_weight
-        self.perturbation = perturbation
-        self.groups = groups
-        self.n_repeats = n_repeats
-        self.per_chunk = per_chunk
-        # Decided here, where the memory budget is set, not where chunks run.
-        self.batch_size = batch_size or located.rows_per_call
-        self._context = None
-
-    def __getstate__(self):
-        return {**self.__dict__, "_context": None}  # rebuilt where it is used
-
-    @property
-    def context(self) -> ScoringContext:
-        if self._context is None:
-            self._context = ScoringContext.from_located(self.located)
-        return self._context
-
-    def chunks(self):
-        """Lists of whole (group, repeat) slices, generated as they are needed."""
-        chunk = []
-        for group in range(len(self.groups)):
-            for repeat in range(self.n_repeats):
-                chunk.append((group, repeat))
-                if len(chunk) == self.per_chunk:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
-
-    def prepare(self, chunk):
-        X_chunk = _perturbed_rows(self.X_sub, self.perturbation, self.groups, chunk)
-        raw = self.located.forward(_model_rows(self.located, X_chunk), self.batch_size)
-        return chunk, X_chunk, raw
-
-    def score(self, prepared) -> list:
-        """[((group, repeat), score)] of a prepared chunk."""
-        chunk, X_chunk, raw = prepared
-        scores = _score_chunk(
-            self.context,
-            self.scorer,
-            X_chunk,
-            raw,
-            len(chunk),
-            len(self.X_sub),
-            self.y,
-            self.sample_weight,
-        )
-        return list(zip(chunk, scores))
-
-    def run(self, chunk) -> list:
-        return self.score(self.prepare(chunk))
-
-
-def run_slices(slices, n_jobs, bar, *, caller: str) -> list:
-    """Scores of every slice, group by group, in this process or on dask.
-
-    In this process the network runs on one chunk while worker threads score
-    the previous ones (chunks are built lazily, as joblib asks for work, so
-    only a few exist at once). Under ``joblib.parallel_config(backend="dask")``
-    the chunks run on the cluster, which receives ``slices`` once.
-    """
-    n_repeats = slices.n_repeats
-    scores = [None] * (len(slices.groups) * n_repeats)
-
-    def collect(scored):
-        for (group, repeat), score in scored:
-            scores[group * n_repeats + repeat] = score
-        bar.update(len(scored))
-
-    client = dask_client_for_chunks()
-    if client is not None:
-        run_on_dask(client, slices, collect, caller=caller)
-        return scores
-
-    def chunk_tasks():
-        for chunk in slices.chunks():
-            yield delayed(slices.score)(slices.prepare(chunk))
-
-    # Threads, whatever the backend: scoring is light and the stand-ins hold
-    # the model, which a process backend would pickle into every chunk (dask
-    # is handled above; inside a dask worker this keeps the fold local).
-    parallel = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator")
-    for scored in parallel(chunk_tasks()):
-        collect(scored)
-    return scores
-
-
-def _perturbed_rows(X_sub, perturbation, groups, chunk):
-    """Rows of several (group, repeat) slices stacked: copies of ``X_sub``, each
-    with its group's columns perturbed. Only these rows are materialised."""
-    n_rows = len(X_sub)
-    if hasattr(X_sub, "iloc"):
-        return _perturbed_frame(X_sub, perturbation, groups, chunk)
-    out = np.tile(X_sub, (len(chunk), 1))
-    for s, (group, repeat) in enumerate(chunk):
-        values = perturbation.values(X_sub, group, repeat)
-        out[s * n_rows : (s + 1) * n_rows, groups[group]] = values
-    return out
-
-
-def _perturbed_frame(X_sub, perturbation, groups, chunk):
-    import pandas as pd
-
-    n_rows = len(X_sub)
-    positions = np.tile(np.arange(n_rows), len(chunk))
-    # Column by column through .array keeps every dtype (categorical included)
-    # and builds the frame in one go instead of fragmenting it.
-    data = {j: X_sub.iloc[:, j].array.take(positions) for j in range(X_sub.shape[1])}
-    for s, (group, repeat) in enumerate(chunk):
-        values = perturbation.values(X_sub, group, repeat)
-        for j, column_values in zip(groups[group], values):
-            data[j][s * n_rows : (s + 1) * n_rows] = column_values
-    frame = pd.DataFrame(data, index=X_sub.index[positions], copy=False)
-    frame.columns = X_sub.columns
-    return frame
-
-
-def _model_rows(located, X) -> np.ndarray:
-    """The rows the network takes; dense, as the batched forward pass needs."""
-    X_model = located.to_model_input(X)
-    # A sparse matrix (e.g. from a one-hot encoder in a Pipeline) is densified
-    # here, chunk by chunk, which the chunk size already accounts for.
-    return X_model.toarray() if hasattr(X_model, "toarray") else X_model
-
-
-def _score_chunk(context, scorer, X_chunk, raw, n_slices, n_rows, y, sample_weight):
-    scores = []
-    # The baseline call already ran the scorer with full parameter validation
-    # on the same y, sample_weight and prediction shapes; repeating it for every
-    # slice costs more than the metric itself. Data checks (NaN, shapes) stay on.
-    with config_context(skip_parameter_validation=True):
-        for s in range(n_slices):
-            rows = slice(s * n_rows, (s + 1) * n_rows)
-            X_slice = X_chunk.iloc[rows] if hasattr(X_chunk, "iloc") else X_chunk[rows]
-            stand_in = context.stand_in(X_slice, raw[rows])
-            scores.append(call_scorer(scorer, stand_in, X_slice, y, sample_weight))
-    return scores
-
-
-def _chunk_rows(X, X_model) -> int:
-    """Perturbed rows per chunk: two chunks (one scored while the next is
-    built) of raw rows and their preprocessed copies fit the memory budget.
-    One-hot encoding in a Pipeline can make the model rows the wider ones."""
-    bytes_per_row = 8 * (X.shape[1] + X_model.shape[1])  # as float64
-    return rows_within_budget(bytes_per_row, share=0.5, max_rows=MAX_ROWS_PER_CALL)
 
 
 # --- the generic engine -----------------------------------------------------------

@@ -28,7 +28,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skimportance import from_keras, permutation_importance
 from skimportance._engine import ShuffledColumns, draw_permutation_plan, prepare_run
-from skimportance._incremental import split_network
+from skimportance._first_layer import split_network
 
 ATOL = 1e-5  # float32 rounding, the contract's tolerance
 
@@ -83,9 +83,9 @@ def run_all(estimator, X, y, *, sklearn=False, **kwargs):
 def auto_takes_incremental(monkeypatch):
     """Let ``algorithm="auto"`` pick the incremental engine on small problems
     too, wherever it applies, so that its fallbacks can be seen."""
-    from skimportance import _engine, _incremental
+    from skimportance import _incremental, _keras_engine
 
-    monkeypatch.setattr(_engine, "AUTO_FLOP_RATIO", 1.0)
+    monkeypatch.setattr(_keras_engine, "AUTO_FLOP_RATIO", 1.0)
     monkeypatch.setattr(_incremental, "FIXED_COST_FLOPS", 0)
 
 
