@@ -6,9 +6,12 @@ engine does not hand its chunks to joblib, which would pickle the model into
 every task: the object that scores chunks (``ExactSlices`` or
 ``IncrementalSlices``: the model, the rows, the plan) is pickled once and
 broadcast to every worker, and each task names only its chunk. A worker
-unpickles that object once, after limiting TensorFlow to the worker's own
-threads (so two worker processes on two cores do not run four TensorFlow
-pools), and keeps it for the tasks that follow.
+unpickles that object once per call and keeps it for the tasks that follow;
+the model inside it, pickled apart with a fingerprint of its weights and
+preprocessing, is unpickled (and its forward function traced) only when the
+worker does not hold that very model from an earlier call. Before its first
+model, a worker limits TensorFlow to its own threads, so two worker processes
+on two cores do not run four TensorFlow thread pools.
 
 A worker lost mid-run: dask reruns its tasks on the workers left, each of
 which holds the broadcast copy, so the run finishes with the same numbers.
@@ -36,9 +39,9 @@ from ._compat import (
 )
 
 __all__ = [
+    "FoldWorkers",
     "WorkerLostError",
     "dask_client_for_chunks",
-    "FoldWorkers",
     "limit_tf_threads",
     "limit_worker_threads",
     "raise_if_worker_lost",
@@ -139,8 +142,6 @@ def _model_parts(located) -> dict:
 
 def _dumps(obj, names: dict) -> bytes:
     """cloudpickle ``obj``, writing the objects in ``names`` (by id) as names."""
-    import io
-
     import cloudpickle
 
     class Pickler(cloudpickle.CloudPickler):

@@ -105,7 +105,7 @@ def _build_tail(model):
             input_tensors=keras.Input((units,)),
             clone_function=share_or_replace,
         )
-    except (ValueError, TypeError) as exc:  # e.g. a subclassed model
+    except (ValueError, TypeError, NotImplementedError) as exc:  # e.g. subclassed
         raise IncrementalUnavailable(
             f"the layers after its first Dense layer cannot be rebuilt ({exc})"
         ) from exc

@@ -23,16 +23,19 @@ class ModelRows:
     """``T``: the float32 rows the network takes for raw rows (picklable).
 
     Transforms in row blocks that fit an eighth of the memory budget, into
-    one float32 array (or ``out``): the preprocessing's own float64 copies
-    never exist for all rows at once. Only valid for row-wise preprocessing,
-    which :func:`column_owners` checks first.
+    one float32 array: the preprocessing's own float64 copies never exist for
+    all rows at once. Only valid for row-wise preprocessing, which
+    :func:`column_owners` checks first.
     """
 
     def __init__(self, located, n_raw: int, n_model: int):
         self.located = located
         self.rows_per_block = rows_within_budget(8 * (n_raw + 2 * n_model), share=1 / 8)
 
-    def __call__(self, X, out=None) -> np.ndarray:
+    def __call__(self, X) -> np.ndarray:
+        if len(X) <= self.rows_per_block:
+            return self.one_call(X)
+        out = None
         for start in range(0, len(X), self.rows_per_block):
             rows = slice(start, min(start + self.rows_per_block, len(X)))
             block = self.one_call(_rows(X, rows))
@@ -49,12 +52,12 @@ class ModelRows:
         return np.asarray(X_model, dtype=np.float32)
 
 
-def perturbed_copy(X_sub, groups, perturbation, repeat: int, selected=None):
-    """A copy of ``X_sub`` with the groups in ``selected`` (default: all)
-    perturbed as in ``repeat``, built one group at a time."""
-    selected = range(len(groups)) if selected is None else selected
+def perturbed_copy(X_sub, groups, perturbation, repeat: int):
+    """A copy of ``X_sub`` with every group perturbed as in ``repeat``."""
     return replaced(
-        X_sub, groups, {g: perturbation.values(X_sub, g, repeat) for g in selected}
+        X_sub,
+        groups,
+        {g: perturbation.values(X_sub, g, repeat) for g in range(len(groups))},
     )
 
 
@@ -179,4 +182,5 @@ def _rows(X, rows):
 
 
 def moved_columns(transformed: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Which model columns differ from ``base`` in any row."""
     return np.any(transformed != base, axis=0)
