@@ -69,8 +69,13 @@ def cross_validate_importance(
         Group labels for group-aware splitters (``GroupKFold``...).
     n_jobs : int, default=None
         Folds run in parallel through joblib, so
-        ``joblib.parallel_config(backend="dask")`` runs them on a dask cluster.
-        The method itself runs sequentially within each fold.
+        ``joblib.parallel_config(backend="dask")`` runs them on a dask cluster
+        (``X`` and ``y`` are sent to each worker once, and TensorFlow is
+        limited to each worker's threads). The method itself runs
+        sequentially within each fold. With a Keras model and joblib's
+        default process backend, each worker process gives TensorFlow
+        ``cpu_count // n_jobs`` threads for the fits, and the fitted folds,
+        which come back to this process anyway, are measured here in threads.
     random_state : int, RandomState or None, default=None
         Seeds the methods' random draws; the seeds of all folds are drawn up
         front, so results do not depend on ``n_jobs`` or the backend.
