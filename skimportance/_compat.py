@@ -22,7 +22,7 @@ __all__ = [
     "TF_LOG_LEVEL",
     "active_backend",
     "active_dask_client",
-    "dask_broadcast",
+    "dask_backend_with_futures",
     "boxplot_horizontal",
     "fix_estimator_tags",
     "keras_wrapper_decode",
@@ -239,26 +239,27 @@ def active_dask_client():
     return backend.client
 
 
-# --- joblib's dask backend: data broadcast to every worker ---------------------
+# --- joblib's dask backend: data sent once, and recoverable -------------------
 #
-# ``parallel_config(backend="dask", scatter=[...])`` broadcasts the data once,
-# but with content-hashed keys: when an earlier call's copies still linger on
-# some workers (their futures not yet collected), the scheduler keeps those and
-# sends nothing to the others, so one lost worker can take the only copy with
-# it. Replicating the backend's futures (``data_futures``, joblib-internal)
-# puts a copy on every current worker. Remove when joblib scatters with fresh
-# keys or replicates itself.
+# joblib's dask backend looks each task argument up by ``id`` in its
+# ``data_futures`` (filled by ``parallel_config(scatter=[...])``) and passes the
+# future instead of the object. Scattered data, though, cannot be recomputed:
+# a worker lost with the only copy takes it along, and every task that needs it
+# is cancelled ("already forgotten"). We put our own futures there instead,
+# futures of tasks that return the data, which dask recomputes if a copy is
+# lost. ``data_futures`` is joblib-internal. Remove when joblib's dask backend
+# accepts futures, or its scatter survives a lost worker.
 
 
 @contextlib.contextmanager
-def dask_broadcast(client, data: list, submit_kwargs: dict):
-    """joblib's dask backend with ``data`` held by every worker of ``client``."""
+def dask_backend_with_futures(client, futures: dict, submit_kwargs: dict):
+    """joblib's dask backend passing ``futures[id(obj)]`` in place of ``obj``.
+
+    The caller keeps the objects alive (their ids must not be reused) while
+    the context is open.
+    """
     from joblib import parallel_config
 
-    with parallel_config(
-        backend="dask", client=client, scatter=list(data), **submit_kwargs
-    ):
-        futures = list(active_backend().data_futures.values())
-        if futures:
-            client.replicate(futures)
+    with parallel_config(backend="dask", client=client, **submit_kwargs):
+        active_backend().data_futures.update(futures)
         yield

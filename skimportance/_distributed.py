@@ -5,7 +5,7 @@ one given as ``parallel_config(backend="dask", client=...)``) the Keras
 engine does not hand its chunks to joblib, which would pickle the model into
 every task: the object that scores chunks (``ExactSlices`` or
 ``IncrementalSlices``: the model, the rows, the plan) is pickled once and
-broadcast to every worker, and each task names only its chunk. A worker
+sent to the cluster as one future, and each task names only its chunk. A worker
 unpickles that object once per call and keeps it for the tasks that follow;
 the model inside it, pickled apart with a fingerprint of its weights and
 preprocessing, is unpickled (and its forward function traced) only when the
@@ -13,11 +13,12 @@ worker does not hold that very model from an earlier call. Before its first
 model, a worker limits TensorFlow to its own threads, so two worker processes
 on two cores do not run four TensorFlow thread pools.
 
-A worker lost mid-run: dask reruns its tasks on the workers left, each of
-which holds the broadcast copy, so the run finishes with the same numbers.
-When it cannot (every copy lost, or a task that keeps killing workers), the
-error says that a worker was lost instead of surfacing as a bare
-``CancelledError``.
+A worker lost mid-run: dask reruns its tasks on the workers left; the data
+they need is held as the result of a task (:func:`recoverable`), not as
+scattered data, so dask recomputes it if its last copy was lost, and the run
+finishes with the same numbers. When it cannot (a task that keeps killing
+workers), the error says that a worker was lost instead of surfacing as a
+bare ``CancelledError``.
 
 Nothing here imports dask until a dask backend is active.
 """
@@ -34,7 +35,7 @@ import uuid
 from ._compat import (
     active_backend,
     active_dask_client,
-    dask_broadcast,
+    dask_backend_with_futures,
     loaded_module,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "limit_tf_threads",
     "limit_worker_threads",
     "raise_if_worker_lost",
+    "recoverable",
     "run_on_dask",
 ]
 
@@ -84,8 +86,7 @@ def run_on_dask(client, slices, collect, *, caller: str) -> None:
 
     model, fingerprint, rest = _packed(slices)
     token = uuid.uuid4().hex
-    # hash=False: fresh keys per run, never an older run's objects.
-    payload = client.scatter([model, rest], broadcast=True, hash=False)
+    payload = [recoverable(client, model), recoverable(client, rest)]
     futures = [
         client.submit(
             _run_chunk,
@@ -173,6 +174,23 @@ def _fingerprint(located) -> str:
     return digest.hexdigest()
 
 
+def recoverable(client, value):
+    """A future of ``value`` that dask can recompute if a worker loses it.
+
+    Unlike scattered data, which is gone with the last worker holding it, the
+    task returning ``value`` is kept by the scheduler and run again. Each
+    worker fetches the value once, from the worker that holds it, the first
+    time one of its tasks needs it.
+    """
+    return client.submit(
+        _identity, value, key=f"skimportance-data-{uuid.uuid4().hex}", pure=False
+    )
+
+
+def _identity(value):
+    return value
+
+
 @contextlib.contextmanager
 def raise_if_worker_lost(caller: str):
     """Turn dask's worker-loss exceptions into a :class:`WorkerLostError`."""
@@ -208,11 +226,11 @@ class FoldWorkers:
     ``with FoldWorkers(...) as workers:`` wraps the run; ``workers.fitting()``
     wraps the fits, ``workers.measuring(tests)`` the measurements.
 
-    * Under a dask backend: ``X``, ``y`` (and the test rows) are broadcast to
-      every worker once, so a fold's task only names them and a lost worker
-      does not take the only copy with it; TensorFlow is limited to each
-      worker's threads; a lost worker that dask cannot recover from is
-      reported as such.
+    * Under a dask backend: ``X``, ``y`` and the test rows are sent once, as
+      futures dask can recompute (:func:`recoverable`), so a fold's task only
+      names them and a lost worker does not take the only copy with it;
+      TensorFlow is limited to each worker's threads; a lost worker that dask
+      cannot recover from is reported as such.
     * Under joblib's default process backend (loky), with a Keras model: each
       worker process gives TensorFlow its share of the cores (cpu_count //
       n_jobs) for the fits, so two folds on two cores do not run four
@@ -228,6 +246,7 @@ class FoldWorkers:
         self.keras = has_keras_model(estimator)
         self.client = dask_client_for_chunks()
         self.n_jobs = n_jobs
+        self._futures = {}  # id(data) -> its future, for the folds' tasks
 
     def __enter__(self):
         self._lost = raise_if_worker_lost("cross_validate_importance")
@@ -244,7 +263,7 @@ class FoldWorkers:
 
     def fitting(self):
         if self.client is not None:
-            return self._broadcast()
+            return self._on_dask()
         threads = self._loky_threads()
         if threads is None:
             return contextlib.nullcontext()
@@ -256,16 +275,19 @@ class FoldWorkers:
 
     def measuring(self, tests):
         if self.client is not None:
-            return self._broadcast(*tests)
+            return self._on_dask(*tests)
         if self._loky_threads() is None:
             return contextlib.nullcontext()
         from joblib import parallel_config
 
         return parallel_config(backend="threading")
 
-    def _broadcast(self, *arrays):
+    def _on_dask(self, *arrays):
+        for data in (self.X, self.y, *arrays):
+            if id(data) not in self._futures:
+                self._futures[id(data)] = recoverable(self.client, data)
         submit_kwargs = dict(getattr(active_backend(), "submit_kwargs", {}))
-        return dask_broadcast(self.client, [self.X, self.y, *arrays], submit_kwargs)
+        return dask_backend_with_futures(self.client, self._futures, submit_kwargs)
 
     def _loky_threads(self) -> int | None:
         """TensorFlow threads per loky worker, or None when we leave loky be:
