@@ -182,9 +182,15 @@ def recoverable(client, value):
     worker fetches the value once, from the worker that holds it, the first
     time one of its tasks needs it.
     """
-    return client.submit(
-        _identity, value, key=f"skimportance-data-{uuid.uuid4().hex}", pure=False
-    )
+    import warnings
+
+    with warnings.catch_warnings():
+        # The data is meant to travel inside this one task, once; dask's
+        # advice to scatter it instead would make it unrecoverable.
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        return client.submit(
+            _identity, value, key=f"skimportance-data-{uuid.uuid4().hex}", pure=False
+        )
 
 
 def _identity(value):

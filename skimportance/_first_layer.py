@@ -72,9 +72,9 @@ def split_network(model) -> NetworkSplit:
         entry = _build_tail(model)
         _TAILS[model] = entry
     dense, tail, tail_flops = entry
-    kernel = np.asarray(dense.kernel, dtype=np.float64)
+    kernel = np.asarray(dense.kernel.numpy(), dtype=np.float64)
     bias = (
-        np.asarray(dense.bias, dtype=np.float64)
+        np.asarray(dense.bias.numpy(), dtype=np.float64)
         if dense.use_bias
         else np.zeros(kernel.shape[1])
     )
