@@ -1,31 +1,53 @@
-"""Permutation importance on a Keras MLP: skimportance vs scikit-learn.
+"""Permutation importance on a Keras MLP: each engine vs scikit-learn and the floor.
 
 For each size (rows x features x repeats) this trains the same scikeras MLP
 (two hidden layers of 64, ReLU) on synthetic regression data and measures
 
 * scikit-learn's ``sklearn.inspection.permutation_importance`` (one
-  ``predict`` per feature and repeat) and ours (batched), wall time of each
-  and the ratio;
-* the largest absolute difference between the two importance matrices;
-* the floor: ONE raw batched forward pass (``LocatedModel.forward``) over
-  as many rows as the permutations need (features x repeats x rows), and our
-  time relative to it;
-* peak memory: RSS of the process sampled every millisecond by a psutil thread
-  during the call, minus the RSS just before it.
+  ``predict`` per feature and repeat);
+* ours with each engine: ``algorithm="exact"`` (a forward pass over every
+  permuted row), ``"incremental"`` (rank-1 updates of the first Dense layer
+  and the rest of the network) and ``"auto"`` (what it chose, and the FLOP
+  estimates it chose by);
+* the floor: ONE raw batched forward pass (``LocatedModel.forward``) over as
+  many rows as the permutations need (features x repeats x rows), and each
+  engine's time relative to it;
+* the largest absolute difference between each engine's importances and
+  scikit-learn's;
+* peak memory of the auto call: RSS of the process sampled every millisecond
+  by a psutil thread, minus the RSS just before it.
 
-Every size runs in a fresh subprocess, so that memory freed by an earlier size
-cannot hide growth. Both functions are warmed up first (Keras builds its
+Two more parts:
+
+* ``dask``: in-process against a 2-worker ``LocalCluster`` (processes, one
+  thread each) on 10000x20x10, warm, and the number of times each worker
+  unpickled the run (the model must travel to a worker once, not per chunk;
+  asserted);
+* ``cv``: ``cross_validate_importance`` with ``n_jobs=1`` against
+  ``n_jobs=2`` (TensorFlow limited to one thread per worker process), the
+  first call in a fresh process (worker start-up included) and the next one.
+
+Every measurement runs in a fresh subprocess, so that memory freed by an
+earlier size cannot hide growth. Warm-up calls come first (Keras builds its
 predict function, we trace ours), so times are steady-state. The wrapper
-predicts in batches of 256 rows (scikeras passes ``batch_size`` to
-``model.predict``); with Keras's default of 32, scikit-learn would be slower.
+predicts in batches of 256 rows.
 
 Usage::
 
-    python benchmarks/bench_permutation.py            # scikit-learn timed for real
-    python benchmarks/bench_permutation.py --quick    # scikit-learn timed on 1 repeat,
-                                                      # extrapolated (labelled "~")
+    python benchmarks/bench_permutation.py             # everything, about 10 minutes
+    python benchmarks/bench_permutation.py --quick     # scikit-learn timed on 1 repeat
+                                                       # at the big sizes (labelled "~")
+    python benchmarks/bench_permutation.py --parts permutation --sizes 5000x200x5
 
-Prints a table and writes benchmarks/results/permutation.md.
+Sizes whose permuted rows exceed ``HUGE_ROWS`` (20000x2000x1) are too slow to
+run in full on 2 cores with scikit-learn or the exact engine: scikit-learn's
+time is estimated from timing its ``predict`` on X (it makes 1 + features x
+repeats such calls), the exact engine is timed on a tenth of the features and
+scaled, the floor on a fraction of the rows and scaled; all labelled "~", and
+the difference at that size compares the incremental engine with the exact one
+on that tenth of the features.
+
+Prints tables and writes benchmarks/results/permutation.md.
 """
 
 from __future__ import annotations
@@ -46,13 +68,27 @@ from skimportance._compat import quiet_tensorflow
 
 quiet_tensorflow()  # before anything imports TensorFlow
 
-SIZES = [(500, 10, 5), (2000, 20, 5), (10_000, 20, 10), (5_000, 200, 5)]
+SIZES = [
+    (500, 10, 5),
+    (2000, 20, 5),
+    (10_000, 20, 10),
+    (5_000, 200, 5),
+    (2_000, 1_000, 2),
+    (20_000, 2_000, 1),
+]
+HUGE_ROWS = (
+    10_000_000  # permuted rows (rows x features x repeats) beyond which we scale
+)
+DASK_SIZE = (10_000, 20, 10)
+CV_EPOCHS = (10, 40)  # a short and a longer cross-validation
+ENGINES = ("exact", "incremental", "auto")
 RESULTS = Path(__file__).resolve().parent / "results" / "permutation.md"
 FIT_BATCH = 256
-TIMINGS = 5  # ours and the floor: median of this many warm calls
+TIMINGS = 7  # median of this many warm calls, for calls under LONG_CALL seconds
+LONG_CALL = 5.0
 
 
-# --- one size, in its own process ----------------------------------------------------
+# --- helpers ----------------------------------------------------------------------
 
 
 class PeakRSS:
@@ -85,6 +121,28 @@ class PeakRSS:
         return False
 
 
+def timed(call):
+    """(median wall time of warm calls, the first call's result): one call if
+    it is long, else TIMINGS."""
+    times, results = [], []
+    for _ in range(TIMINGS):
+        start = time.perf_counter()
+        results.append(call())
+        times.append(time.perf_counter() - start)
+        if times[0] > LONG_CALL:
+            break
+    return statistics.median(times), results[0]
+
+
+def seconds(call) -> float:
+    return timed(call)[0]
+
+
+def load_average() -> str:
+    """Other processes compete for the CPU when this is near the CPU count."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def make_data(n_rows: int, n_features: int, seed: int = 0):
     import numpy as np
 
@@ -99,41 +157,10 @@ def make_data(n_rows: int, n_features: int, seed: int = 0):
     return X, y
 
 
-def forward_floor(estimator, X, total_rows: int) -> float:
-    """Seconds of one raw batched forward pass over ``total_rows`` model-ready rows.
+def trained_mlp(X, y):
+    from skimportance import KerasRegressor, build_mlp
 
-    A tiled block of rows is fed repeatedly, so 5000x200x5 does not need 4 GB
-    of input; ``forward`` batches it exactly as our engine does.
-    """
-    import numpy as np
-
-    from skimportance._model import locate_keras_model
-
-    located = locate_keras_model(estimator)
-    X_model = located.to_model_input(X)
-    block = np.tile(X_model, (max(1, min(total_rows, 262_144) // len(X_model)), 1))
-    located.forward(block[:100])
-
-    def once():
-        start = time.perf_counter()
-        done = 0
-        while done < total_rows:
-            rows = min(len(block), total_rows - done)
-            located.forward(block[:rows])
-            done += rows
-        return time.perf_counter() - start
-
-    return statistics.median(once() for _ in range(TIMINGS))
-
-
-def measure(n_rows: int, n_features: int, n_repeats: int, sklearn_repeats: int) -> dict:
-    import numpy as np
-    from sklearn.inspection import permutation_importance as sklearn_pi
-
-    from skimportance import KerasRegressor, build_mlp, permutation_importance
-
-    X, y = make_data(n_rows, n_features)
-    estimator = KerasRegressor(
+    return KerasRegressor(
         model=build_mlp,
         model__hidden=(64, 64),
         loss="mse",
@@ -144,51 +171,196 @@ def measure(n_rows: int, n_features: int, n_repeats: int, sklearn_repeats: int) 
         random_state=0,
     ).fit(X, y)
 
-    # Warm-ups: Keras's predict function and our traced forward pass.
-    estimator.predict(X[:10])
-    permutation_importance(estimator, X[:50], y[:50], n_repeats=1)
 
-    def ours_once():
-        start = time.perf_counter()
-        result = permutation_importance(
-            estimator, X, y, n_repeats=n_repeats, random_state=0
+def forward_floor(estimator, X, total_rows: int, max_rows: int | None = None) -> float:
+    """Seconds of one raw batched forward pass over ``total_rows`` model-ready rows.
+
+    A tiled block of rows is fed repeatedly, so 5000x200x5 does not need 4 GB
+    of input; ``forward`` batches it exactly as our engines do. With
+    ``max_rows``, only that many rows are run and the time is scaled.
+    """
+    import numpy as np
+
+    from skimportance._model import locate_keras_model
+
+    located = locate_keras_model(estimator)
+    X_model = located.to_model_input(X)
+    block = np.tile(X_model, (max(1, min(total_rows, 262_144) // len(X_model)), 1))
+    located.forward(block[:100])
+    rows_run = min(total_rows, max_rows or total_rows)
+
+    def once():
+        done = 0
+        while done < rows_run:
+            rows = min(len(block), rows_run - done)
+            located.forward(block[:rows])
+            done += rows
+
+    return seconds(once) * total_rows / rows_run
+
+
+# --- one size, in its own process -------------------------------------------------
+
+
+def measure(n_rows: int, n_features: int, n_repeats: int, quick: bool) -> dict:
+    import numpy as np
+    from sklearn.inspection import permutation_importance as sklearn_pi
+
+    from skimportance import permutation_importance
+
+    X, y = make_data(n_rows, n_features)
+    estimator = trained_mlp(X, y)
+    huge = n_rows * n_features * n_repeats > HUGE_ROWS
+    subset = max(1, n_features // 10) if huge else n_features  # exact engine's share
+
+    # Warm-ups: Keras's predict function and our traced functions.
+    estimator.predict(X[:10])
+    for algorithm in ENGINES:
+        permutation_importance(
+            estimator, X[:50], y[:50], n_repeats=1, algorithm=algorithm
         )
-        return result, time.perf_counter() - start
+
+    def ours(algorithm, groups=None):
+        return permutation_importance(
+            estimator,
+            X,
+            y,
+            n_repeats=n_repeats,
+            random_state=0,
+            algorithm=algorithm,
+            feature_groups=groups,
+        )
 
     # Memory first, before anything big has been allocated and freed.
-    with PeakRSS() as ours_memory:
-        ours, _ = ours_once()
-    # Timed apart from that call: the 1 ms sampling thread competes for the GIL.
-    ours_s = statistics.median(ours_once()[1] for _ in range(TIMINGS))
+    with PeakRSS() as memory:
+        auto = ours("auto")
+    del auto.details["n_samples"]  # keep the details light
+    row = {"size": f"{n_rows}x{n_features}x{n_repeats}", "huge": huge}
+    row["auto_choice"] = auto.details["algorithm"]
+    row["flops"] = auto.details.get("flops")
+    row["auto_rss_mb"] = memory.growth_mb
 
-    floor_s = forward_floor(estimator, X, n_rows * n_features * n_repeats)
+    results = {}
+    subset_groups = [[j] for j in range(subset)] if huge else None
+    for algorithm in ENGINES:
+        groups = subset_groups if algorithm == "exact" else None
+        row[f"{algorithm}_s"], results[algorithm] = timed(
+            lambda a=algorithm, g=groups: ours(a, g)
+        )
+    row["exact_s"] *= n_features / subset
 
-    start = time.perf_counter()
-    theirs = sklearn_pi(estimator, X, y, n_repeats=sklearn_repeats, random_state=0)
-    sklearn_s = time.perf_counter() - start
-    # scikit-learn makes 1 + features x repeats predict calls of equal size.
-    calls = lambda repeats: 1 + n_features * repeats  # noqa: E731
-    sklearn_full_s = sklearn_s * calls(n_repeats) / calls(sklearn_repeats)
-    # Our first k repeats are scikit-learn's k repeats: the draws are sequential.
-    diff = float(
-        np.abs(ours.importances[:, :sklearn_repeats] - theirs.importances).max()
+    total_rows = n_rows * n_features * n_repeats
+    row["floor_s"] = forward_floor(
+        estimator, X, total_rows, max_rows=HUGE_ROWS // 4 if huge else None
     )
 
+    # scikit-learn makes 1 + features x repeats predict calls of equal size.
+    calls = lambda repeats: 1 + n_features * repeats  # noqa: E731
+    if huge:  # estimated from the time of its predict on X
+        row["sklearn_s"] = seconds(lambda: estimator.predict(X)) * calls(n_repeats)
+        row["sklearn_note"] = "estimated"
+        exact = results["exact"].importances
+        incremental = results["incremental"].importances[:subset]
+        row["diff"] = {"incremental vs exact": float(np.abs(incremental - exact).max())}
+        return row
+    big = total_rows > 500_000
+    sklearn_repeats = 1 if (quick and big) else n_repeats
+    start = time.perf_counter()
+    theirs = sklearn_pi(estimator, X, y, n_repeats=sklearn_repeats, random_state=0)
+    row["sklearn_s"] = (time.perf_counter() - start) * (
+        calls(n_repeats) / calls(sklearn_repeats)
+    )
+    row["sklearn_note"] = "extrapolated" if sklearn_repeats < n_repeats else ""
+    # Our first k repeats are scikit-learn's k repeats: the draws are sequential.
+    row["diff"] = {
+        algorithm: float(
+            np.abs(
+                results[algorithm].importances[:, :sklearn_repeats] - theirs.importances
+            ).max()
+        )
+        for algorithm in ("exact", "incremental")
+    }
+    return row
+
+
+def measure_dask(n_rows: int, n_features: int, n_repeats: int) -> dict:
+    """In-process against a 2-worker LocalCluster; asserts the model travels once."""
+    import joblib
+    from distributed import Client, LocalCluster
+
+    from skimportance import _distributed, permutation_importance
+
+    X, y = make_data(n_rows, n_features)
+    estimator = trained_mlp(X, y)
+
+    def run():
+        return permutation_importance(
+            estimator, X, y, n_repeats=n_repeats, random_state=0
+        )
+
+    run()  # warm-up
+    in_process = seconds(run)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+        joblib.parallel_config(backend="dask"),
+    ):
+        run()  # warm-up: the workers import TensorFlow and receive the model
+        before = client.run(lambda: (_distributed.LOADS, _distributed.MODEL_LOADS))
+        calls = 0
+
+        def on_cluster():
+            nonlocal calls
+            calls += 1
+            return run()
+
+        cluster_s = seconds(on_cluster)
+        after = client.run(lambda: (_distributed.LOADS, _distributed.MODEL_LOADS))
+    runs, models = (
+        sorted(after[w][i] - before.get(w, (0, 0))[i] for w in after) for i in (0, 1)
+    )
+    # Each call's rows and plan reach a worker once, never per chunk; the
+    # unchanged model stays on the workers from the warm-up on.
+    assert all(n <= calls for n in runs) and not any(models), (runs, models, calls)
     return {
         "size": f"{n_rows}x{n_features}x{n_repeats}",
-        "sklearn_s": sklearn_full_s,
-        "sklearn_extrapolated": sklearn_repeats < n_repeats,
-        "sklearn_repeats": sklearn_repeats,
-        "ours_s": ours_s,
-        "speedup": sklearn_full_s / ours_s,
-        "max_abs_diff": diff,
-        "floor_s": floor_s,
-        "vs_floor": ours_s / floor_s,
-        "ours_rss_mb": ours_memory.growth_mb,
+        "in_process_s": in_process,
+        "cluster_s": cluster_s,
+        "calls": calls,
+        "runs": runs,
+        "models": models,
     }
 
 
-# --- the driver -----------------------------------------------------------------
+def measure_cv(n_jobs: int, epochs: int) -> dict:
+    """cross_validate_importance in a fresh process: the first call, then another."""
+    from skimportance import KerasRegressor, build_mlp, cross_validate_importance
+
+    X, y = make_data(2000, 10)
+
+    def run():
+        network = KerasRegressor(
+            model=build_mlp,
+            model__hidden=(32, 32),
+            loss="mse",
+            optimizer="adam",
+            epochs=epochs,
+            batch_size=64,
+            verbose=0,
+            random_state=0,
+        )
+        start = time.perf_counter()
+        cross_validate_importance(
+            network, X, y, cv=4, n_repeats=5, random_state=0, n_jobs=n_jobs
+        )
+        return time.perf_counter() - start
+
+    return {"n_jobs": n_jobs, "epochs": epochs, "first_s": run(), "next_s": run()}
+
+
+# --- the driver -------------------------------------------------------------------
 
 
 def machine() -> str:
@@ -206,7 +378,7 @@ def machine() -> str:
         pass
     packages = ", ".join(
         f"{name} {version(name)}"
-        for name in ("numpy", "scikit-learn", "scikeras", "tensorflow", "keras")
+        for name in ("numpy", "scikit-learn", "scikeras", "tensorflow", "keras", "dask")
     )
     return (
         f"{cpu}, {os.cpu_count()} logical CPUs, "
@@ -215,52 +387,104 @@ def machine() -> str:
     )
 
 
-def load_average() -> str:
-    """Other processes compete for the CPU when this is near the CPU count."""
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def table(rows: list[dict]) -> str:
-    header = (
-        "| rows x features x repeats | scikit-learn (s) | skimportance (s) | speed-up "
-        "| max abs diff | forward floor (s) | ours / floor "
-        "| peak RSS growth, ours (MiB) |"
+def in_subprocess(*worker_args) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", *map(str, worker_args)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    lines = [header, "|" + "---|" * 8]
+    if done.returncode != 0:
+        sys.exit(f"benchmark worker failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def permutation_table(rows: list[dict]) -> str:
+    header = (
+        "| rows x features x repeats | scikit-learn (s) | floor (s) | exact (s) "
+        "| exact / floor | incremental (s) | incremental / floor "
+        "| FLOPs incremental / exact | auto chose | auto (s) | auto / floor "
+        "| auto / exact | max abs diff vs scikit-learn | peak RSS growth, auto (MiB) |"
+    )
+    lines = [header, "|" + "---|" * 14]
     for r in rows:
-        mark = "~" if r["sklearn_extrapolated"] else ""
+        approx = "~" if r["sklearn_note"] else ""
+        huge = "~" if r["huge"] else ""
+        flops = r["flops"]
+        flop_ratio = f"{flops['incremental'] / flops['exact']:.2f}" if flops else "n/a"
+        diff = ", ".join(f"{name} {value:.1e}" for name, value in r["diff"].items())
         lines.append(
-            f"| {r['size']} | {mark}{r['sklearn_s']:.2f} | {r['ours_s']:.3f} "
-            f"| {mark}{r['speedup']:.0f}x | {r['max_abs_diff']:.1e} "
-            f"| {r['floor_s']:.3f} | {r['vs_floor']:.2f}x | {r['ours_rss_mb']:.0f} |"
+            f"| {r['size']} | {approx}{r['sklearn_s']:.1f} | {huge}{r['floor_s']:.3f} "
+            f"| {huge}{r['exact_s']:.3f} | {huge}{r['exact_s'] / r['floor_s']:.2f} "
+            f"| {r['incremental_s']:.3f} "
+            f"| {huge}{r['incremental_s'] / r['floor_s']:.3f} "
+            f"| {flop_ratio} | {r['auto_choice']} | {r['auto_s']:.3f} "
+            f"| {huge}{r['auto_s'] / r['floor_s']:.3f} "
+            f"| {huge}{r['auto_s'] / r['exact_s']:.2f} | {diff} "
+            f"| {r['auto_rss_mb']:.0f} |"
         )
     return "\n".join(lines)
 
 
-def notes(rows: list[dict]) -> str:
+def permutation_notes(rows: list[dict]) -> str:
     text = [
-        "Times are wall-clock seconds of warm calls: for skimportance and the floor",
-        f"the median of {TIMINGS} calls, for scikit-learn a single call. The floor is",
-        "one raw batched forward pass over rows x features x repeats model-ready",
-        "rows; `ours / floor` is the price of building the permuted rows,",
-        "preprocessing them and scoring every slice. Peak RSS growth: process RSS",
-        "sampled every 1 ms by a psutil thread during our first call (not one of",
-        "the timed calls), minus RSS just before it; each size runs in a fresh",
-        "process and this call is its first large allocation, so memory freed",
-        "earlier cannot hide growth. Max abs diff compares the importances of the",
-        "repeats both ran.",
+        "Times are wall-clock seconds of warm calls, the median of",
+        f"{TIMINGS} calls (one call when it takes over {LONG_CALL:.0f} s);",
+        "scikit-learn is timed once. The floor is one raw batched forward pass",
+        "over rows x features x repeats model-ready rows: what the exact engine",
+        "cannot beat. The",
+        "incremental engine does less than that floor (the first layer once, then a",
+        "rank-1 update and the rest of the network per permuted row); all engines",
+        "still score every (feature, repeat) slice through scikit-learn's scorer.",
+        "`FLOPs incremental / exact`: the estimate `auto` decides by (it runs",
+        "incremental when that ratio is at most 0.5). Max abs diff: each engine's",
+        "importances against scikit-learn's, over the repeats both ran. Peak RSS",
+        "growth: process RSS sampled every 1 ms during the first auto call, minus",
+        "RSS just before it, each size in a fresh process.",
     ]
-    extrapolated = [r for r in rows if r["sklearn_extrapolated"]]
+    extrapolated = [r["size"] for r in rows if r["sklearn_note"] == "extrapolated"]
     if extrapolated:
         text += [
-            "`~`: scikit-learn timed on "
-            + ", ".join(
-                f"{r['sklearn_repeats']} repeat at {r['size']}" for r in extrapolated
-            )
-            + " and scaled by its number of predict calls (1 + features x repeats);",
-            "not measured in full.",
+            f"`~` scikit-learn at {', '.join(extrapolated)}: timed on 1 repeat and",
+            "scaled by its number of predict calls (1 + features x repeats).",
+        ]
+    huge = [r["size"] for r in rows if r["huge"]]
+    if huge:
+        text += [
+            f"At {', '.join(huge)} (`~`): scikit-learn is estimated as its predict",
+            "time on X times its 1 + features x repeats calls, the exact engine is",
+            "timed on a tenth of the features and scaled, the floor on a quarter",
+            f"of {HUGE_ROWS:,} rows and scaled, and the difference compares the",
+            "incremental engine with the exact one on that tenth of the features.",
         ]
     return textwrap.fill(" ".join(text), width=88)
+
+
+def dask_table(row: dict) -> str:
+    return "\n".join(
+        [
+            "| rows x features x repeats | in-process (s) | 2-worker LocalCluster (s) "
+            "| cluster / in-process | timed calls | runs unpickled per worker "
+            "| models unpickled per worker |",
+            "|---|---|---|---|---|---|---|",
+            f"| {row['size']} | {row['in_process_s']:.3f} | {row['cluster_s']:.3f} "
+            f"| {row['cluster_s'] / row['in_process_s']:.2f} | {row['calls']} "
+            f"| {', '.join(map(str, row['runs']))} "
+            f"| {', '.join(map(str, row['models']))} |",
+        ]
+    )
+
+
+def cv_table(rows: list[dict]) -> str:
+    lines = [
+        "| epochs | n_jobs | first call, fresh process (s) | next call (s) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['epochs']} | {r['n_jobs']} | {r['first_s']:.2f} | {r['next_s']:.2f} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> None:
@@ -268,17 +492,30 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="time scikit-learn on 1 repeat at the two big sizes and extrapolate",
+        help="time scikit-learn on 1 repeat at the big sizes and extrapolate",
     )
-    parser.add_argument("--sizes", nargs="*", help="e.g. 2000x20x5 (default: all four)")
+    parser.add_argument("--sizes", nargs="*", help="e.g. 2000x20x5 (default: all)")
+    parser.add_argument(
+        "--parts",
+        nargs="*",
+        choices=("permutation", "dask", "cv"),
+        default=("permutation", "dask", "cv"),
+    )
     parser.add_argument(
         "--no-write", action="store_true", help="do not write the results file"
     )
-    parser.add_argument("--worker", nargs=4, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        print(json.dumps(measure(*args.worker)))
+        kind, *values = args.worker
+        if kind == "permutation":
+            *size, quick = map(int, values)
+            print(json.dumps(measure(*size, quick=bool(quick))))
+        elif kind == "dask":
+            print(json.dumps(measure_dask(*map(int, values))))
+        else:
+            print(json.dumps(measure_cv(*map(int, values))))
         return
 
     sizes = (
@@ -289,47 +526,63 @@ def main(argv=None) -> None:
     description = machine()
     load_before = load_average()
     print(f"{description}; load average {load_before}", flush=True)
-    rows = []
-    for n_rows, n_features, n_repeats in sizes:
-        big = n_rows * n_features * n_repeats > 500_000
-        sklearn_repeats = 1 if (args.quick and big) else n_repeats
-        print(f"  {n_rows}x{n_features}x{n_repeats} ...", flush=True)
-        done = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                str(n_rows),
-                str(n_features),
-                str(n_repeats),
-                str(sklearn_repeats),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            sys.exit(f"benchmark worker failed:\n{done.stderr[-4000:]}")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-
-    report = table(rows)
-    load = f"1/5/15-min load average before: {load_before}; after: {load_average()}"
-    print()
-    print(load)
-    print(report)
-    print()
-    print(notes(rows))
-    if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(
-            "# Permutation importance: skimportance vs scikit-learn\n\n"
-            f"Generated by `python benchmarks/bench_permutation.py"
-            f"{' --quick' if args.quick else ''}` on {time.strftime('%Y-%m-%d')}.\n\n"
-            f"Machine: {description}.\n\n{load}.\n\n"
+    sections = []
+    if "permutation" in args.parts:
+        rows = []
+        for size in sizes:
+            print(f"  {'x'.join(map(str, size))} ...", flush=True)
+            rows.append(in_subprocess("permutation", *size, int(args.quick)))
+            print(f"    load average {load_average()}", flush=True)
+        sections.append(
+            "## Engines against scikit-learn and the floor\n\n"
             "Model: scikeras `KerasRegressor`, Dense(64, relu) -> Dense(64, relu) -> "
             f"Dense(1), 3 epochs, batch_size={FIT_BATCH} (also used by its predict), "
             "synthetic regression data, default scoring (R^2), random_state=0.\n\n"
-            f"{report}\n\n{notes(rows)}\n"
+            f"{permutation_table(rows)}\n\n{permutation_notes(rows)}"
+        )
+    if "dask" in args.parts:
+        print(f"  dask {'x'.join(map(str, DASK_SIZE))} ...", flush=True)
+        row = in_subprocess("dask", *DASK_SIZE)
+        sections.append(
+            "## On a dask cluster\n\n"
+            "The same model and data, default arguments, in this process and under "
+            "`joblib.parallel_config(backend='dask')` on a `LocalCluster` of 2 worker "
+            "processes with 1 thread each (TensorFlow limited to 1 thread per "
+            "worker), both warm. The last columns count, over the timed calls, how "
+            "often each worker unpickled a call's rows and plan (at most once per "
+            "call, never per chunk) and the model (never again after the warm-up "
+            "call, the estimator being unchanged); both asserted.\n\n" + dask_table(row)
+        )
+    if "cv" in args.parts:
+        print("  cross_validate_importance n_jobs=1, 2 ...", flush=True)
+        rows = [
+            in_subprocess("cv", n_jobs, epochs)
+            for epochs in CV_EPOCHS
+            for n_jobs in (1, 2)
+        ]
+        sections.append(
+            "## cross_validate_importance over 4 folds\n\n"
+            "2000 rows x 10 features, `KerasRegressor` Dense(32) -> Dense(32) "
+            "trained for 10 or 40 epochs, 5 repeats, in a fresh process each: the "
+            "first call (with `n_jobs=2`, joblib's worker processes start and "
+            "import TensorFlow, a fixed cost of a few seconds) and the next one. "
+            "Each worker process gives TensorFlow cpu_count // n_jobs threads; the "
+            "fitted folds are measured in threads of the calling process.\n\n"
+            + cv_table(rows)
+        )
+
+    load = f"1/5/15-min load average before: {load_before}; after: {load_average()}"
+    report = "\n\n".join(sections)
+    print(f"\n{load}\n\n{report}")
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        command = "python benchmarks/bench_permutation.py" + (
+            " --quick" if args.quick else ""
+        )
+        RESULTS.write_text(
+            "# Permutation importance: skimportance vs scikit-learn\n\n"
+            f"Generated by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n"
+            f"Machine: {description}.\n\n{load}.\n\n{report}\n"
         )
         print(f"\nwrote {RESULTS}")
 

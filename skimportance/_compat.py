@@ -22,6 +22,9 @@ from sklearn.utils.fixes import parse_version
 __all__ = [
     "MixinsBeforeBaseEstimator",
     "TF_LOG_LEVEL",
+    "active_backend",
+    "active_dask_client",
+    "dask_backend_with_futures",
     "boxplot_horizontal",
     "check_parameters_as_sklearn",
     "fix_estimator_tags",
@@ -33,6 +36,7 @@ __all__ = [
     "not_build_parameters",
     "quiet_tensorflow",
     "scikeras_model_input",
+    "scorer_only_predicts",
 ]
 
 
@@ -320,3 +324,75 @@ def no_leaked_tf_state() -> Iterator[None]:
                     tf_config.enable_op_determinism()
                 else:
                     tf_config.disable_op_determinism()
+
+
+# --- scikit-learn scorers that only hand X to the estimator --------------------
+#
+# The incremental engine never builds the perturbed rows; it gives the scorer a
+# placeholder X and a strict stand-in that answers from cached predictions. That
+# is only sound for scorers that use X for nothing but calling the estimator:
+# scikit-learn's own scorer objects (``get_scorer``/``make_scorer``, the
+# passthrough to ``estimator.score``, and dicts/lists of those), whose classes
+# are private. A user's callable may read X itself and gets real rows. Remove
+# when scikit-learn exposes its scorer classes publicly.
+
+
+def scorer_only_predicts(scorer) -> bool:
+    """True when ``scorer`` uses X only to call the estimator's methods."""
+    from sklearn.metrics import _scorer
+
+    if isinstance(scorer, _scorer._MultimetricScorer):
+        return all(scorer_only_predicts(s) for s in scorer._scorers.values())
+    return type(scorer) in (_scorer._Scorer, _scorer._PassthroughScorer)
+
+
+# --- joblib's active dask backend ----------------------------------------------
+#
+# Under ``joblib.parallel_config(backend="dask")`` the Keras engine sends its
+# model and data to every worker once and names them in each chunk, which needs
+# the backend's ``distributed.Client``. joblib has no public way to ask which
+# backend is active: ``joblib.parallel.get_active_backend`` and the backend's
+# ``client``/``submit_kwargs``/``backend_kwargs`` attributes are what joblib
+# itself uses. Remove when joblib exposes the active backend.
+
+
+def active_backend():
+    """joblib's active backend object (``parallel_config``, else the default)."""
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    return backend
+
+
+def active_dask_client():
+    """The dask Client of joblib's active backend, or None for any other backend."""
+    backend = active_backend()
+    if type(backend).__name__ != "DaskDistributedBackend":
+        return None
+    return backend.client
+
+
+# --- joblib's dask backend: data sent once, and recoverable -------------------
+#
+# joblib's dask backend looks each task argument up by ``id`` in its
+# ``data_futures`` (filled by ``parallel_config(scatter=[...])``) and passes the
+# future instead of the object. Scattered data, though, cannot be recomputed:
+# a worker lost with the only copy takes it along, and every task that needs it
+# is cancelled ("already forgotten"). We put our own futures there instead,
+# futures of tasks that return the data, which dask recomputes if a copy is
+# lost. ``data_futures`` is joblib-internal. Remove when joblib's dask backend
+# accepts futures, or its scatter survives a lost worker.
+
+
+@contextlib.contextmanager
+def dask_backend_with_futures(client, futures: dict, submit_kwargs: dict):
+    """joblib's dask backend passing ``futures[id(obj)]`` in place of ``obj``.
+
+    The caller keeps the objects alive (their ids must not be reused) while
+    the context is open.
+    """
+    from joblib import parallel_config
+
+    with parallel_config(backend="dask", client=client, **submit_kwargs):
+        active_backend().data_futures.update(futures)
+        yield

@@ -8,10 +8,12 @@ conditional importance a prediction from the other columns plus shuffled
 residuals. Every random draw is made up front in one :class:`PermutationPlan`,
 which both engines consume:
 
-* the Keras engine, when a Keras model is inside the estimator, builds the
-  perturbed rows of many (group, repeat) slices at once, pushes each chunk
-  through the preprocessing and batched forward passes, and scores every
-  slice through scikit-learn's own scorer with a cached-prediction stand-in;
+* the Keras engine (``_keras_engine``), when a Keras model is inside the
+  estimator, scores many (group, repeat) slices per chunk: exactly (their
+  perturbed rows through the preprocessing and batched forward passes) or
+  incrementally (a rank-k update of the first Dense layer, then the rest of
+  the network), every slice through scikit-learn's own scorer with a
+  cached-prediction stand-in;
 * the generic engine, for any other estimator, perturbs and calls the
   estimator itself, in parallel over groups, exactly like scikit-learn.
 
@@ -25,32 +27,38 @@ turns them into p-values.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
-from sklearn import config_context
+from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 from sklearn.metrics import check_scoring, get_scorer
 from sklearn.utils import _safe_indexing, check_array, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.random import sample_without_replacement
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from ._budget import check_within_budget
 from ._columns import column_map
+from ._compat import check_parameters_as_sklearn
 from ._groups import cluster_feature_groups, resolve_feature_groups
+from ._keras_engine import ALGORITHMS, keras_scores
 from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._names import column_sources
 from ._result import ImportanceResult
-from ._scoring import ScoringContext, call_scorer, per_head_scorer
-from ._validation import check_batch_size, check_model_input, check_positive_int
+from ._scoring import call_scorer, per_head_scorer
+from ._slice_losses import LossCollector
+from ._validation import check_choice, check_positive_int
 
 __all__ = [
+    "ALGORITHMS",
     "PermutationPlan",
     "Perturbation",
     "PerturbationRun",
+    "RunSettings",
     "ShuffledColumns",
     "draw_permutation_plan",
+    "prepare_permutation_run",
     "prepare_run",
 ]
 
@@ -66,9 +74,11 @@ class PermutationPlan:
     ----------
     rows : ndarray of int or None
         Rows of X the perturbed scores use (``max_samples``); None for all.
-    permutations : ndarray of int, shape (n_repeats, n_rows)
+    permutations : ndarray of unsigned int, shape (n_repeats, n_rows)
         Repeat ``r`` takes the perturbed column(s) of ``X[rows]`` from rows
-        ``permutations[r]``. Read it through :meth:`permutation`.
+        ``permutations[r]``, stored in the smallest unsigned type that holds a
+        row number (2 bytes per index up to 65,536 rows, 4 beyond, instead of
+        8). Read it through :meth:`permutation`.
     """
 
     rows: np.ndarray | None
@@ -106,6 +116,7 @@ def draw_permutation_plan(
     array once per repeat, permuting the already permuted column again. So all
     columns see the same draws, and one plan serves every feature and group.
     """
+    check_plan_size(n_rows, n_repeats)
     random_state = check_random_state(random_state)
     seed = random_state.randint(np.iinfo(np.int32).max + 1)
     column_rng = np.random.RandomState(seed)
@@ -114,12 +125,34 @@ def draw_permutation_plan(
         rows = sample_without_replacement(n_samples, n_rows, random_state=column_rng)
     shuffling = np.arange(n_rows)
     current = np.arange(n_rows)
-    permutations = np.empty((n_repeats, n_rows), dtype=np.intp)
+    permutations = np.empty((n_repeats, n_rows), dtype=_index_dtype(n_rows))
     for repeat in range(n_repeats):
         column_rng.shuffle(shuffling)
         current = current[shuffling]  # scikit-learn permutes the permuted column
         permutations[repeat] = current
     return PermutationPlan(rows, permutations)
+
+
+def check_plan_size(n_rows: int, n_repeats: int) -> None:
+    """Refuse a plan that would not fit the memory budget, before drawing it."""
+    nbytes = n_repeats * n_rows * np.dtype(_index_dtype(n_rows)).itemsize
+    _check_bookkeeping("n_repeats", n_repeats, nbytes)
+
+
+#: A run always holds this much bookkeeping (its plan, its scores), whatever
+#: the budget, as the budget always allows one row of work: it governs the
+#: work that grows with the data, and a tiny budget set to force small chunks
+#: must not refuse the run itself.
+BOOKKEEPING_FLOOR = 2**20
+
+
+def _check_bookkeeping(name: str, value, nbytes: float) -> None:
+    if nbytes > BOOKKEEPING_FLOOR:
+        check_within_budget(name, value, nbytes)
+
+
+def _index_dtype(n_rows: int):
+    return np.uint16 if n_rows <= 2**16 else np.uint32
 
 
 # --- perturbations --------------------------------------------------------------
@@ -176,15 +209,32 @@ class PerturbationRun:
     n_rows: int
     grouped: bool
     clustering: dict | None = None  # feature_groups="auto": the dendrogram
+    #: What the engine chose and why (``algorithm``, ``flops``...), filled by
+    #: :meth:`scores` and reported in the results' details.
+    engine_details: dict = field(default_factory=dict)
 
     @property
     def engine(self) -> str:
         return "generic" if self.located is None else "keras"
 
     def scores(
-        self, plan, perturbation, *, batch_size, n_jobs, verbose, desc, row_loss=None
+        self,
+        plan,
+        perturbation,
+        *,
+        batch_size,
+        n_jobs,
+        verbose,
+        desc,
+        row_loss=None,
+        algorithm: str = "auto",
     ):
         """(baseline score, scores grid [group][repeat], loss differences).
+
+        ``algorithm`` picks the Keras engine's: ``"exact"`` (a forward pass
+        over every perturbed row), ``"incremental"`` (rank-k updates of the
+        first Dense layer, see ``_incremental``) or ``"auto"`` (incremental
+        where it applies and its FLOP estimate is clearly lower).
 
         The loss differences, shape (n_groups, n_rows), are each row's
         ``row_loss`` (a ``_inference.PointwiseLoss``) averaged over the
@@ -195,18 +245,40 @@ class PerturbationRun:
         if self.y is None:
             row_loss = None  # nothing to compare predictions with
         total = len(self.groups) * plan.n_repeats
+        # Per slice: its score (a float and its list slot) and its importance.
+        _check_bookkeeping("n_repeats", plan.n_repeats, 48 * total)
         with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
             if self.located is not None:
-                return _keras_scores(
-                    self, plan, perturbation, batch_size, n_jobs, bar, row_loss
+                baseline, scores, differences = keras_scores(
+                    self,
+                    plan,
+                    perturbation,
+                    batch_size,
+                    n_jobs,
+                    bar,
+                    algorithm,
+                    row_loss,
                 )
+                grid = _as_grid(scores, len(self.groups), plan.n_repeats)
+                return baseline, grid, differences
+            if algorithm == "incremental":
+                raise ValueError(
+                    "algorithm='incremental' does not apply: it needs a Keras "
+                    f"model inside the estimator, got {type(self.estimator).__name__}."
+                )
+            self.engine_details["algorithm"] = "exact"
             return _generic_scores(self, plan, perturbation, n_jobs, bar, row_loss)
 
     def results(
         self, baseline, scores, method: str, details: dict, loss_differences=None
     ):
         """One ImportanceResult, or a dict of them for several metrics."""
-        details = {"engine": self.engine, "n_samples": self.n_rows, **details}
+        details = {
+            "engine": self.engine,
+            "n_samples": self.n_rows,
+            **self.engine_details,
+            **details,
+        }
         if self.grouped:
             details["feature_groups"] = {
                 name: [str(c) for c in self.column_names[cols]]
@@ -227,6 +299,65 @@ class PerturbationRun:
                 for metric in baseline
             }
         return _result(baseline, scores, self.names, method, details, loss_differences)
+
+
+class RunSettings(NamedTuple):
+    """A permutation-like run's size and engine settings, checked."""
+
+    n_repeats: int
+    batch_size: int | None
+    algorithm: str
+
+
+def prepare_permutation_run(
+    estimator,
+    X,
+    y,
+    *,
+    caller: str,
+    scoring,
+    n_repeats,
+    n_jobs,
+    random_state,
+    sample_weight,
+    max_samples,
+    feature_groups,
+    cluster_threshold,
+    batch_size,
+    algorithm,
+) -> tuple[PerturbationRun, RunSettings]:
+    """What permutation and conditional importance check before any work.
+
+    The parameters they share with scikit-learn's permutation importance are
+    checked first, by scikit-learn's own constraints and in its words (the
+    one is a drop-in for it); then the sizes, the engine, and the run itself
+    (:func:`prepare_run`).
+    """
+    check_parameters_as_sklearn(
+        sklearn_permutation_importance,
+        {
+            "scoring": scoring,
+            "n_repeats": n_repeats,
+            "n_jobs": n_jobs,
+            "random_state": random_state,
+            "max_samples": max_samples,
+        },
+        caller=caller,
+    )
+    n_repeats, batch_size = check_run_sizes(n_repeats, batch_size)
+    algorithm = check_choice("algorithm", algorithm, ALGORITHMS)
+    run = prepare_run(
+        estimator,
+        X,
+        y,
+        caller=caller,
+        scoring=scoring,
+        sample_weight=sample_weight,
+        max_samples=max_samples,
+        feature_groups=feature_groups,
+        cluster_threshold=cluster_threshold,
+    )
+    return run, RunSettings(n_repeats, batch_size, algorithm)
 
 
 def prepare_run(
@@ -362,131 +493,13 @@ def check_run_sizes(n_repeats, batch_size) -> tuple[int, int | None]:
     return n_repeats, batch_size
 
 
-# --- the Keras engine -------------------------------------------------------------
-
-
-def _keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, row_loss=None):
-    located = run.located
-    context = ScoringContext.from_located(located)
-    X_model = check_model_input(located, run.X, caller=run.caller)
-    check_batch_size(located, batch_size)
-    raw = located.forward(X_model, batch_size=batch_size)
-    baseline = call_scorer(
-        run.scorer, context.stand_in(run.X, raw), run.X, run.y, run.sample_weight
-    )
-
-    X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
-    raw_sub = raw if plan.rows is None else raw[plan.rows]
-    losses = _LossCollector.start(
-        row_loss, context.stand_in(X_sub, raw_sub), X_sub, y_sub, plan.n_repeats
-    )
-    n_rows = plan.n_rows
-    slices = [(g, r) for g in range(len(run.groups)) for r in range(plan.n_repeats)]
-    per_chunk = max(1, _chunk_rows(run.X, X_model) // n_rows)  # whole slices only
-    del X_model, raw, raw_sub
-
-    def chunk_tasks():
-        # Runs lazily, as joblib asks for work: at most a few chunks exist at once.
-        for start in range(0, len(slices), per_chunk):
-            chunk = slices[start : start + per_chunk]
-            X_chunk = _perturbed_rows(X_sub, perturbation, run.groups, chunk)
-            raw_chunk = located.forward(_model_rows(located, X_chunk), batch_size)
-            yield delayed(_score_chunk)(
-                context,
-                run.scorer,
-                X_chunk,
-                raw_chunk,
-                len(chunk),
-                n_rows,
-                y_sub,
-                weight_sub,
-                losses.slice_loss,
-            )
-
-    # Threads: scoring is light, and the stand-ins hold the model.
-    parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
-    scores = []
-    for chunk_scores, chunk_losses in parallel(chunk_tasks()):
-        # Chunks come back in order, so every sum runs over the repeats in order.
-        losses.add(slices[len(scores) : len(scores) + len(chunk_scores)], chunk_losses)
-        scores.extend(chunk_scores)
-        bar.update(len(chunk_scores))
-    grid = _as_grid(scores, len(run.groups), plan.n_repeats)
-    return baseline, grid, losses.differences()
-
-
-def _perturbed_rows(X_sub, perturbation, groups, chunk):
-    """Rows of several (group, repeat) slices stacked: copies of ``X_sub``, each
-    with its group's columns perturbed. Only these rows are materialised."""
-    n_rows = len(X_sub)
-    if hasattr(X_sub, "iloc"):
-        return _perturbed_frame(X_sub, perturbation, groups, chunk)
-    out = np.tile(X_sub, (len(chunk), 1))
-    for s, (group, repeat) in enumerate(chunk):
-        values = perturbation.values(X_sub, group, repeat)
-        out[s * n_rows : (s + 1) * n_rows, groups[group]] = values
-    return out
-
-
-def _perturbed_frame(X_sub, perturbation, groups, chunk):
-    import pandas as pd
-
-    n_rows = len(X_sub)
-    positions = np.tile(np.arange(n_rows), len(chunk))
-    # Column by column through .array keeps every dtype (categorical included)
-    # and builds the frame in one go instead of fragmenting it.
-    data = {j: X_sub.iloc[:, j].array.take(positions) for j in range(X_sub.shape[1])}
-    for s, (group, repeat) in enumerate(chunk):
-        values = perturbation.values(X_sub, group, repeat)
-        for j, column_values in zip(groups[group], values):
-            data[j][s * n_rows : (s + 1) * n_rows] = column_values
-    frame = pd.DataFrame(data, index=X_sub.index[positions], copy=False)
-    frame.columns = X_sub.columns
-    return frame
-
-
-def _model_rows(located, X) -> np.ndarray:
-    """The rows the network takes; dense, as the batched forward pass needs."""
-    X_model = located.to_model_input(X)
-    # A sparse matrix (e.g. from a one-hot encoder in a Pipeline) is densified
-    # here, chunk by chunk, which the chunk size already accounts for.
-    return X_model.toarray() if hasattr(X_model, "toarray") else X_model
-
-
-def _score_chunk(
-    context, scorer, X_chunk, raw, n_slices, n_rows, y, sample_weight, slice_loss=None
-):
-    """(scores, per-row loss differences or None) of the slices of one chunk."""
-    scores, losses = [], [] if slice_loss is not None else None
-    # The baseline call already ran the scorer with full parameter validation
-    # on the same y, sample_weight and prediction shapes; repeating it for every
-    # slice costs more than the metric itself. Data checks (NaN, shapes) stay on.
-    with config_context(skip_parameter_validation=True):
-        for s in range(n_slices):
-            rows = slice(s * n_rows, (s + 1) * n_rows)
-            X_slice = X_chunk.iloc[rows] if hasattr(X_chunk, "iloc") else X_chunk[rows]
-            stand_in = context.stand_in(X_slice, raw[rows])
-            scores.append(call_scorer(scorer, stand_in, X_slice, y, sample_weight))
-            if slice_loss is not None:  # from the stand-in's cached predictions
-                losses.append(slice_loss(stand_in, X_slice, y))
-    return scores, losses
-
-
-def _chunk_rows(X, X_model) -> int:
-    """Perturbed rows per chunk: two chunks (one scored while the next is
-    built) of raw rows and their preprocessed copies fit the memory budget.
-    One-hot encoding in a Pipeline can make the model rows the wider ones."""
-    bytes_per_row = 8 * (X.shape[1] + X_model.shape[1])  # as float64
-    return rows_within_budget(bytes_per_row, share=0.5, max_rows=MAX_ROWS_PER_CALL)
-
-
 # --- the generic engine -----------------------------------------------------------
 
 
 def _generic_scores(run, plan, perturbation, n_jobs, bar, row_loss=None):
     baseline = call_scorer(run.scorer, run.estimator, run.X, run.y, run.sample_weight)
     X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
-    losses = _LossCollector.start(row_loss, run.estimator, X_sub, y_sub, plan.n_repeats)
+    losses = LossCollector.start(row_loss, run.estimator, X_sub, y_sub, plan.n_repeats)
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
     scores = []
     tasks = (
@@ -559,63 +572,6 @@ def _result(baseline, scores, names, method, details, loss_differences=None):
         details=dict(details),
         loss_differences=loss_differences,
     )
-
-
-@dataclass(frozen=True)
-class _SliceLoss:
-    """A perturbed slice's per-row loss minus the unperturbed rows' loss.
-
-    Differences are taken slice by slice, so a column the model ignores gives
-    exactly 0 (no rounding of a sum of equal losses)."""
-
-    row_loss: Any  # _inference.PointwiseLoss
-    baseline_losses: np.ndarray
-
-    def __call__(self, estimator, X, y) -> np.ndarray:
-        return self.row_loss.rows(estimator, X, y) - self.baseline_losses
-
-
-class _LossCollector:
-    """Sums each group's per-row loss differences over its repeats, in repeat
-    order, so that both engines (and any n_jobs) add the same numbers in the
-    same order. Does nothing when no pointwise loss is asked for."""
-
-    def __init__(self, slice_loss, n_repeats: int):
-        self.slice_loss = slice_loss
-        self.n_repeats = n_repeats
-        self.sums: dict[int, np.ndarray] = {}
-
-    @classmethod
-    def start(cls, row_loss, predictor, X_sub, y_sub, n_repeats: int):
-        """The collector, with the unperturbed losses of the rows ``X_sub``
-        as ``predictor`` (the estimator, or a cached stand-in) predicts them."""
-        if row_loss is None:
-            return cls(None, n_repeats)
-        baseline_losses = row_loss.rows(predictor, X_sub, y_sub)
-        return cls(_SliceLoss(row_loss, baseline_losses), n_repeats)
-
-    def add(self, chunk, chunk_losses) -> None:
-        """Loss differences of the (group, repeat) slices ``chunk``, in order."""
-        if self.slice_loss is None:
-            return
-        for (group, _), losses in zip(chunk, chunk_losses):
-            if group not in self.sums:
-                self.sums[group] = np.zeros(len(losses))
-            self.sums[group] += losses
-
-    def add_group(self, group: int, loss_sum) -> None:
-        """One group's differences already summed over its repeats, in order."""
-        if self.slice_loss is not None:
-            self.sums[group] = loss_sum
-
-    def differences(self):
-        """(n_groups, n_rows): the mean over the repeats of each row's loss
-        difference."""
-        if self.slice_loss is None:
-            return None
-        return np.stack([self.sums[group] for group in sorted(self.sums)]) / (
-            self.n_repeats
-        )
 
 
 # --- validation -------------------------------------------------------------------

@@ -32,6 +32,7 @@ from ._compat import loaded_module
 
 __all__ = [
     "ALL_OUTPUTS",
+    "CacheMiss",
     "CachedEstimator",
     "HeadScorer",
     "MultiScorer",
@@ -49,6 +50,10 @@ _ESTIMATOR_METHODS = (
     "decision_function",
     "score",
 )
+
+
+class CacheMiss(LookupError):
+    """A strict stand-in was asked for something its cache cannot answer."""
 
 
 def call_scorer(scorer, estimator, X, y, sample_weight=None):
@@ -126,9 +131,9 @@ class ScoringContext:
             final_score=_final_score_function(located) if "score" in offered else None,
         )
 
-    def stand_in(self, X, raw) -> CachedEstimator:
+    def stand_in(self, X, raw, *, strict: bool = False) -> CachedEstimator:
         """A stand-in answering for rows ``X`` whose network output is ``raw``."""
-        return CachedEstimator(self, X, raw)
+        return CachedEstimator(self, X, raw, strict=strict)
 
 
 def _offers(method: str):
@@ -148,12 +153,18 @@ class CachedEstimator:
     raw : ndarray
         Raw network output for ``X`` (``LocatedModel.forward``), decoded on
         demand into what each response method returns.
+    strict : bool, default=False
+        Raise :class:`CacheMiss` instead of calling the real estimator. The
+        incremental engine hands scorers a placeholder ``X`` (it never builds
+        the perturbed rows), so any question the cache cannot answer must
+        come back to it rather than reach the estimator with the wrong rows.
     """
 
-    def __init__(self, context: ScoringContext, X, raw: np.ndarray):
+    def __init__(self, context: ScoringContext, X, raw: np.ndarray, strict=False):
         self.context = context
         self.X = X
         self.raw = raw
+        self.strict = strict
         self._decoded: dict[str, np.ndarray] = {}
         if context.classes is not None:
             self.classes_ = context.classes
@@ -172,6 +183,8 @@ class CachedEstimator:
                 decoded = self.context.located.decode(self.raw, method)
                 self._decoded[method] = decoded
             return decoded
+        if self.strict:
+            raise CacheMiss(method)
         return getattr(self.context.estimator, method)(X)
 
     # The method names matter: scikit-learn's scorers dispatch on __name__.
@@ -198,6 +211,8 @@ class CachedEstimator:
         final_score = self.context.final_score
         if X is self.X and not params and final_score is not None:
             return final_score(self.predict(X), y, sample_weight)
+        if self.strict:
+            raise CacheMiss("score")
         if sample_weight is not None:
             params["sample_weight"] = sample_weight
         return self.context.estimator.score(X, y, **params)

@@ -19,11 +19,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 from sklearn.utils import check_array, check_random_state
 
-from ._compat import check_parameters_as_sklearn
-from ._engine import check_run_sizes, draw_permutation_plan, prepare_run
+from ._engine import draw_permutation_plan, prepare_permutation_run
 from ._imputation import column_kinds, default_imputers, fit_conditional_draws
 from ._inference import resolve_loss
 from ._result import ImportanceResult
@@ -51,6 +49,7 @@ def conditional_importance(
     cluster_threshold: float = 0.7,
     batch_size: int | None = None,
     verbose: int = 0,
+    algorithm: str = "auto",
 ) -> ImportanceResult | dict[str, ImportanceResult]:
     """Conditional permutation importance: what a column adds to the others.
 
@@ -124,6 +123,11 @@ def conditional_importance(
         the memory budget (scikit-learn's ``working_memory``) decide.
     verbose : int, default=0
         Show a progress bar when > 0.
+    algorithm : {"auto", "exact", "incremental"}, default="auto"
+        The Keras engine, as in :func:`skimportance.permutation_importance`:
+        the conditional draws replace a group's columns like a shuffle does,
+        so the incremental first-layer engine runs them on wide inputs.
+        ``details["algorithm"]`` says which ran.
 
     Returns
     -------
@@ -167,31 +171,23 @@ def conditional_importance(
     >>> result.fdr(0.05)["selected"].tolist()
     [True, False, True]
     """
-    # The parameters it shares with permutation importance, checked (and
-    # worded) as scikit-learn checks them there.
-    check_parameters_as_sklearn(
-        sklearn_permutation_importance,
-        {
-            "scoring": scoring,
-            "n_repeats": n_repeats,
-            "n_jobs": n_jobs,
-            "random_state": random_state,
-            "max_samples": max_samples,
-        },
-        caller="conditional_importance",
-    )
-    n_repeats, batch_size = check_run_sizes(n_repeats, batch_size)
-    run = prepare_run(
+    run, settings = prepare_permutation_run(
         estimator,
         X,
         y,
         caller="conditional_importance",
         scoring=scoring,
+        n_repeats=n_repeats,
+        n_jobs=n_jobs,
+        random_state=random_state,
         sample_weight=sample_weight,
         max_samples=max_samples,
         feature_groups=feature_groups,
         cluster_threshold=cluster_threshold,
+        batch_size=batch_size,
+        algorithm=algorithm,
     )
+    n_repeats, batch_size, algorithm = settings
     kinds = column_kinds(run.X)
     run = replace(run, X=_as_float_numbers(run.X, kinds))
     X_fit = _checked_fit_rows(X_fit, run.X, kinds)
@@ -224,6 +220,7 @@ def conditional_importance(
         verbose=verbose,
         desc="conditional importance",
         row_loss=row_loss,
+        algorithm=algorithm,
     )
     details = {
         "imputer": repr(imputer),

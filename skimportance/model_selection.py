@@ -17,6 +17,7 @@ from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils.parallel import Parallel, delayed
 
+from ._distributed import FoldWorkers
 from ._methods import resolve_methods
 from ._names import check_unique_names
 from ._result import CVImportanceResult, ImportanceResult
@@ -71,8 +72,13 @@ def cross_validate_importance(
         Group labels for group-aware splitters (``GroupKFold``...).
     n_jobs : int, default=None
         Folds run in parallel through joblib, so
-        ``joblib.parallel_config(backend="dask")`` runs them on a dask cluster.
-        The method itself runs sequentially within each fold.
+        ``joblib.parallel_config(backend="dask")`` runs them on a dask cluster
+        (``X`` and ``y`` are sent to each worker once, and TensorFlow is
+        limited to each worker's threads). The method itself runs
+        sequentially within each fold. With a Keras model and joblib's
+        default process backend, each worker process gives TensorFlow
+        ``cpu_count // n_jobs`` threads for the fits, and the fitted folds,
+        which come back to this process anyway, are measured here in threads.
     random_state : int, RandomState or None, default=None
         Seeds the methods' random draws; the seeds of all folds are drawn up
         front, so results do not depend on ``n_jobs`` or the backend.
@@ -131,36 +137,48 @@ def cross_validate_importance(
     _check_error_score(error_score)
     X, y, groups = indexable(X, y, groups)
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
-    fitted = cross_validate(
-        estimator,
-        X,
-        y,
-        groups=groups,
-        cv=splitter,
-        scoring=check_scoring(estimator, scoring=scoring),
-        n_jobs=n_jobs,
-        params=params,
-        return_estimator=True,
-        return_indices=True,
-        error_score=error_score,
-    )
-    tests = fitted["indices"]["test"]
-    trains = fitted["indices"]["train"]
-    seeds = check_random_state(random_state).randint(
-        np.iinfo(np.int32).max, size=len(tests)
-    )
-    folds = Parallel(n_jobs=n_jobs)(
-        delayed(_measure_fold)(
-            _fold_calls(calls, int(seed), X, train),
-            fold_estimator,
-            _safe_indexing(X, test),
-            _safe_indexing(y, test),
-            failed=not np.isfinite(score) and error_score != "raise",
+    scorer = check_scoring(estimator, scoring=scoring)
+    with FoldWorkers(estimator, X, y, n_jobs=n_jobs) as workers:
+        with workers.fitting():
+            fitted = cross_validate(
+                estimator,
+                X,
+                y,
+                groups=groups,
+                cv=splitter,
+                scoring=scorer,
+                n_jobs=n_jobs,
+                params=params,
+                return_estimator=True,
+                return_indices=True,
+                error_score=error_score,
+            )
+        tests = fitted["indices"]["test"]
+        trains = fitted["indices"]["train"]
+        seeds = check_random_state(random_state).randint(
+            np.iinfo(np.int32).max, size=len(tests)
         )
-        for fold_estimator, train, test, seed, score in zip(
-            fitted["estimator"], trains, tests, seeds, fitted["test_score"]
-        )
-    )
+        # Conditional importance fits its own models on each fold's training
+        # rows, so only then do the training indices travel with the folds.
+        fits = any(call.fits_on_training_data for call in calls)
+        fold_trains = trains if fits else [None] * len(tests)
+        # A fold's task names X, y and its rows rather than carrying a copy
+        # of them.
+        with workers.measuring([*tests, *(trains if fits else [])]):
+            folds = Parallel(n_jobs=n_jobs)(
+                delayed(_measure_fold)(
+                    [call.seeded_with(int(seed)) for call in calls],
+                    fold_estimator,
+                    X,
+                    y,
+                    test,
+                    train,
+                    failed=not np.isfinite(score) and error_score != "raise",
+                )
+                for fold_estimator, train, test, seed, score in zip(
+                    fitted["estimator"], fold_trains, tests, seeds, fitted["test_score"]
+                )
+            )
     results = {
         call.name: CVImportanceResult(
             _fill_failed_folds([fold.get(call.name) for fold in folds], call.name),
@@ -185,20 +203,17 @@ def _check_error_score(error_score) -> None:
         )
 
 
-def _fold_calls(calls, seed: int, X, train) -> list:
-    """The calls of one fold: seeded, and with their own models (conditional
-    importance's) fitted on the fold's training rows, never on its test rows."""
-    calls = [call.seeded_with(seed) for call in calls]
-    if not any(call.fits_on_training_data for call in calls):
-        return calls
-    X_train = _safe_indexing(X, train)
-    return [call.with_training_data(X_train) for call in calls]
+def _measure_fold(calls, estimator, X, y, test, train, *, failed: bool) -> dict:
+    """{method: result} on the held-out rows ``test``; empty if the fit failed.
 
-
-def _measure_fold(calls, estimator, X_test, y_test, *, failed: bool) -> dict:
-    """{method: result} on one held-out fold; empty if its fit failed."""
+    Calls that fit models of their own (conditional importance's) fit them on
+    the fold's training rows ``train``, never on its test rows."""
     if failed:
         return {}
+    if train is not None:
+        X_train = _safe_indexing(X, train)
+        calls = [call.with_training_data(X_train) for call in calls]
+    X_test, y_test = _safe_indexing(X, test), _safe_indexing(y, test)
     return {
         call.name: call.single(
             estimator, X_test, y_test, who="cross_validate_importance"

@@ -10,15 +10,7 @@ for the same ``random_state``.
 
 from __future__ import annotations
 
-from sklearn.inspection import permutation_importance as sklearn_permutation_importance
-
-from ._compat import check_parameters_as_sklearn
-from ._engine import (
-    ShuffledColumns,
-    check_run_sizes,
-    draw_permutation_plan,
-    prepare_run,
-)
+from ._engine import ShuffledColumns, draw_permutation_plan, prepare_permutation_run
 from ._inference import resolve_loss
 from ._result import ImportanceResult
 
@@ -41,6 +33,7 @@ def permutation_importance(
     verbose: int = 0,
     loss="auto",
     cluster_threshold: float = 0.7,
+    algorithm: str = "auto",
 ) -> ImportanceResult | dict[str, ImportanceResult]:
     """Permutation importance, a drop-in for scikit-learn's, fast for Keras.
 
@@ -112,6 +105,20 @@ def permutation_importance(
         themselves do not depend on it.
     cluster_threshold : float, default=0.7
         The |rho| at which ``feature_groups="auto"`` puts columns together.
+    algorithm : {"auto", "exact", "incremental"}, default="auto"
+        Keras engine only. ``"exact"`` runs the network on every permuted
+        row. ``"incremental"`` computes the first Dense layer of the
+        unpermuted rows once and adds, per feature and repeat, the rank-k
+        change of the permuted group's k model columns, then runs only the
+        rest of the network: far faster on wide inputs, equal to float32
+        rounding. It needs a network whose first layer after the input is
+        Dense, and preprocessing that is row-wise and column-separable on
+        ``X`` (checked on the data; one-hot encoders and scalers in a
+        ColumnTransformer are, PCA is not); otherwise it raises a ValueError
+        saying why. ``"auto"`` runs the incremental engine where it applies
+        and its FLOP estimate is well below the exact one, else the exact
+        engine. ``details["algorithm"]`` says which ran, ``details["flops"]``
+        the estimate.
 
     Returns
     -------
@@ -125,11 +132,12 @@ def permutation_importance(
     Raises
     ------
     ValueError
-        Bad ``n_repeats``/``max_samples``/``batch_size``, X with NaN going into
-        a Keras model, X with the wrong number of columns, y or sample_weight
-        of the wrong length, bad ``feature_groups``, a ``batch_size`` whose
-        batches would not fit the memory budget. Raised before any data
-        reaches the network. Where scikit-learn refuses the same input, the
+        Bad ``n_repeats``/``max_samples``/``batch_size``/``algorithm``, an
+        ``n_repeats`` or ``batch_size`` whose work would not fit the memory
+        budget, X with NaN going into a Keras model, X with the wrong number
+        of columns, y or sample_weight of the wrong length, bad
+        ``feature_groups``. Raised before any data reaches the network.
+        Where scikit-learn refuses the same input, the
         error is scikit-learn's, in its words (``InvalidParameterError``
         "The 'max_samples' parameter of permutation_importance must be ...",
         "max_samples must be <= n_samples"), so code written against
@@ -160,30 +168,23 @@ def permutation_importance(
     >>> grouped.feature_names.tolist()
     ['x0 and x1']
     """
-    # scikit-learn's checks and words first: this is a drop-in for its function.
-    check_parameters_as_sklearn(
-        sklearn_permutation_importance,
-        {
-            "scoring": scoring,
-            "n_repeats": n_repeats,
-            "n_jobs": n_jobs,
-            "random_state": random_state,
-            "max_samples": max_samples,
-        },
-        caller="permutation_importance",
-    )
-    n_repeats, batch_size = check_run_sizes(n_repeats, batch_size)
-    run = prepare_run(
+    run, settings = prepare_permutation_run(
         estimator,
         X,
         y,
         caller="permutation_importance",
         scoring=scoring,
+        n_repeats=n_repeats,
+        n_jobs=n_jobs,
+        random_state=random_state,
         sample_weight=sample_weight,
         max_samples=max_samples,
         feature_groups=feature_groups,
         cluster_threshold=cluster_threshold,
+        batch_size=batch_size,
+        algorithm=algorithm,
     )
+    n_repeats, batch_size, algorithm = settings
     row_loss = resolve_loss(loss, estimator, y)
     n_samples = run.X.shape[0]
     plan = draw_permutation_plan(random_state, n_samples, run.n_rows, n_repeats)
@@ -195,6 +196,7 @@ def permutation_importance(
         verbose=verbose,
         desc="permutation importance",
         row_loss=row_loss,
+        algorithm=algorithm,
     )
     details = {"loss": None if row_loss is None else row_loss.name}
     return run.results(baseline, scores, "permutation", details, differences)

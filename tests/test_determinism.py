@@ -16,6 +16,7 @@ import os
 import joblib
 import numpy as np
 import pytest
+import sklearn
 from conftest import make_regressor
 from sklearn.linear_model import Ridge
 
@@ -121,3 +122,61 @@ def test_seeded_fits_in_threads_equal_sequential_fits(cases):
     assert os.environ.get("TF_DETERMINISTIC_OPS") == variable
     np.testing.assert_array_equal(threaded.importances, sequential.importances)
     np.testing.assert_array_equal(threaded.test_scores, sequential.test_scores)
+
+
+def loads_per_worker(client) -> dict:
+    """{worker: (runs unpickled, models unpickled)} so far."""
+    from skimportance import _distributed
+
+    return client.run(lambda: (_distributed.LOADS, _distributed.MODEL_LOADS))
+
+
+@pytest.mark.parametrize("algorithm", ["exact", "incremental"])
+def test_the_model_travels_to_each_worker_once(cases, dask_client, algorithm):
+    from distributed import get_task_stream
+
+    network, X, y, _ = cases["keras"]
+    kwargs = dict(n_repeats=3, random_state=7, batch_size=N_ROWS, algorithm=algorithm)
+    # A budget of one (feature, repeat) slice per chunk: 15 chunks to spread.
+    with sklearn.config_context(working_memory=0.01):
+        in_process = permutation_importance(network, X, y, **kwargs)
+        before = loads_per_worker(dask_client)
+        on_dask = []
+        with (
+            get_task_stream(dask_client) as tasks,
+            joblib.parallel_config(backend="dask"),
+        ):
+            for _ in range(2):  # the second call finds the model on the workers
+                on_dask.append(permutation_importance(network, X, y, **kwargs))
+        after = loads_per_worker(dask_client)
+
+    chunks = [t for t in tasks.data if t["key"].startswith("skimportance-chunk")]
+    assert len(chunks) == 2 * N_FEATURES * 3  # one slice per chunk: 15 per call
+    runs, models = (
+        [after[w][i] - before.get(w, (0, 0))[i] for w in after] for i in (0, 1)
+    )
+    assert all(n <= 2 for n in runs) and all(n <= 1 for n in models), (runs, models)
+    for result in on_dask:
+        assert result.details["algorithm"] == algorithm
+        np.testing.assert_allclose(
+            result.importances, in_process.importances, atol=1e-6
+        )
+    # TensorFlow got the worker's one thread, not one per core.
+    threads = dask_client.run(lambda: os.environ.get("TF_NUM_INTRAOP_THREADS"))
+    assert set(threads.values()) == {"1"}
+
+
+def test_a_changed_model_is_sent_again(cases, dask_client):
+    network, X, y, _ = cases["keras"]
+    model = network.model_
+    weights = model.get_weights()
+    try:
+        with joblib.parallel_config(backend="dask"):
+            before = permutation_importance(network, X, y, n_repeats=2, random_state=0)
+            model.set_weights([2 * w for w in weights])
+            changed = permutation_importance(network, X, y, n_repeats=2, random_state=0)
+        expected = permutation_importance(network, X, y, n_repeats=2, random_state=0)
+    finally:
+        model.set_weights(weights)
+    np.testing.assert_allclose(changed.importances, expected.importances, atol=1e-6)
+    assert not np.allclose(changed.importances, before.importances)

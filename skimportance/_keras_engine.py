@@ -1,0 +1,283 @@
+"""The Keras engine: perturbed slices scored in batches, exactly or incrementally.
+
+A run's (group, repeat) slices are scored in chunks by one of two slice
+engines with the same interface (``chunks``, ``prepare``, ``score``, ``run``):
+
+* :class:`ExactSlices` builds every perturbed row of a chunk, preprocesses
+  them and runs the whole network on them in large batches;
+* ``IncrementalSlices`` (``_incremental``) adds each slice's rank-k change to
+  the first Dense layer of the unperturbed rows and runs only the rest of the
+  network.
+
+Either way each slice is scored through scikit-learn's own scorer with a
+cached-prediction stand-in. :func:`run_slices` runs the chunks in this process
+(the network on one chunk while threads score the previous ones) or, under a
+dask backend, on the cluster (``_distributed``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import config_context
+from sklearn.utils.parallel import Parallel, delayed
+
+from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from ._distributed import dask_client_for_chunks, run_on_dask
+from ._incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
+from ._scoring import ScoringContext, call_scorer
+from ._slice_losses import LossCollector, slice_losses
+from ._validation import check_batch_size, check_model_input
+
+__all__ = ["ALGORITHMS", "ExactSlices", "keras_scores", "run_slices"]
+
+#: ``algorithm=`` of the methods built on the engines.
+ALGORITHMS = ("auto", "exact", "incremental")
+
+
+def keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, algorithm, row_loss):
+    """(baseline score, scores of every slice group by group, loss differences).
+
+    The loss differences are those of :class:`LossCollector` for ``row_loss``
+    (None without one), computed from the predictions the slices already have.
+    """
+    located = run.located
+    check_batch_size(located, batch_size)
+    context = ScoringContext.from_located(located)
+    X_model = check_model_input(located, run.X, caller=run.caller)
+    raw = located.forward(X_model, batch_size=batch_size)
+    baseline = call_scorer(
+        run.scorer, context.stand_in(run.X, raw), run.X, run.y, run.sample_weight
+    )
+
+    X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
+    raw_sub = raw if plan.rows is None else raw[plan.rows]
+    losses = LossCollector.start(
+        row_loss, context.stand_in(X_sub, raw_sub), X_sub, y_sub, plan.n_repeats
+    )
+    exact = ExactSlices(
+        located=located,
+        scorer=run.scorer,
+        X_sub=X_sub,
+        y=y_sub,
+        sample_weight=weight_sub,
+        perturbation=perturbation,
+        groups=run.groups,
+        n_repeats=plan.n_repeats,
+        per_chunk=max(1, _chunk_rows(run.X, X_model) // plan.n_rows),
+        batch_size=batch_size,
+        slice_loss=losses.slice_loss,
+    )
+    del X_model, raw, raw_sub
+    slices = _choose_slices(algorithm, run, exact, batch_size)
+    try:
+        scores = run_slices(slices, n_jobs, bar, losses, caller=run.caller)
+    except IncrementalUnavailable as exc:  # found only at a later repeat
+        if algorithm == "incremental":
+            raise ValueError(f"algorithm='incremental' does not apply: {exc}.") from exc
+        run.engine_details.update(algorithm="exact", incremental_unavailable=str(exc))
+        bar.reset()
+        losses = LossCollector(losses.slice_loss, plan.n_repeats)
+        scores = run_slices(exact, n_jobs, bar, losses, caller=run.caller)
+    return baseline, scores, losses.differences()
+
+
+def _choose_slices(algorithm, run, exact, batch_size):
+    """The exact slices, or the incremental ones where they apply (and, for
+    ``"auto"``, where the FLOP estimate says they are faster)."""
+    details = run.engine_details
+    details["algorithm"] = "exact"
+    if algorithm == "exact":
+        return exact
+    try:
+        incremental = plan_incremental(
+            exact,
+            rows_per_call=batch_size or exact.located.rows_per_call,
+            favourable=None if algorithm == "incremental" else AUTO_FLOP_RATIO,
+            details=details,
+        )
+    except IncrementalUnavailable as exc:
+        if algorithm == "incremental":
+            raise ValueError(f"algorithm='incremental' does not apply: {exc}.") from exc
+        details["incremental_unavailable"] = str(exc)
+        return exact
+    if incremental is None:  # auto: not expected to be faster
+        return exact
+    details["algorithm"] = "incremental"
+    return incremental
+
+
+class ExactSlices:
+    """Scores of (group, repeat) slices by a forward pass over their rows.
+
+    A chunk is a list of whole slices; :meth:`prepare` builds their perturbed
+    rows, preprocesses them and runs the network, :meth:`score` scores each
+    slice through scikit-learn's scorer with a cached-prediction stand-in.
+    Picklable: a dask worker receives it once and scores the chunks it is
+    named.
+    """
+
+    def __init__(
+        self,
+        *,
+        located,
+        scorer,
+        X_sub,
+        y,
+        sample_weight,
+        perturbation,
+        groups,
+        n_repeats: int,
+        per_chunk: int,
+        batch_size,
+        slice_loss=None,
+    ):
+        self.located = located
+        self.scorer = scorer
+        self.X_sub, self.y, self.sample_weight = X_sub, y, sample_weight
+        self.perturbation = perturbation
+        self.groups = groups
+        self.n_repeats = n_repeats
+        self.per_chunk = per_chunk
+        # Decided here, where the memory budget is set, not where chunks run.
+        self.batch_size = batch_size or located.rows_per_call
+        self.slice_loss = slice_loss  # per-row loss differences, for p-values
+        self._context = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_context": None}  # rebuilt where it is used
+
+    @property
+    def context(self) -> ScoringContext:
+        if self._context is None:
+            self._context = ScoringContext.from_located(self.located)
+        return self._context
+
+    def chunks(self):
+        """Lists of whole (group, repeat) slices, generated as they are needed."""
+        chunk = []
+        for group in range(len(self.groups)):
+            for repeat in range(self.n_repeats):
+                chunk.append((group, repeat))
+                if len(chunk) == self.per_chunk:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    def prepare(self, chunk):
+        X_chunk = _perturbed_rows(self.X_sub, self.perturbation, self.groups, chunk)
+        raw = self.located.forward(_model_rows(self.located, X_chunk), self.batch_size)
+        return chunk, X_chunk, raw
+
+    def score(self, prepared) -> list:
+        """[((group, repeat), score, loss differences or None)] of a prepared
+        chunk."""
+        chunk, X_chunk, raw = prepared
+        n_rows = len(self.X_sub)
+        scored = []
+        # The baseline call already ran the scorer with full parameter
+        # validation on the same y, sample_weight and prediction shapes;
+        # repeating it for every slice costs more than the metric itself. Data
+        # checks (NaN, shapes) stay on.
+        with config_context(skip_parameter_validation=True):
+            for s, slice_key in enumerate(chunk):
+                rows = slice(s * n_rows, (s + 1) * n_rows)
+                X_slice = (
+                    X_chunk.iloc[rows] if hasattr(X_chunk, "iloc") else X_chunk[rows]
+                )
+                stand_in = self.context.stand_in(X_slice, raw[rows])
+                scored.append(
+                    (
+                        slice_key,
+                        call_scorer(
+                            self.scorer, stand_in, X_slice, self.y, self.sample_weight
+                        ),
+                        slice_losses(self.slice_loss, stand_in, X_slice, self.y),
+                    )
+                )
+        return scored
+
+    def run(self, chunk) -> list:
+        return self.score(self.prepare(chunk))
+
+
+def run_slices(slices, n_jobs, bar, losses, *, caller: str) -> list:
+    """Scores of every slice, group by group, in this process or on dask.
+
+    In this process the network runs on one chunk while worker threads score
+    the previous ones (chunks are built lazily, as joblib asks for work, so
+    only a few exist at once). Under ``joblib.parallel_config(backend="dask")``
+    the chunks run on the cluster, which receives ``slices`` once. Each
+    slice's loss differences go to the :class:`LossCollector` ``losses``.
+    """
+    n_repeats = slices.n_repeats
+    scores = [None] * (len(slices.groups) * n_repeats)
+
+    def collect(scored):
+        for (group, repeat), score, slice_loss in scored:
+            scores[group * n_repeats + repeat] = score
+            losses.add(group, repeat, slice_loss)
+        bar.update(len(scored))
+
+    client = dask_client_for_chunks()
+    if client is not None:
+        run_on_dask(client, slices, collect, caller=caller)
+        return scores
+
+    def chunk_tasks():
+        for chunk in slices.chunks():
+            yield delayed(slices.score)(slices.prepare(chunk))
+
+    # Threads, whatever the backend: scoring is light and the stand-ins hold
+    # the model, which a process backend would pickle into every chunk (dask
+    # is handled above; inside a dask worker this keeps the fold local).
+    parallel = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator")
+    for scored in parallel(chunk_tasks()):
+        collect(scored)
+    return scores
+
+
+def _perturbed_rows(X_sub, perturbation, groups, chunk):
+    """Rows of several (group, repeat) slices stacked: copies of ``X_sub``, each
+    with its group's columns perturbed. Only these rows are materialised."""
+    n_rows = len(X_sub)
+    if hasattr(X_sub, "iloc"):
+        return _perturbed_frame(X_sub, perturbation, groups, chunk)
+    out = np.tile(X_sub, (len(chunk), 1))
+    for s, (group, repeat) in enumerate(chunk):
+        values = perturbation.values(X_sub, group, repeat)
+        out[s * n_rows : (s + 1) * n_rows, groups[group]] = values
+    return out
+
+
+def _perturbed_frame(X_sub, perturbation, groups, chunk):
+    import pandas as pd
+
+    n_rows = len(X_sub)
+    positions = np.tile(np.arange(n_rows), len(chunk))
+    # Column by column through .array keeps every dtype (categorical included)
+    # and builds the frame in one go instead of fragmenting it.
+    data = {j: X_sub.iloc[:, j].array.take(positions) for j in range(X_sub.shape[1])}
+    for s, (group, repeat) in enumerate(chunk):
+        values = perturbation.values(X_sub, group, repeat)
+        for j, column_values in zip(groups[group], values):
+            data[j][s * n_rows : (s + 1) * n_rows] = column_values
+    frame = pd.DataFrame(data, index=X_sub.index[positions], copy=False)
+    frame.columns = X_sub.columns
+    return frame
+
+
+def _model_rows(located, X) -> np.ndarray:
+    """The rows the network takes; dense, as the batched forward pass needs."""
+    X_model = located.to_model_input(X)
+    # A sparse matrix (e.g. from a one-hot encoder in a Pipeline) is densified
+    # here, chunk by chunk, which the chunk size already accounts for.
+    return X_model.toarray() if hasattr(X_model, "toarray") else X_model
+
+
+def _chunk_rows(X, X_model) -> int:
+    """Perturbed rows per chunk: two chunks (one scored while the next is
+    built) of raw rows and their preprocessed copies fit the memory budget.
+    One-hot encoding in a Pipeline can make the model rows the wider ones."""
+    bytes_per_row = 8 * (X.shape[1] + X_model.shape[1])  # as float64
+    return rows_within_budget(bytes_per_row, share=0.5, max_rows=MAX_ROWS_PER_CALL)

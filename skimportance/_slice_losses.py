@@ -1,0 +1,86 @@
+"""Per-row loss differences of perturbed slices, for p-values.
+
+Asked for a pointwise loss (``_inference.PointwiseLoss``), every engine
+computes each perturbed slice's per-row loss from the predictions it already
+has and hands it to a :class:`LossCollector`, which sums each group's
+differences over its repeats in repeat order, whatever order the slices come
+back in (threads, dask's ``as_completed``). So the exact, incremental and
+generic engines, on any ``n_jobs`` or backend, add the same numbers in the
+same order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LossCollector", "SliceLoss", "slice_losses"]
+
+
+@dataclass(frozen=True)
+class SliceLoss:
+    """A perturbed slice's per-row loss minus the unperturbed rows' loss.
+
+    Differences are taken slice by slice, so a column the model ignores gives
+    exactly 0 (no rounding of a sum of equal losses)."""
+
+    row_loss: Any  # _inference.PointwiseLoss
+    baseline_losses: np.ndarray
+
+    def __call__(self, estimator, X, y) -> np.ndarray:
+        return self.row_loss.rows(estimator, X, y) - self.baseline_losses
+
+
+class LossCollector:
+    """Sums each group's per-row loss differences over its repeats, in repeat
+    order. Does nothing when no pointwise loss is asked for."""
+
+    def __init__(self, slice_loss: SliceLoss | None, n_repeats: int):
+        self.slice_loss = slice_loss
+        self.n_repeats = n_repeats
+        self.sums: dict[int, np.ndarray] = {}
+        self._next_repeat: dict[int, int] = {}
+        self._early: dict[tuple[int, int], np.ndarray] = {}  # arrived before their turn
+
+    @classmethod
+    def start(cls, row_loss, predictor, X_sub, y_sub, n_repeats: int):
+        """The collector, with the unperturbed losses of the rows ``X_sub``
+        as ``predictor`` (the estimator, or a cached stand-in) predicts them."""
+        if row_loss is None:
+            return cls(None, n_repeats)
+        baseline_losses = row_loss.rows(predictor, X_sub, y_sub)
+        return cls(SliceLoss(row_loss, baseline_losses), n_repeats)
+
+    def add(self, group: int, repeat: int, losses) -> None:
+        """The loss differences of slice (group, repeat), in any order."""
+        if self.slice_loss is None:
+            return
+        self._early[group, repeat] = losses
+        turn = self._next_repeat.get(group, 0)
+        while (group, turn) in self._early:
+            losses = self._early.pop((group, turn))
+            self.sums[group] = losses if turn == 0 else self.sums[group] + losses
+            turn += 1
+        self._next_repeat[group] = turn
+
+    def add_group(self, group: int, loss_sum) -> None:
+        """One group's differences already summed over its repeats, in order."""
+        if self.slice_loss is not None:
+            self.sums[group] = loss_sum
+
+    def differences(self):
+        """(n_groups, n_rows): the mean over the repeats of each row's loss
+        difference."""
+        if self.slice_loss is None:
+            return None
+        return np.stack([self.sums[group] for group in sorted(self.sums)]) / (
+            self.n_repeats
+        )
+
+
+def slice_losses(slice_loss: SliceLoss | None, predictor, X_slice, y):
+    """A slice's per-row loss differences as ``predictor`` (a stand-in with
+    the slice's cached predictions) predicts; None when none is asked for."""
+    return None if slice_loss is None else slice_loss(predictor, X_slice, y)

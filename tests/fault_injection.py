@@ -1,0 +1,158 @@
+"""Kill dask workers in the middle of runs; run by test_distributed.py.
+
+Runs in its own process (the test bounds it with a timeout, so a hang fails
+the test instead of stalling the suite) against a 2-process LocalCluster:
+
+``permutation_importance`` and ``cross_validate_importance`` with a scorer
+that kills the worker it first runs on: each call must finish with the
+numbers of a clean run, or fail with an error saying that a worker was lost;
+never a bare CancelledError, never a hang.
+
+Prints one line per check and "ALL OK" at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import dask
+import joblib
+import numpy as np
+from distributed import Client, LocalCluster, get_worker
+from sklearn.metrics import r2_score
+
+from skimportance import cross_validate_importance, from_keras, permutation_importance
+from skimportance._distributed import WorkerLostError
+
+MARKERS = Path(tempfile.mkdtemp())
+
+
+def killing_r2(estimator, X, y):
+    """r2, but its first call on a worker in run ``RUN`` kills that worker."""
+    try:
+        get_worker()
+    except ValueError:
+        pass  # in the client: just score
+    else:
+        if RUN is not None:
+            try:
+                (MARKERS / RUN).touch(exist_ok=False)
+            except FileExistsError:
+                pass
+            else:
+                os._exit(1)  # die as a crashed worker does: no cleanup, no goodbye
+    return r2_score(y, estimator.predict(X))
+
+
+RUN = None  # read by killing_r2 where it runs (pickled by value with it)
+
+
+def wait_for_workers(client, n_workers: int, timeout: float = 120) -> None:
+    """Until the scheduler counts ``n_workers`` workers (restarted ones too)."""
+    deadline = time.monotonic() + timeout
+    while len(client.scheduler_info()["workers"]) < n_workers:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {n_workers} workers after {timeout} s")
+        time.sleep(0.2)
+
+
+def problem():
+    import keras
+
+    rng = np.random.default_rng(0)
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.set_weights([rng.normal(size=w.shape) for w in model.get_weights()])
+    network = from_keras(model, task="regression")
+    X = rng.normal(size=(120, 6))
+    y = network.predict(X) + rng.normal(scale=0.2, size=120)
+    return network, X, y
+
+
+def cv_model():
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import make_regressor
+
+    return make_regressor(model__hidden=(4,), epochs=2, batch_size=32)
+
+
+def runs(network, X, y):
+    """The two calls, both scoring with ``killing_r2``."""
+
+    def permutation():
+        return permutation_importance(
+            network,
+            X,
+            y,
+            n_repeats=3,
+            random_state=0,
+            scoring=killing_r2,
+            batch_size=240,
+        ).importances
+
+    def cross_validation():
+        result = cross_validate_importance(
+            cv_model(),
+            X,
+            y,
+            cv=2,
+            n_repeats=2,
+            random_state=0,
+            n_jobs=2,
+            scoring=killing_r2,
+        )
+        return result.importances
+
+    return {
+        "permutation_importance": permutation,
+        "cross_validate_importance": cross_validation,
+    }
+
+
+def main() -> None:
+    network, X, y = problem()
+    dask.config.set({"distributed.scheduler.allowed-failures": 1})
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+        joblib.parallel_config(backend="dask"),
+    ):
+
+        def elapsed():
+            return f"({time.monotonic() - started:.0f} s)"
+
+        global RUN
+        calls = runs(network, X, y)
+        clean = {name: call() for name, call in calls.items()}
+        started = time.monotonic()
+        for name, call in calls.items():
+            wait_for_workers(client, 2)
+            RUN = name
+            try:
+                importances = call()
+            except WorkerLostError as exc:
+                assert "worker was lost" in str(exc), exc
+                outcome = "failed saying a worker was lost"
+            else:
+                np.testing.assert_allclose(importances, clean[name], rtol=0, atol=1e-6)
+                outcome = "finished with the clean run's numbers"
+            assert (MARKERS / RUN).exists(), "no worker was killed"
+            print(f"{name}, one worker killed: {outcome} {elapsed()}", flush=True)
+    print("ALL OK")
+
+
+if __name__ == "__main__":
+    main()
