@@ -42,9 +42,9 @@ import sys
 import time
 from pathlib import Path
 
-from skimportance._compat import quiet_tensorflow
+from skimportance._compat import import_tensorflow_quietly
 
-quiet_tensorflow()  # before anything imports TensorFlow
+import_tensorflow_quietly()  # without its start-up lines on stderr
 
 import numpy as np  # noqa: E402
 

@@ -64,9 +64,9 @@ import threading
 import time
 from pathlib import Path
 
-from skimportance._compat import quiet_tensorflow
+from skimportance._compat import import_tensorflow_quietly
 
-quiet_tensorflow()  # before anything imports TensorFlow
+import_tensorflow_quietly()  # without its start-up lines on stderr
 
 SIZES = [
     (500, 10, 5),

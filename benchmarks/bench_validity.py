@@ -54,15 +54,14 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from skimportance._compat import quiet_tensorflow  # noqa: E402
+from skimportance._compat import import_tensorflow_quietly  # noqa: E402
 
-quiet_tensorflow()  # before anything imports TensorFlow
+import_tensorflow_quietly()  # without its start-up lines on stderr
 
 import numpy as np  # noqa: E402
+from _networks import early_stopped_regressor  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 from sklearn.datasets import make_friedman1  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 from validity_categorical import markdown as mixed_section  # noqa: E402
 from validity_categorical import run as run_mixed  # noqa: E402
 from validity_inference import FULL as INFERENCE_FULL  # noqa: E402
@@ -156,29 +155,13 @@ DATASETS = {
 
 
 def fit_model(X, y, seed: int, config: Config):
-    import keras
-
-    from skimportance import KerasRegressor, build_mlp
-
-    # Early stopping on the last 20% of the training rows: an overfitted
-    # network would blur the comparison with noise it learned.
-    stop = keras.callbacks.EarlyStopping(
-        patience=config.patience, restore_best_weights=True
-    )
-    network = KerasRegressor(
-        build_mlp,
-        model__hidden=(64, 32),
-        loss="mse",
-        optimizer="adam",
-        optimizer__learning_rate=0.002,
-        epochs=config.max_epochs,
-        batch_size=64,
-        validation_split=0.2,
-        callbacks=[stop],
-        verbose=0,
-        random_state=seed,
-    )
-    return make_pipeline(StandardScaler(), network).fit(X, y)
+    return early_stopped_regressor(
+        hidden=(64, 32),
+        learning_rate=0.002,
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        seed=seed,
+    ).fit(X, y)
 
 
 def permutation_function():

@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from _networks import early_stopped_regressor
 
 N_INPUTS = 10
 BETA = np.zeros(N_INPUTS)
@@ -100,29 +101,13 @@ def true_importance() -> dict[str, np.ndarray]:
 
 
 def make_network(seed: int, config: InferenceConfig):
-    import keras
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from skimportance import KerasRegressor, build_mlp
-
-    stop = keras.callbacks.EarlyStopping(
-        patience=config.patience, restore_best_weights=True
+    return early_stopped_regressor(
+        hidden=(32, 16),
+        learning_rate=0.003,
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        seed=seed,
     )
-    network = KerasRegressor(
-        build_mlp,
-        model__hidden=(32, 16),
-        loss="mse",
-        optimizer="adam",
-        optimizer__learning_rate=0.003,
-        epochs=config.max_epochs,
-        batch_size=64,
-        validation_split=0.2,
-        callbacks=[stop],
-        verbose=0,
-        random_state=seed,
-    )
-    return make_pipeline(StandardScaler(), network)
 
 
 def run(config: InferenceConfig) -> dict:
