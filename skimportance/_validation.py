@@ -30,6 +30,7 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
+import sklearn
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_scalar
 
@@ -186,8 +187,11 @@ def check_values_survive_cast(
     The network computes in its input's dtype: 1e39 is finite in float64 but
     infinity in float32, and 2.5 is 2 in an integer input, so it would
     silently see other numbers than the user gave. NaN and infinities are
-    left to the checks that name them.
+    left to the checks that name them. Skipped, like scikit-learn's own
+    finiteness checks, under ``sklearn.config_context(assume_finite=True)``.
     """
+    if sklearn.get_config()["assume_finite"]:
+        return
     values = np.asarray(values)
     dtype = np.dtype(dtype)
     if values.dtype == dtype or values.dtype.kind not in "biuf":
