@@ -15,7 +15,9 @@ from sklearn import get_config
 
 __all__ = [
     "MAX_ROWS_PER_CALL",
+    "BOOKKEEPING_FLOOR",
     "budget_bytes",
+    "check_bookkeeping",
     "check_within_budget",
     "rows_within_budget",
 ]
@@ -59,6 +61,20 @@ def check_within_budget(name: str, value, nbytes: float) -> None:
             f"the memory budget of {_mib(budget)} MiB; lower {name}, or raise the "
             "budget with sklearn.set_config(working_memory=<MiB>)."
         )
+
+
+#: A run always holds this much bookkeeping (its plan, its scores), whatever
+#: the budget, as the budget always allows one row of work: it governs the
+#: work that grows with the data, and a tiny budget set to force small chunks
+#: must not refuse the run itself.
+BOOKKEEPING_FLOOR = 2**20
+
+
+def check_bookkeeping(name: str, value, nbytes: float) -> None:
+    """Like :func:`check_within_budget`, for a run's fixed bookkeeping: never
+    refused below ``BOOKKEEPING_FLOOR``."""
+    if nbytes > BOOKKEEPING_FLOOR:
+        check_within_budget(name, value, nbytes)
 
 
 def _mib(nbytes: float) -> str:

@@ -5,7 +5,7 @@ in which one group of columns at a time has been replaced, once per repeat,
 and reports the drop. What replaces the columns is a *perturbation*: for
 permutation importance the same columns of other rows (a shuffle), for
 conditional importance a prediction from the other columns plus shuffled
-residuals. Every random draw is made up front in one :class:`PermutationPlan`,
+residuals. Every random draw is made up front in one ``_plan.PermutationPlan``,
 which both engines consume:
 
 * the Keras engine (``_keras_engine``), when a Keras model is inside the
@@ -28,17 +28,16 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 from sklearn.metrics import check_scoring, get_scorer
-from sklearn.utils import _safe_indexing, check_array, check_random_state
+from sklearn.utils import check_array
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.random import sample_without_replacement
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from ._budget import check_within_budget
+from ._budget import check_bookkeeping
 from ._columns import column_map
 from ._compat import check_parameters_as_sklearn
 from ._groups import cluster_feature_groups, resolve_feature_groups
@@ -52,138 +51,11 @@ from ._validation import check_choice, check_positive_int
 
 __all__ = [
     "ALGORITHMS",
-    "PermutationPlan",
-    "Perturbation",
     "PerturbationRun",
     "RunSettings",
-    "ShuffledColumns",
-    "draw_permutation_plan",
     "prepare_permutation_run",
     "prepare_run",
 ]
-
-
-# --- the plan -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PermutationPlan:
-    """Every random draw of a run, made up front.
-
-    Attributes
-    ----------
-    rows : ndarray of int or None
-        Rows of X the perturbed scores use (``max_samples``); None for all.
-    permutations : ndarray of unsigned int, shape (n_repeats, n_rows)
-        Repeat ``r`` takes the perturbed column(s) of ``X[rows]`` from rows
-        ``permutations[r]``, stored in the smallest unsigned type that holds a
-        row number (2 bytes per index up to 65,536 rows, 4 beyond, instead of
-        8). Read it through :meth:`permutation`.
-    """
-
-    rows: np.ndarray | None
-    permutations: np.ndarray
-
-    @property
-    def n_repeats(self) -> int:
-        return self.permutations.shape[0]
-
-    @property
-    def n_rows(self) -> int:
-        return self.permutations.shape[1]
-
-    def permutation(self, repeat: int) -> np.ndarray:
-        """The row order of repeat ``repeat``, shape (n_rows,)."""
-        return self.permutations[repeat]
-
-    def subsample(self, *arrays):
-        """``arrays`` restricted to the plan's rows (None stays None)."""
-        if self.rows is None:
-            return arrays
-        return tuple(
-            None if a is None else _safe_indexing(a, self.rows, axis=0) for a in arrays
-        )
-
-
-def draw_permutation_plan(
-    random_state, n_samples: int, n_rows: int, n_repeats: int
-) -> PermutationPlan:
-    """Draw scikit-learn's permutations for every feature and repeat.
-
-    ``sklearn.inspection.permutation_importance`` draws ONE seed from
-    ``random_state`` and gives every column a fresh ``RandomState(seed)``;
-    each then draws the ``max_samples`` rows and shuffles a running index
-    array once per repeat, permuting the already permuted column again. So all
-    columns see the same draws, and one plan serves every feature and group.
-    """
-    check_plan_size(n_rows, n_repeats)
-    random_state = check_random_state(random_state)
-    seed = random_state.randint(np.iinfo(np.int32).max + 1)
-    column_rng = np.random.RandomState(seed)
-    rows = None
-    if n_rows < n_samples:
-        rows = sample_without_replacement(n_samples, n_rows, random_state=column_rng)
-    shuffling = np.arange(n_rows)
-    current = np.arange(n_rows)
-    permutations = np.empty((n_repeats, n_rows), dtype=_index_dtype(n_rows))
-    for repeat in range(n_repeats):
-        column_rng.shuffle(shuffling)
-        current = current[shuffling]  # scikit-learn permutes the permuted column
-        permutations[repeat] = current
-    return PermutationPlan(rows, permutations)
-
-
-def check_plan_size(n_rows: int, n_repeats: int) -> None:
-    """Refuse a plan that would not fit the memory budget, before drawing it."""
-    nbytes = n_repeats * n_rows * np.dtype(_index_dtype(n_rows)).itemsize
-    _check_bookkeeping("n_repeats", n_repeats, nbytes)
-
-
-#: A run always holds this much bookkeeping (its plan, its scores), whatever
-#: the budget, as the budget always allows one row of work: it governs the
-#: work that grows with the data, and a tiny budget set to force small chunks
-#: must not refuse the run itself.
-BOOKKEEPING_FLOOR = 2**20
-
-
-def _check_bookkeeping(name: str, value, nbytes: float) -> None:
-    if nbytes > BOOKKEEPING_FLOOR:
-        check_within_budget(name, value, nbytes)
-
-
-def _index_dtype(n_rows: int):
-    return np.uint16 if n_rows <= 2**16 else np.uint32
-
-
-# --- perturbations --------------------------------------------------------------
-
-
-class Perturbation(Protocol):
-    """What replaces a group's columns in one (group, repeat) slice."""
-
-    def values(self, X_sub, group: int, repeat: int):
-        """The new values of group ``group``'s columns for the rows ``X_sub``.
-
-        An ndarray of shape (n_rows, n_columns_of_group) when ``X_sub`` is an
-        array; a list of one column array per column of the group (keeping
-        each column's dtype) when it is a DataFrame.
-        """
-
-
-@dataclass(frozen=True)
-class ShuffledColumns:
-    """Permutation importance: a group's columns taken from the plan's
-    permuted rows, with one shared row order per group (one-hot rows stay
-    valid)."""
-
-    plan: PermutationPlan
-    groups: list[np.ndarray]
-
-    def values(self, X_sub, group: int, repeat: int):
-        order, columns = self.plan.permutation(repeat), self.groups[group]
-        if hasattr(X_sub, "iloc"):
-            return [X_sub.iloc[:, j].array.take(order) for j in columns]
-        return X_sub[np.ix_(order, columns)]
 
 
 # --- one run: checked inputs ------------------------------------------------------
@@ -246,7 +118,7 @@ class PerturbationRun:
             row_loss = None  # nothing to compare predictions with
         total = len(self.groups) * plan.n_repeats
         # Per slice: its score (a float and its list slot) and its importance.
-        _check_bookkeeping("n_repeats", plan.n_repeats, 48 * total)
+        check_bookkeeping("n_repeats", plan.n_repeats, 48 * total)
         with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
             if self.located is not None:
                 baseline, scores, differences = keras_scores(

@@ -110,7 +110,7 @@ class _CategoricalDraw:
 
 @dataclass(frozen=True)
 class ConditionalDraws:
-    """Conditional importance's perturbation (a ``_engine.Perturbation``).
+    """Conditional importance's perturbation (a ``_plan.Perturbation``).
 
     Attributes
     ----------

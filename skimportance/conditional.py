@@ -21,9 +21,10 @@ from dataclasses import replace
 import numpy as np
 from sklearn.utils import check_array, check_random_state
 
-from ._engine import draw_permutation_plan, prepare_permutation_run
+from ._engine import prepare_permutation_run
 from ._imputation import column_kinds, default_imputers, fit_conditional_draws
 from ._inference import resolve_loss
+from ._plan import draw_permutation_plan
 from ._result import ImportanceResult
 from ._validation import check_model_input
 

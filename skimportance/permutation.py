@@ -10,8 +10,9 @@ for the same ``random_state``.
 
 from __future__ import annotations
 
-from ._engine import ShuffledColumns, draw_permutation_plan, prepare_permutation_run
+from ._engine import prepare_permutation_run
 from ._inference import resolve_loss
+from ._plan import ShuffledColumns, draw_permutation_plan
 from ._result import ImportanceResult
 
 __all__ = ["permutation_importance"]

@@ -27,8 +27,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skimportance import from_keras, permutation_importance
-from skimportance._engine import ShuffledColumns, draw_permutation_plan, prepare_run
+from skimportance._engine import prepare_run
 from skimportance._first_layer import split_network
+from skimportance._plan import ShuffledColumns, draw_permutation_plan
 
 ATOL = 1e-5  # float32 rounding, the contract's tolerance
 

@@ -9,8 +9,8 @@ import pytest
 import sklearn
 
 from skimportance import from_keras, permutation_importance
-from skimportance._engine import draw_permutation_plan
 from skimportance._model import LocatedModel
+from skimportance._plan import draw_permutation_plan
 
 
 @pytest.fixture(scope="module")
