@@ -132,9 +132,13 @@ def test_stratified_cv_object_is_accepted():
 
 
 def test_dask_cluster_equals_sequential_run(friedman_small):
+    # Conditional importance fits its models on each fold's training rows:
+    # those rows travel to the workers with the test rows.
     distributed = pytest.importorskip("dask.distributed")
     X, y = friedman_small
-    kwargs = dict(cv=2, n_repeats=2, random_state=0)
+    kwargs = dict(
+        cv=2, n_repeats=2, random_state=0, method=["permutation", "conditional"]
+    )
     sequential = cross_validate_importance(keras_model(epochs=5), X, y, **kwargs)
     with (
         distributed.LocalCluster(
@@ -148,12 +152,14 @@ def test_dask_cluster_equals_sequential_run(friedman_small):
             )
         workers_used = client.run(lambda: __import__("os").getpid())
     assert len(workers_used) == 2
-    np.testing.assert_allclose(
-        on_cluster.importances, sequential.importances, atol=1e-6
-    )
-    np.testing.assert_allclose(
-        on_cluster.test_scores, sequential.test_scores, atol=1e-6
-    )
+    for method in ("permutation", "conditional"):
+        np.testing.assert_allclose(
+            on_cluster[method].importances, sequential[method].importances, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            on_cluster[method].test_scores, sequential[method].test_scores, atol=1e-6
+        )
+    assert sequential["conditional"].fold_results[0].details["n_fit"] == len(X) // 2
 
 
 def test_several_methods_share_one_fit_per_fold(friedman_small):
