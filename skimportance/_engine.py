@@ -46,7 +46,7 @@ from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._names import column_sources
 from ._result import ImportanceResult
 from ._scoring import call_scorer, per_head_scorer
-from ._slice_losses import LossCollector
+from ._slices import LossCollector
 from ._validation import check_choice, check_positive_int
 
 __all__ = [

@@ -45,7 +45,7 @@ from sklearn import config_context
 from ._budget import budget_bytes
 from ._compat import scorer_only_predicts
 from ._first_layer import IncrementalUnavailable, NetworkSplit, split_network
-from ._scoring import CacheMiss, ScoringContext, call_scorer
+from ._scoring import CacheMiss
 from ._separability import (
     ModelRows,
     column_owners,
@@ -53,7 +53,7 @@ from ._separability import (
     perturbed_copy,
     replaced,
 )
-from ._slice_losses import slice_losses
+from ._slices import Slices
 
 __all__ = [
     "AUTO_FLOP_RATIO",
@@ -199,7 +199,7 @@ def _raw_bytes_per_row(X) -> float:
 # --- the slices --------------------------------------------------------------------
 
 
-class IncrementalSlices:
+class IncrementalSlices(Slices):
     """Scores of (group, repeat) slices through rank-k updates of the first layer.
 
     A chunk is one repeat and a few groups; :meth:`prepare` runs the network on
@@ -211,30 +211,17 @@ class IncrementalSlices:
     def __init__(
         self,
         *,
-        located,
         transform,
-        scorer,
-        X_sub,
-        y,
-        sample_weight,
-        perturbation,
-        groups,
-        n_repeats: int,
         base,
         owners,
         first_moved,
         kernel,
         bias,
         rows_per_call: int,
-        slice_loss=None,
+        **slices,
     ):
-        self.located = located
+        super().__init__(**slices)
         self.transform = transform
-        self.scorer = scorer
-        self.X_sub, self.y, self.sample_weight = X_sub, y, sample_weight
-        self.perturbation = perturbation
-        self.groups = groups
-        self.n_repeats = n_repeats
         self.base = base
         self.owners = owners
         self.pre_activation = (base.astype(np.float64) @ kernel + bias).astype(
@@ -242,9 +229,8 @@ class IncrementalSlices:
         )
         self.kernel = kernel.astype(np.float32)
         self.rows_per_call = rows_per_call
-        self.slice_loss = slice_loss  # per-row loss differences, for p-values
-        self.placeholder = scorer_only_predicts(scorer)
-        self.columns = [np.flatnonzero(owners == g) for g in range(len(groups))]
+        self.placeholder = scorer_only_predicts(self.scorer)
+        self.columns = [np.flatnonzero(owners == g) for g in range(len(self.groups))]
         self._init_local()
         first_moved -= base  # in place: the change of repeat 0
         self._changes = {0: first_moved}
@@ -264,12 +250,6 @@ class IncrementalSlices:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._init_local()
-
-    @property
-    def context(self) -> ScoringContext:
-        if self._context is None:
-            self._context = ScoringContext.from_located(self.located)
-        return self._context
 
     # -- work units ------------------------------------------------------------------
     @property
@@ -365,12 +345,7 @@ class IncrementalSlices:
             # the rows are never built.
             stand_in = self.context.stand_in(self.X_sub, raw, strict=True)
             try:
-                return (
-                    call_scorer(
-                        self.scorer, stand_in, self.X_sub, self.y, self.sample_weight
-                    ),
-                    slice_losses(self.slice_loss, stand_in, self.X_sub, self.y),
-                )
+                return self.score_slice(stand_in, self.X_sub)
             except CacheMiss:
                 pass
         rows = replaced(
@@ -378,8 +353,4 @@ class IncrementalSlices:
             self.groups,
             {group: self.perturbation.values(self.X_sub, group, repeat)},
         )
-        stand_in = self.context.stand_in(rows, raw)
-        return (
-            call_scorer(self.scorer, stand_in, rows, self.y, self.sample_weight),
-            slice_losses(self.slice_loss, stand_in, rows, self.y),
-        )
+        return self.score_slice(self.context.stand_in(rows, raw), rows)

@@ -25,7 +25,7 @@ from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
 from ._distributed import dask_client_for_chunks, run_on_dask
 from ._incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
 from ._scoring import ScoringContext, call_scorer
-from ._slice_losses import LossCollector, slice_losses
+from ._slices import LossCollector, Slices
 from ._validation import check_batch_size, check_model_input
 
 __all__ = ["ALGORITHMS", "ExactSlices", "keras_scores", "run_slices"]
@@ -106,7 +106,7 @@ def _choose_slices(algorithm, run, exact, batch_size):
     return incremental
 
 
-class ExactSlices:
+class ExactSlices(Slices):
     """Scores of (group, repeat) slices by a forward pass over their rows.
 
     A chunk is a list of whole slices; :meth:`prepare` builds their perturbed
@@ -116,41 +116,11 @@ class ExactSlices:
     named.
     """
 
-    def __init__(
-        self,
-        *,
-        located,
-        scorer,
-        X_sub,
-        y,
-        sample_weight,
-        perturbation,
-        groups,
-        n_repeats: int,
-        per_chunk: int,
-        batch_size,
-        slice_loss=None,
-    ):
-        self.located = located
-        self.scorer = scorer
-        self.X_sub, self.y, self.sample_weight = X_sub, y, sample_weight
-        self.perturbation = perturbation
-        self.groups = groups
-        self.n_repeats = n_repeats
+    def __init__(self, *, per_chunk: int, batch_size, **slices):
+        super().__init__(**slices)
         self.per_chunk = per_chunk
         # Decided here, where the memory budget is set, not where chunks run.
-        self.batch_size = batch_size or located.rows_per_call
-        self.slice_loss = slice_loss  # per-row loss differences, for p-values
-        self._context = None
-
-    def __getstate__(self):
-        return {**self.__dict__, "_context": None}  # rebuilt where it is used
-
-    @property
-    def context(self) -> ScoringContext:
-        if self._context is None:
-            self._context = ScoringContext.from_located(self.located)
-        return self._context
+        self.batch_size = batch_size or self.located.rows_per_call
 
     def chunks(self):
         """Lists of whole (group, repeat) slices, generated as they are needed."""
@@ -193,15 +163,7 @@ class ExactSlices:
                     X_chunk.iloc[rows] if hasattr(X_chunk, "iloc") else X_chunk[rows]
                 )
                 stand_in = self.context.stand_in(X_slice, raw[rows])
-                scored.append(
-                    (
-                        slice_key,
-                        call_scorer(
-                            self.scorer, stand_in, X_slice, self.y, self.sample_weight
-                        ),
-                        slice_losses(self.slice_loss, stand_in, X_slice, self.y),
-                    )
-                )
+                scored.append((slice_key, *self.score_slice(stand_in, X_slice)))
         return scored
 
     def run(self, chunk) -> list:

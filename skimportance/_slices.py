@@ -1,4 +1,11 @@
-"""Per-row loss differences of perturbed slices, for p-values.
+"""What every slice engine shares: the slices it scores, and their losses.
+
+A *slice* is one (group, repeat): the rows ``X_sub`` with one group's columns
+perturbed. :class:`Slices` holds what every engine scores a slice against
+(the model, the scorer, y, weights, the perturbation, the groups) and scores
+one slice from its cached predictions. The engines (``_keras_engine``'s
+exact slices, ``_incremental``'s) differ only in how they get the
+predictions.
 
 Asked for a pointwise loss (``_inference.PointwiseLoss``), every engine
 computes each perturbed slice's per-row loss from the predictions it already
@@ -16,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LossCollector", "SliceLoss", "slice_losses"]
+from ._scoring import ScoringContext, call_scorer
+
+__all__ = ["LossCollector", "SliceLoss", "Slices", "slice_losses"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +93,48 @@ def slice_losses(slice_loss: SliceLoss | None, predictor, X_slice, y):
     """A slice's per-row loss differences as ``predictor`` (a stand-in with
     the slice's cached predictions) predicts; None when none is asked for."""
     return None if slice_loss is None else slice_loss(predictor, X_slice, y)
+
+
+class Slices:
+    """The (group, repeat) slices of one run, as every slice engine scores them.
+
+    Subclasses add ``chunks``, ``prepare``, ``score`` and ``run``. Picklable:
+    the scoring context (stand-ins' decoders) is rebuilt where it is used.
+    """
+
+    def __init__(
+        self,
+        *,
+        located,
+        scorer,
+        X_sub,
+        y,
+        sample_weight,
+        perturbation,
+        groups,
+        n_repeats: int,
+        slice_loss: SliceLoss | None = None,
+    ):
+        self.located = located
+        self.scorer = scorer
+        self.X_sub, self.y, self.sample_weight = X_sub, y, sample_weight
+        self.perturbation = perturbation
+        self.groups = groups
+        self.n_repeats = n_repeats
+        self.slice_loss = slice_loss  # per-row loss differences, for p-values
+        self._context = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_context": None}
+
+    @property
+    def context(self) -> ScoringContext:
+        if self._context is None:
+            self._context = ScoringContext.from_located(self.located)
+        return self._context
+
+    def score_slice(self, stand_in, X_slice):
+        """(score, loss differences or None) of one slice whose rows are
+        ``X_slice`` and whose predictions ``stand_in`` holds."""
+        score = call_scorer(self.scorer, stand_in, X_slice, self.y, self.sample_weight)
+        return score, slice_losses(self.slice_loss, stand_in, X_slice, self.y)
