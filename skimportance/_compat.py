@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sys
 import threading
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ __all__ = [
     "keras_wrapper_decode",
     "layer_inputs",
     "loaded_module",
+    "keras_seeds_from",
     "no_leaked_tf_state",
     "not_build_parameters",
     "quiet_tensorflow",
@@ -324,6 +326,39 @@ def no_leaked_tf_state() -> Iterator[None]:
                     tf_config.enable_op_determinism()
                 else:
                     tf_config.disable_op_determinism()
+
+
+# --- Keras 3 draws default seeds from Python's global random module ---------
+#
+# An initializer or layer created without a seed takes one from
+# ``keras.src.random.seed_generator.make_default_seed``, which calls the
+# global ``random`` module. scikeras seeds that module just before building
+# the model, but any other thread of the process may draw from it in between:
+# a dask worker's event loop does (choosing a peer to fetch data from), so a
+# fold refitted on a worker after another worker died got other initial
+# weights, and other importances. While a seeded model is built, Keras draws
+# from a private ``random.Random(seed)``: the same sequence the seeded global
+# module would give, which no other thread can advance. The lock of
+# ``no_leaked_tf_state`` (held around every fit) serialises the swap. Remove
+# when Keras stops seeding from the global module.
+
+
+@contextlib.contextmanager
+def keras_seeds_from(seed) -> Iterator[None]:
+    """Keras's default seeds from a private ``random.Random(seed)`` in the block;
+    nothing changes when ``seed`` is None (an unseeded build)."""
+    if seed is None:
+        yield
+        return
+    from keras.src.random import seed_generator
+
+    with _TF_STATE_LOCK:
+        shared = seed_generator.python_random
+        seed_generator.python_random = random.Random(seed)
+        try:
+            yield
+        finally:
+            seed_generator.python_random = shared
 
 
 # --- scikit-learn scorers that only hand X to the estimator --------------------

@@ -44,6 +44,7 @@ from sklearn.utils.validation import _num_samples, validate_data  # noqa: E402
 from ._compat import (  # noqa: E402
     MixinsBeforeBaseEstimator,
     fix_estimator_tags,
+    keras_seeds_from,
     no_leaked_tf_state,
     not_build_parameters,
 )
@@ -115,7 +116,9 @@ class _SklearnFixes:
         return [*super()._get_param_names(), *vars(self).get("_extra_params", {})]
 
     def _build_keras_model(self):
-        with not_build_parameters(self, WRAPPER_PARAMS):
+        # scikeras's own seed (an int, or one drawn from a RandomState).
+        seed = getattr(self, "_random_state", None)
+        with not_build_parameters(self, WRAPPER_PARAMS), keras_seeds_from(seed):
             return super()._build_keras_model()
 
     # -- tags and representation ---------------------------------------------------

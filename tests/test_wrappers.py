@@ -132,6 +132,44 @@ def test_seeded_fits_are_reproducible(wine):
     np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
 
 
+def model_after_draws_elsewhere(draws_elsewhere, meta):
+    """A small network, built after ``draws_elsewhere`` draws from Python's
+    global random module: what another thread (a dask worker's event loop)
+    may do while a seeded fold is being built."""
+    import random
+
+    import keras
+
+    for _ in range(draws_elsewhere):
+        random.random()
+    return keras.Sequential(
+        [
+            keras.Input((meta["n_features_in_"],)),
+            keras.layers.Dense(4, activation="tanh"),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed_kind", ["int", "RandomState"])
+def test_seeded_weights_ignore_other_draws_from_the_global_random(seed_kind):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = X[:, 0]
+
+    def initial_weights(draws_elsewhere):
+        network = KerasRegressor(
+            model_after_draws_elsewhere,
+            model__draws_elsewhere=draws_elsewhere,
+            loss="mse",
+            random_state=0 if seed_kind == "int" else np.random.RandomState(3),
+        )
+        return network.initialize(X, y).model_.get_weights()
+
+    quiet, busy = initial_weights(0), initial_weights(5)
+    for before, after in zip(quiet, busy):
+        np.testing.assert_array_equal(before, after)
+
+
 def test_seeded_fit_leaves_no_tensorflow_state_behind():
     # A fresh process: TensorFlow latches TF_DETERMINISTIC_OPS on first read,
     # which is exactly how scikeras leaks determinism.
