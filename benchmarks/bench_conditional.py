@@ -18,14 +18,15 @@ The data: y = sin(2 x0) + x2^2 + 0.5 x3 + noise; x1 echoes x0 (rho 0.95)
 with no effect of its own, every other input is independent noise.
 
 hidimstat calls ``estimator.predict`` once per group on all its permuted
-copies (float64 arrays). Our wrappers fitted on float32 refuse float64 at
-predict, so the network is fitted on float64 here. The wrapper predicts in
-batches of 256 rows in both (``batch_size=256``).
+copies (float64 arrays), which plain scikeras refuses after a fit on float32;
+our wrappers take any real dtype at predict, and the network is fitted on
+float64 here anyway. The wrapper predicts in batches of 256 rows in both
+(``batch_size=256``).
 
 Usage::
 
     pip install -e ".[bench]"                        # hidimstat
-    python benchmarks/bench_conditional.py           # about a minute on 2 cores
+    python benchmarks/bench_conditional.py           # about 3 minutes on 2 cores
     python benchmarks/bench_conditional.py --quick   # the two small sizes
 
 Prints a table and writes benchmarks/results/conditional.md (the quick run:
