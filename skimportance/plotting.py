@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._compare import aligned_rows, named_results, rank_agreement
-from ._compat import boxplot_horizontal
+from ._drawing import (
+    bar_errors,
+    clustering_of,
+    consensus_order,
+    draw_boxes,
+    draw_dendrogram,
+    draw_feature_axes,
+    draw_heatmap,
+    import_pyplot,
+    largest_abs_mean,
+    panels,
+)
 from ._validation import check_choice, check_positive_int
 
 if TYPE_CHECKING:
@@ -208,7 +219,7 @@ class ImportanceDisplay:
         """
         from ._methods import resolve_methods
 
-        _import_pyplot(f"{cls.__name__}.from_estimator")
+        import_pyplot(f"{cls.__name__}.from_estimator")
         if not isinstance(method, str) and not list(method):
             raise ValueError("method must name at least one importance method.")
         calls = resolve_methods(
@@ -304,7 +315,7 @@ class ImportanceDisplay:
             top_n = check_positive_int("top_n", top_n)
         if errorbars == "ci" and not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level!r}.")
-        plt = _import_pyplot(f"{type(self).__name__}.plot")
+        plt = import_pyplot(f"{type(self).__name__}.plot")
 
         results = named_results(self.results)
         features, rows = aligned_rows(results)
@@ -312,9 +323,9 @@ class ImportanceDisplay:
         grouped = layout == "grouped" or n_results == 1
         if normalize is None:
             normalize = layout == "grouped" and n_results > 1
-        order = _consensus_order(results, rows, top_n)
+        order = consensus_order(results, rows, top_n)
         n_rows = len(order)
-        axes = _panels(
+        axes = panels(
             plt, ax, 1 if grouped else n_results, n_rows, n_results if grouped else 1
         )
         height = 0.8 / n_results if grouped else 0.8
@@ -325,10 +336,10 @@ class ImportanceDisplay:
         for i, (name, result) in enumerate(results.items()):
             panel = axes[0] if grouped else axes[i]
             at = positions + (offsets[i] if grouped else 0.0)
-            scale = _largest_abs_mean(result) if normalize else 1.0
+            scale = largest_abs_mean(result) if normalize else 1.0
             result_rows = rows[name][order]
             if kind == "bar":
-                xerr = _bar_errors(result, result_rows, errorbars, level)
+                xerr = bar_errors(result, result_rows, errorbars, level)
                 bars = panel.barh(
                     at,
                     result.importances_mean[result_rows] / scale,
@@ -346,9 +357,9 @@ class ImportanceDisplay:
                 self.errorbars_.append(bars.errorbar)
             else:
                 draws = result.importances[result_rows] / scale
-                self.boxes_.append(_draw_boxes(panel, at, draws, height, i, box_kwargs))
+                self.boxes_.append(draw_boxes(panel, at, draws, height, i, box_kwargs))
 
-        _draw_feature_axes(axes, features[order], normalize)
+        draw_feature_axes(axes, features[order], normalize)
         if grouped and n_results > 1:
             handles = (
                 self.bars_ if kind == "bar" else [b["boxes"][0] for b in self.boxes_]
@@ -401,11 +412,11 @@ class ImportanceDisplay:
         0.5
         """
         agreement = rank_agreement(self.results)
-        plt = _import_pyplot(f"{type(self).__name__}.plot_rank_agreement")
+        plt = import_pyplot(f"{type(self).__name__}.plot_rank_agreement")
         if ax is None:
             size = 2.5 + 0.7 * len(agreement)
             _, ax = plt.subplots(figsize=(size + 1, size), layout="constrained")
-        self.image_ = _draw_heatmap(ax, agreement, cmap, annotate, colorbar)
+        self.image_ = draw_heatmap(ax, agreement, cmap, annotate, colorbar)
         self.agreement_ = agreement
         self.axes_ = np.array([ax], dtype=object)
         self.ax_ = ax
@@ -460,12 +471,12 @@ class ImportanceDisplay:
         >>> sorted(display.dendrogram_["ivl"])
         ['x0', 'x1', 'x2']
         """
-        clustering = _clustering_of(self.results)
-        plt = _import_pyplot(f"{type(self).__name__}.plot_dendrogram")
+        clustering = clustering_of(self.results)
+        plt = import_pyplot(f"{type(self).__name__}.plot_dendrogram")
         if ax is None:
             height = 1.5 + 0.3 * len(clustering["columns"])
             _, ax = plt.subplots(figsize=(6, height), layout="constrained")
-        self.dendrogram_ = _draw_dendrogram(ax, clustering, dendrogram_kwargs)
+        self.dendrogram_ = draw_dendrogram(ax, clustering, dendrogram_kwargs)
         self.axes_ = np.array([ax], dtype=object)
         self.ax_ = ax
         self.figure_ = ax.figure
@@ -473,147 +484,3 @@ class ImportanceDisplay:
 
 
 # -- drawing helpers ------------------------------------------------------------------
-def _import_pyplot(caller: str):
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError(
-            f"{caller} needs matplotlib, which is not installed. Install it with "
-            "`pip install matplotlib` or `pip install 'skimportance[plot]'`."
-        ) from exc
-    return plt
-
-
-def _largest_abs_mean(result) -> float:
-    largest = float(np.max(np.abs(result.importances_mean)))
-    return largest if largest > 0 else 1.0
-
-
-def _consensus_order(results: dict, rows: dict, top_n: int | None) -> np.ndarray:
-    """Feature positions, most important first by mean normalised importance."""
-    consensus = np.mean(
-        [
-            result.importances_mean[rows[name]] / _largest_abs_mean(result)
-            for name, result in results.items()
-        ],
-        axis=0,
-    )
-    return np.argsort(-consensus, kind="stable")[:top_n]
-
-
-def _panels(plt, ax, n_panels: int, n_rows: int, bars_per_row: int) -> np.ndarray:
-    """The Axes to draw in: the user's (checked) or a new row of panels."""
-    if ax is None:
-        height = 1.2 + 0.3 * n_rows * (1 + 0.4 * (bars_per_row - 1))
-        _, axes = plt.subplots(
-            1,
-            n_panels,
-            sharey=True,
-            squeeze=False,
-            layout="constrained",
-            figsize=(1.5 + 4.0 * n_panels, max(2.5, height)),
-        )
-        return axes[0]
-    axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
-    if len(axes) != n_panels:
-        raise ValueError(
-            f"ax must hold {n_panels} Axes here (one per panel), got {len(axes)}. "
-            "Pass one Axes per result, or use layout='grouped' to draw several "
-            "results in one Axes."
-        )
-    return axes
-
-
-def _bar_errors(result, rows, errorbars, level) -> np.ndarray | None:
-    """Error bar half-widths (std) or (2, n) lower/upper distances (ci)."""
-    if errorbars is None or result.importances.shape[1] < 2:
-        return None  # one draw has no spread to show
-    if errorbars == "std":
-        return result.importances_std[rows]
-    mean, lower, upper = result.ci(level).to_numpy()[rows].T
-    return np.vstack([mean - lower, upper - mean])
-
-
-def _draw_boxes(panel, positions, draws, height, color, box_kwargs):
-    """Horizontal box plots, one per row of ``draws``."""
-    options = {
-        "positions": positions,
-        "widths": 0.8 * height,
-        "patch_artist": True,
-        "manage_ticks": False,
-        "boxprops": {"facecolor": f"C{color}"},
-        "medianprops": {"color": "black"},
-        **boxplot_horizontal(),
-    }
-    return panel.boxplot(list(draws), **{**options, **(box_kwargs or {})})
-
-
-def _draw_feature_axes(axes, features, normalize: bool) -> None:
-    """Feature names on the y axis, most important on top, and a zero line."""
-    xlabel = "Importance / largest |mean importance|" if normalize else "Importance"
-    for panel in axes:
-        panel.axvline(0.0, color="0.3", linewidth=0.8, zorder=0)
-        panel.set_yticks(np.arange(len(features)), labels=features)
-        panel.set_ylim(len(features) - 0.5, -0.5)
-        panel.set_xlabel(xlabel)
-
-
-def _draw_heatmap(ax, agreement, cmap, annotate: bool, colorbar: bool):
-    """The agreement matrix as an image, annotated, with a colour bar."""
-    values = agreement.to_numpy()
-    image = ax.imshow(values, vmin=-1, vmax=1, cmap=cmap)
-    ticks = np.arange(len(agreement))
-    ax.set_xticks(ticks, labels=agreement.columns, rotation=45, ha="right")
-    ax.set_yticks(ticks, labels=agreement.index)
-    if annotate:
-        for (i, j), value in np.ndenumerate(values):
-            ax.text(
-                j,
-                i,
-                "nan" if np.isnan(value) else f"{value:.2f}",
-                ha="center",
-                va="center",
-                color="white" if abs(value) > 0.6 else "black",
-            )
-    if colorbar:
-        ax.figure.colorbar(image, ax=ax, label="Spearman rank correlation")
-    ax.set_title("Rank agreement")
-    return image
-
-
-def _clustering_of(results) -> dict:
-    """The first ``details["clustering"]`` among the results (or their folds)."""
-    for result in named_results(results).values():
-        for candidate in [result, *getattr(result, "fold_results", [])[:1]]:
-            clustering = getattr(candidate, "details", {}).get("clustering")
-            if clustering is not None:
-                if len(clustering["linkage"]) == 0:
-                    raise ValueError(
-                        "Fewer than two numeric columns were clustered: there is "
-                        "no dendrogram to draw."
-                    )
-                return clustering
-    raise ValueError(
-        "No result holds a clustering to draw: compute the importances with "
-        "feature_groups='auto'."
-    )
-
-
-def _draw_dendrogram(ax, clustering: dict, dendrogram_kwargs):
-    """The linkage as a dendrogram, leaves on the left, and the cut."""
-    from scipy.cluster import hierarchy
-
-    options = {
-        "labels": clustering["columns"],
-        "orientation": "right",
-        "color_threshold": clustering["cut"],
-        "above_threshold_color": "0.5",
-        **(dendrogram_kwargs or {}),
-    }
-    tree = hierarchy.dendrogram(clustering["linkage"], ax=ax, **options)
-    ax.axvline(clustering["cut"], color="0.3", linestyle="--", linewidth=0.8)
-    ax.set_xlabel(
-        f"1 - |{clustering['correlation'].capitalize()} rho| ({clustering['method']})"
-    )
-    ax.set_title(f"Feature groups: |rho| >= {clustering['threshold']:g} joined")
-    return tree
