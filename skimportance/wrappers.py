@@ -148,7 +148,7 @@ class _SklearnFixes:
         # What reaches the network is cast to the dtype it computes in; check
         # the values after that cast, not before.
         if y is not None and self._estimator_type_name == "regressor":
-            check_values_survive_cast(y, self._network_dtype(), "y")
+            check_values_survive_cast(y, self._target_dtype(), "y")
         X, y = super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
         if X is not None:
             check_values_survive_cast(X, self._network_dtype(), "X")
@@ -186,6 +186,15 @@ class _SklearnFixes:
         import keras
 
         return np.dtype(keras.backend.floatx())
+
+    def _target_dtype(self) -> np.dtype:
+        """The dtype the loss compares y in: the (one) output's, which need not
+        be the input's (integer codes in, real numbers out)."""
+        import keras
+
+        outputs = getattr(getattr(self, "model_", None), "outputs", None) or ()
+        dtype = getattr(outputs[0], "dtype", None) if len(outputs) == 1 else None
+        return np.dtype(str(dtype or keras.backend.floatx()))
 
     # -- training --------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None, **kwargs):
