@@ -186,6 +186,7 @@ def plan_incremental(exact, *, rows_per_call: int, favourable, details: dict):
         kernel=split.kernel,
         bias=split.bias,
         rows_per_call=rows_per_call,
+        unperturbed_raw=exact.unperturbed_raw,
         slice_loss=exact.slice_loss,
     )
 
@@ -339,6 +340,12 @@ class IncrementalSlices(Slices):
 
     def _score_slice(self, group, repeat, raw):
         """(score, loss differences or None) of one slice."""
+        if len(self.columns[group]) == 0 and self.unperturbed_raw is not None:
+            # No model column moves (a constant column, one the preprocessing
+            # drops): the exact engine's own output, so that the importance
+            # and every loss difference are exactly 0, as there, not the
+            # tail's float32 rounding of them (which a t-test would weigh).
+            raw = self.unperturbed_raw
         if self.placeholder:
             # The scorer and the pointwise loss only call the stand-in, which
             # answers for X_sub from the cached output or raises CacheMiss:

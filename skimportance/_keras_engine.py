@@ -17,6 +17,8 @@ dask backend, on the cluster (``_distributed``).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from sklearn import config_context
 from sklearn.utils.parallel import Parallel, delayed
@@ -26,7 +28,7 @@ from ._distributed import dask_client_for_chunks, run_on_dask
 from ._incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
 from ._scoring import ScoringContext, call_scorer
 from ._slices import LossCollector, Slices
-from ._validation import check_batch_size, check_model_input
+from ._validation import check_batch_size, check_model_input, values_already_checked
 
 __all__ = ["ALGORITHMS", "ExactSlices", "keras_scores", "run_slices"]
 
@@ -65,6 +67,7 @@ def keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, algorithm, ro
         n_repeats=plan.n_repeats,
         per_chunk=max(1, _chunk_rows(run.X, X_model) // plan.n_rows),
         batch_size=batch_size,
+        unperturbed_raw=raw_sub,
         slice_loss=losses.slice_loss,
     )
     del X_model, raw, raw_sub
@@ -136,12 +139,10 @@ class ExactSlices(Slices):
 
     def prepare(self, chunk):
         X_chunk = _perturbed_rows(self.X_sub, self.perturbation, self.groups, chunk)
-        # The rows were checked (finite, and finite in the network's dtype)
-        # before the run; a chunk only moves checked values between rows, or
-        # holds conditional draws from models fitted on checked rows. Checking
-        # every chunk again cost a quarter of the run; a non-finite prediction
-        # would still be refused by the scorer.
-        with config_context(assume_finite=True):
+        # A shuffle only moves values the run checked before it started; new
+        # values (conditional draws) are checked like any rows.
+        moved_only = getattr(self.perturbation, "moves_rows_only", False)
+        with values_already_checked() if moved_only else contextlib.nullcontext():
             X_model = _model_rows(self.located, X_chunk)
         raw = self.located.forward(X_model, self.batch_size)
         return chunk, X_chunk, raw

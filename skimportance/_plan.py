@@ -112,7 +112,13 @@ def _index_dtype(n_rows: int):
 
 
 class Perturbation(Protocol):
-    """What replaces a group's columns in one (group, repeat) slice."""
+    """What replaces a group's columns in one (group, repeat) slice.
+
+    A perturbation whose new values are the same columns' values from other
+    rows may say so with ``moves_rows_only = True``: the engines then do not
+    check those values again (finite, unchanged by the network's dtype).
+    Without it, perturbed rows are checked like any rows.
+    """
 
     def values(self, X_sub, group: int, repeat: int):
         """The new values of group ``group``'s columns for the rows ``X_sub``.
@@ -131,6 +137,7 @@ class ShuffledColumns:
 
     plan: PermutationPlan
     groups: list[np.ndarray]
+    moves_rows_only = True  # a shuffle: values the run already checked
 
     def values(self, X_sub, group: int, repeat: int):
         order, columns = self.plan.permutation(repeat), self.groups[group]

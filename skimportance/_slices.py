@@ -113,6 +113,7 @@ class Slices:
         perturbation,
         groups,
         n_repeats: int,
+        unperturbed_raw=None,
         slice_loss: SliceLoss | None = None,
     ):
         self.located = located
@@ -121,6 +122,9 @@ class Slices:
         self.perturbation = perturbation
         self.groups = groups
         self.n_repeats = n_repeats
+        # The network's output on X_sub itself, which the baseline losses
+        # came from: a slice that changes no model column is scored on it.
+        self.unperturbed_raw = unperturbed_raw
         self.slice_loss = slice_loss  # per-row loss differences, for p-values
         self._context = None
 

@@ -434,3 +434,49 @@ def test_integer_and_single_columns():
     single = conditional_importance(alone, X[:, :1], y, n_repeats=2, random_state=0)
     marginal = permutation_importance(alone, X[:, :1], y, n_repeats=2, random_state=0)
     np.testing.assert_allclose(single.importances, marginal.importances, atol=1e-12)
+
+
+# --- values the network cannot take are refused, as for any rows ----------------------
+
+
+def integer_input_model(n_inputs=3):
+    import keras
+
+    inputs = keras.Input((n_inputs,), dtype="int32")
+    hidden = keras.layers.Dense(4, activation="tanh")(keras.ops.cast(inputs, "float32"))
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(size=w.shape) for w in model.get_weights()])
+    return from_keras(model, task="regression")
+
+
+@pytest.mark.parametrize("algorithm", ["exact", "auto"])
+def test_conditional_draws_an_integer_input_cannot_take_are_refused(algorithm):
+    # Conditional draws are new, non-integer values: cast to the model's int32
+    # input they would silently become other numbers. Shuffles only move the
+    # integers the run checked, and pass.
+    reg = integer_input_model()
+    X = np.random.default_rng(1).integers(0, 5, size=(60, 3))
+    y = reg.predict(X)
+    shuffled = permutation_importance(reg, X, y, n_repeats=2, random_state=0)
+    assert np.isfinite(shuffled.importances).all()
+    with pytest.raises(ValueError, match="change when cast to int32"):
+        conditional_importance(
+            reg, X, y, n_repeats=2, random_state=0, algorithm=algorithm
+        )
+
+
+def test_a_global_assume_finite_does_not_skip_the_cast_check():
+    # assume_finite promises no NaN or infinity; 1e39 is finite in float64
+    # and still becomes infinity in the network's float32.
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    reg = from_keras(model, task="regression")
+    X = np.ones((20, 2))
+    X[3, 1] = 1e39
+    with (
+        sklearn.config_context(assume_finite=True),
+        pytest.raises(ValueError, match="become infinity in float32"),
+    ):
+        permutation_importance(reg, X, np.ones(20), n_repeats=2, random_state=0)

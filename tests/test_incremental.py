@@ -149,6 +149,21 @@ def test_p_values_equal_the_exact_engines(wide):
     assert incremental.details["loss"] == "squared_error"
 
 
+def test_a_column_that_moves_nothing_gets_exactly_zero_and_p_one(wide):
+    # A constant column changes no model column when shuffled: exactly 0, as
+    # on the exact engine, not the compiled tail's float32 rounding of 0
+    # (which a t-test across rows would read as a signal or its opposite).
+    reg, X, y = wide
+    X = X.copy()
+    X[:, 4] = 1.5
+    exact, incremental, _ = run_all(reg, X, y, n_repeats=3, random_state=0)
+    assert incremental.details["algorithm"] == "incremental"
+    for result in (exact, incremental):
+        assert np.all(result.importances[4] == 0)
+        assert np.all(result.loss_differences[4] == 0)
+        assert result.pvalues()["x4"] == 1.0
+
+
 def test_conditional_importance_runs_on_the_incremental_engine(wide):
     from skimportance import conditional_importance
 
