@@ -292,7 +292,9 @@ class FoldWorkers:
 
     def _on_dask(self, *arrays):
         for data in (self.X, self.y, *arrays):
-            if id(data) not in self._futures:
+            # None (no y) stays None: a future of it would stand in for
+            # every None argument of every task.
+            if data is not None and id(data) not in self._futures:
                 self._futures[id(data)] = recoverable(self.client, data)
         submit_kwargs = dict(getattr(active_backend(), "submit_kwargs", {}))
         return dask_backend_with_futures(self.client, self._futures, submit_kwargs)

@@ -44,6 +44,7 @@ from ._groups import cluster_feature_groups, resolve_feature_groups
 from ._keras_engine import ALGORITHMS, keras_scores
 from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._names import column_sources
+from ._plan import check_plan_size
 from ._result import ImportanceResult
 from ._scoring import call_scorer, per_head_scorer
 from ._slices import LossCollector
@@ -117,8 +118,6 @@ class PerturbationRun:
         if self.y is None:
             row_loss = None  # nothing to compare predictions with
         total = len(self.groups) * plan.n_repeats
-        # Per slice: its score (a float and its list slot) and its importance.
-        check_bookkeeping("n_repeats", plan.n_repeats, 48 * total)
         with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
             if self.located is not None:
                 baseline, scores, differences = keras_scores(
@@ -229,6 +228,11 @@ def prepare_permutation_run(
         feature_groups=feature_groups,
         cluster_threshold=cluster_threshold,
     )
+    # The run's bookkeeping, refused before any work (conditional importance
+    # fits its models first): the plan, and per slice its score (a float and
+    # its list slot) and its importance.
+    check_plan_size(run.n_rows, n_repeats)
+    check_bookkeeping("n_repeats", n_repeats, 48 * len(run.groups) * n_repeats)
     return run, RunSettings(n_repeats, batch_size, algorithm)
 
 

@@ -481,6 +481,3 @@ class ImportanceDisplay:
         self.ax_ = ax
         self.figure_ = ax.figure
         return self
-
-
-# -- drawing helpers ------------------------------------------------------------------
