@@ -439,6 +439,23 @@ class NoisyColumns:
         return X_sub[:, columns] + noise
 
 
+def scores_with(perturbation, reg, X, y, algorithm, *, n_repeats, feature_groups=None):
+    """(scores grid, engine details) of a run perturbed by
+    ``perturbation(groups)`` on the engine ``algorithm``."""
+    run = prepare_run(reg, X, y, caller="test", feature_groups=feature_groups)
+    plan = draw_permutation_plan(0, len(X), run.n_rows, n_repeats)
+    _, scores, _ = run.scores(
+        plan,
+        perturbation(run.groups),
+        batch_size=None,
+        n_jobs=None,
+        verbose=0,
+        desc="",
+        algorithm=algorithm,
+    )
+    return np.asarray(scores), run.engine_details
+
+
 @pytest.mark.parametrize("algorithm", ["incremental", "auto"])
 def test_any_perturbation_runs_and_a_late_moving_column_falls_back(
     wide, algorithm, auto_takes_incremental
@@ -446,18 +463,7 @@ def test_any_perturbation_runs_and_a_late_moving_column_falls_back(
     reg, X, y = wide
 
     def run_with(algorithm):
-        run = prepare_run(reg, X, y, caller="test", feature_groups=None)
-        plan = draw_permutation_plan(0, len(X), run.n_rows, 2)
-        baseline, scores, _ = run.scores(
-            plan,
-            NoisyColumns(run.groups),
-            batch_size=None,
-            n_jobs=None,
-            verbose=0,
-            desc="",
-            algorithm=algorithm,
-        )
-        return np.asarray(scores), run.engine_details
+        return scores_with(NoisyColumns, reg, X, y, algorithm, n_repeats=2)
 
     exact, _ = run_with("exact")
     if algorithm == "incremental":
@@ -482,20 +488,11 @@ def test_another_perturbation_equals_its_exact_run(wide):
             return X_sub[:, columns] + rng.normal(size=(len(X_sub), len(columns)))
 
     def run_with(algorithm):
-        run = prepare_run(
-            reg, X, y, caller="test", feature_groups=[[0, 1], [2], [3, 4, 5]]
+        groups = [[0, 1], [2], [3, 4, 5]]
+        scores, details = scores_with(
+            Noisy, reg, X, y, algorithm, n_repeats=3, feature_groups=groups
         )
-        plan = draw_permutation_plan(0, len(X), run.n_rows, 3)
-        _, scores, _ = run.scores(
-            plan,
-            Noisy(run.groups),
-            batch_size=None,
-            n_jobs=None,
-            verbose=0,
-            desc="",
-            algorithm=algorithm,
-        )
-        return np.asarray(scores), run.engine_details["algorithm"]
+        return scores, details["algorithm"]
 
     exact, _ = run_with("exact")
     incremental, used = run_with("incremental")
