@@ -75,9 +75,7 @@ def keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, algorithm, ro
     try:
         scores = run_slices(slices, n_jobs, bar, losses, caller=run.caller)
     except IncrementalUnavailable as exc:  # found only at a later repeat
-        if algorithm == "incremental":
-            raise ValueError(f"algorithm='incremental' does not apply: {exc}.") from exc
-        run.engine_details.update(algorithm="exact", incremental_unavailable=str(exc))
+        _fall_back_to_exact(algorithm, run.engine_details, exc)
         bar.reset()
         losses = LossCollector(losses.slice_loss, plan.n_repeats)
         scores = run_slices(exact, n_jobs, bar, losses, caller=run.caller)
@@ -99,14 +97,20 @@ def _choose_slices(algorithm, run, exact, batch_size):
             details=details,
         )
     except IncrementalUnavailable as exc:
-        if algorithm == "incremental":
-            raise ValueError(f"algorithm='incremental' does not apply: {exc}.") from exc
-        details["incremental_unavailable"] = str(exc)
+        _fall_back_to_exact(algorithm, details, exc)
         return exact
     if incremental is None:  # auto: not expected to be faster
         return exact
     details["algorithm"] = "incremental"
     return incremental
+
+
+def _fall_back_to_exact(algorithm, details: dict, exc: IncrementalUnavailable):
+    """Why the incremental engine does not apply: an error where the user
+    asked for it, else noted in ``details`` for the exact engine's run."""
+    if algorithm == "incremental":
+        raise ValueError(f"algorithm='incremental' does not apply: {exc}.") from exc
+    details.update(algorithm="exact", incremental_unavailable=str(exc))
 
 
 class ExactSlices(Slices):
