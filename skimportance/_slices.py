@@ -25,7 +25,7 @@ import numpy as np
 
 from ._scoring import ScoringContext, call_scorer
 
-__all__ = ["LossCollector", "SliceLoss", "Slices", "slice_losses"]
+__all__ = ["LossCollector", "SliceLoss", "Slices"]
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,6 @@ class LossCollector:
         )
 
 
-def slice_losses(slice_loss: SliceLoss | None, predictor, X_slice, y):
-    """A slice's per-row loss differences as ``predictor`` (a stand-in with
-    the slice's cached predictions) predicts; None when none is asked for."""
-    return None if slice_loss is None else slice_loss(predictor, X_slice, y)
-
-
 class Slices:
     """The (group, repeat) slices of one run, as every slice engine scores them.
 
@@ -141,4 +135,6 @@ class Slices:
         """(score, loss differences or None) of one slice whose rows are
         ``X_slice`` and whose predictions ``stand_in`` holds."""
         score = call_scorer(self.scorer, stand_in, X_slice, self.y, self.sample_weight)
-        return score, slice_losses(self.slice_loss, stand_in, X_slice, self.y)
+        if self.slice_loss is None:
+            return score, None
+        return score, self.slice_loss(stand_in, X_slice, self.y)
