@@ -81,7 +81,8 @@ def _in_dask_worker() -> bool:
 
 def run_on_dask(client, slices, collect, *, caller: str) -> None:
     """Run every chunk of ``slices`` on the cluster, handing each chunk's
-    ``[((group, repeat), score)]`` to ``collect`` as it arrives."""
+    ``[((group, repeat), score, loss differences)]`` to ``collect`` as it
+    arrives."""
     from distributed import as_completed
 
     model, fingerprint, rest = _packed(slices)
