@@ -288,7 +288,8 @@ def measure_dask(n_rows: int, n_features: int, n_repeats: int) -> dict:
     import joblib
     from distributed import Client, LocalCluster
 
-    from skimportance import _distributed, permutation_importance
+    from skimportance import permutation_importance
+    from skimportance._engines import dask_backend as _distributed
 
     X, y = make_data(n_rows, n_features)
     estimator = trained_mlp(X, y)

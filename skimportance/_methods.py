@@ -399,7 +399,7 @@ def check_scoring_argument(scoring, *, single_metric: str | None = None) -> None
     passed as scorers and bad multi-metric lists or dicts. With
     ``single_metric`` (the adapter's name), several metrics are refused too.
     A callable is only called later; what it returns is checked then
-    (``_scoring.call_scorer``).
+    (``_engines.scoring.call_scorer``).
     """
     if scoring is None:
         return

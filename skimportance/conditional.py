@@ -9,9 +9,10 @@ Mentch & Zhou 2021). Conditional importance replaces the column by a draw
 permuted residuals. Only the information the column adds to the others is
 removed, and the rows stay on the data.
 
-The run is checked, planned and scored by the shared engines of ``_engine``
+The run is checked, planned and scored by the shared engines of ``_engines.run``
 (the same plan and batched Keras engine as permutation importance); the
-conditional models come from ``_imputation``; p-values from ``_inference``.
+conditional models come from ``_engines.conditional_draws``; p-values from
+``_inference``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from dataclasses import replace
 import numpy as np
 from sklearn.utils import check_array, check_random_state
 
-from ._engine import prepare_permutation_run
-from ._imputation import column_kinds, default_imputers, fit_conditional_draws
+from ._engines.conditional_draws import (
+    column_kinds,
+    default_imputers,
+    fit_conditional_draws,
+)
+from ._engines.plan import draw_permutation_plan
+from ._engines.run import prepare_permutation_run
 from ._inference import resolve_loss
-from ._plan import draw_permutation_plan
 from ._result import ImportanceResult
 from ._validation import check_model_input
 

@@ -17,11 +17,11 @@ from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._distributed import FoldWorkers
+from ._engines.dask_backend import FoldWorkers
+from ._engines.scoring import call_scorer
 from ._methods import resolve_methods
 from ._names import check_unique_names
 from ._result import CVImportanceResult, ImportanceResult
-from ._scoring import call_scorer
 
 __all__ = ["cross_validate_importance", "importance_scorer"]
 

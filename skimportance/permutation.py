@@ -2,7 +2,7 @@
 
 The importance of a column is how much the score drops when it is shuffled.
 The run is checked, planned and scored by the shared engines of
-``_engine``: one plan of random draws (scikit-learn's own), consumed by the
+``_engines.run``: one plan of random draws (scikit-learn's own), consumed by the
 batched Keras engine or by the generic engine for any other estimator, so
 both return the numbers ``sklearn.inspection.permutation_importance`` returns
 for the same ``random_state``.
@@ -10,9 +10,9 @@ for the same ``random_state``.
 
 from __future__ import annotations
 
-from ._engine import prepare_permutation_run
+from ._engines.plan import ShuffledColumns, draw_permutation_plan
+from ._engines.run import prepare_permutation_run
 from ._inference import resolve_loss
-from ._plan import ShuffledColumns, draw_permutation_plan
 from ._result import ImportanceResult
 
 __all__ = ["permutation_importance"]

@@ -28,7 +28,7 @@ from distributed import Client, LocalCluster, get_worker
 from sklearn.metrics import r2_score
 
 from skimportance import cross_validate_importance, from_keras, permutation_importance
-from skimportance._distributed import WorkerLostError
+from skimportance._engines.dask_backend import WorkerLostError
 
 MARKERS = Path(tempfile.mkdtemp())
 

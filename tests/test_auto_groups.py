@@ -14,7 +14,7 @@ from skimportance import (
     cross_validate_importance,
     permutation_importance,
 )
-from skimportance._groups import cluster_feature_groups
+from skimportance._engines.groups import cluster_feature_groups
 
 
 def blocks(n=300, seed=0):

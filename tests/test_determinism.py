@@ -126,7 +126,7 @@ def test_seeded_fits_in_threads_equal_sequential_fits(cases):
 
 def loads_per_worker(client) -> dict:
     """{worker: (runs unpickled, models unpickled)} so far."""
-    from skimportance import _distributed
+    from skimportance._engines import dask_backend as _distributed
 
     return client.run(lambda: (_distributed.LOADS, _distributed.MODEL_LOADS))
 

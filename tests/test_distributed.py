@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from skimportance._distributed import WorkerLostError, raise_if_worker_lost
+from skimportance._engines.dask_backend import WorkerLostError, raise_if_worker_lost
 
 
 def test_a_worker_killed_mid_run_changes_nothing_or_is_reported():

@@ -27,9 +27,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skimportance import from_keras, permutation_importance
-from skimportance._engine import prepare_run
-from skimportance._first_layer import split_network
-from skimportance._plan import ShuffledColumns, draw_permutation_plan
+from skimportance._engines.network_split import split_network
+from skimportance._engines.plan import ShuffledColumns, draw_permutation_plan
+from skimportance._engines.run import prepare_run
 
 ATOL = 1e-5  # float32 rounding, the contract's tolerance
 
@@ -84,7 +84,8 @@ def run_all(estimator, X, y, *, sklearn=False, **kwargs):
 def auto_takes_incremental(monkeypatch):
     """Let ``algorithm="auto"`` pick the incremental engine on small problems
     too, wherever it applies, so that its fallbacks can be seen."""
-    from skimportance import _incremental, _keras_engine
+    from skimportance._engines import incremental as _incremental
+    from skimportance._engines import keras_engine as _keras_engine
 
     monkeypatch.setattr(_keras_engine, "AUTO_FLOP_RATIO", 1.0)
     monkeypatch.setattr(_incremental, "FIXED_COST_FLOPS", 0)

@@ -9,8 +9,8 @@ import pytest
 import sklearn
 
 from skimportance import from_keras, permutation_importance
+from skimportance._engines.plan import draw_permutation_plan
 from skimportance._model import LocatedModel
-from skimportance._plan import draw_permutation_plan
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_the_plan_is_compact_and_equal_to_scikit_learns_draws():
 def test_the_incremental_engine_steps_aside_when_its_copies_do_not_fit(monkeypatch):
     import keras
 
-    from skimportance import _incremental
+    from skimportance._engines import incremental as _incremental
 
     monkeypatch.setattr(_incremental, "FIXED_COST_FLOPS", 0)  # small problem
 

@@ -5,10 +5,10 @@ in which one group of columns at a time has been replaced, once per repeat,
 and reports the drop. What replaces the columns is a *perturbation*: for
 permutation importance the same columns of other rows (a shuffle), for
 conditional importance a prediction from the other columns plus shuffled
-residuals. Every random draw is made up front in one ``_plan.PermutationPlan``,
+residuals. Every random draw is made up front in one ``plan.PermutationPlan``,
 which both engines consume:
 
-* the Keras engine (``_keras_engine``), when a Keras model is inside the
+* the Keras engine (``keras_engine``), when a Keras model is inside the
   estimator, scores many (group, repeat) slices per chunk: exactly (their
   perturbed rows through the preprocessing and batched forward passes) or
   incrementally (a rank-k update of the first Dense layer, then the rest of
@@ -37,18 +37,18 @@ from sklearn.utils import check_array
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from ._budget import check_bookkeeping
-from ._columns import column_map
-from ._compat import check_parameters_as_sklearn
-from ._groups import cluster_feature_groups, resolve_feature_groups
-from ._keras_engine import ALGORITHMS, keras_scores
-from ._model import feature_names_of, has_keras_model, locate_keras_model
-from ._names import column_sources
-from ._plan import check_plan_size
-from ._result import ImportanceResult
-from ._scoring import call_scorer, per_head_scorer
-from ._slices import LossCollector
-from ._validation import check_choice, check_positive_int
+from .._budget import check_bookkeeping
+from .._columns import column_map
+from .._compat import check_parameters_as_sklearn
+from .._model import feature_names_of, has_keras_model, locate_keras_model
+from .._names import column_sources
+from .._result import ImportanceResult
+from .._validation import check_choice, check_positive_int
+from .groups import cluster_feature_groups, resolve_feature_groups
+from .keras_engine import ALGORITHMS, keras_scores
+from .plan import check_plan_size
+from .scoring import call_scorer, per_head_scorer
+from .slices import LossCollector
 
 __all__ = [
     "ALGORITHMS",
@@ -106,7 +106,7 @@ class PerturbationRun:
 
         ``algorithm`` picks the Keras engine's: ``"exact"`` (a forward pass
         over every perturbed row), ``"incremental"`` (rank-k updates of the
-        first Dense layer, see ``_incremental``) or ``"auto"`` (incremental
+        first Dense layer, see ``incremental``) or ``"auto"`` (incremental
         where it applies and its FLOP estimate is clearly lower).
 
         The loss differences, shape (n_groups, n_rows), are each row's
@@ -255,7 +255,7 @@ def prepare_run(
     ``from_keras(feature_axis=...)``) becoming a group of flat columns.
     ``feature_groups="inputs"`` groups X's columns by the model input they
     feed; ``feature_groups="auto"`` clusters them on their correlation
-    (``_groups.cluster_feature_groups``, at ``cluster_threshold``). A model
+    (``groups.cluster_feature_groups``, at ``cluster_threshold``). A model
     with several output heads is scored per head and overall.
 
     Raises

@@ -1,6 +1,6 @@
 """The network cut in two: its first Dense layer, and the compiled rest.
 
-The incremental engine (``_incremental``) computes the first Dense layer of
+The incremental engine (``incremental``) computes the first Dense layer of
 the unperturbed rows itself and hands the rest of the network (the *tail*)
 pre-activations with a rank-k update per perturbed slice. This module finds
 that first layer, checks that the network allows the cut, and compiles the
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._compat import layer_inputs
+from .._compat import layer_inputs
 
 __all__ = ["IncrementalUnavailable", "NetworkSplit", "split_network"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._budget import rows_within_budget
-from ._first_layer import IncrementalUnavailable
+from .._budget import rows_within_budget
+from .network_split import IncrementalUnavailable
 
 __all__ = ["ModelRows", "column_owners", "moved_columns", "perturbed_copy", "replaced"]
 

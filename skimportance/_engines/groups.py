@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._names import check_unique_names
+from .._names import check_unique_names
 
 __all__ = ["cluster_feature_groups", "is_numeric_column", "resolve_feature_groups"]
 

@@ -33,7 +33,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import ThreadpoolController
 
-from ._groups import is_numeric_column
+from .groups import is_numeric_column
 
 __all__ = [
     "ConditionalDraws",
@@ -115,7 +115,7 @@ class _CategoricalDraw:
 
 @dataclass(frozen=True)
 class ConditionalDraws:
-    """Conditional importance's perturbation (a ``_plan.Perturbation``).
+    """Conditional importance's perturbation (a ``plan.Perturbation``).
 
     Attributes
     ----------

@@ -42,18 +42,18 @@ import threading
 import numpy as np
 from sklearn import config_context
 
-from ._budget import budget_bytes
-from ._compat import scorer_only_predicts
-from ._first_layer import IncrementalUnavailable, NetworkSplit, split_network
-from ._scoring import CacheMiss
-from ._separability import (
+from .._budget import budget_bytes
+from .._compat import scorer_only_predicts
+from .network_split import IncrementalUnavailable, NetworkSplit, split_network
+from .scoring import CacheMiss
+from .separability import (
     ModelRows,
     column_owners,
     moved_columns,
     perturbed_copy,
     replaced,
 )
-from ._slices import Slices
+from .slices import Slices
 
 __all__ = [
     "AUTO_FLOP_RATIO",
@@ -305,7 +305,7 @@ class IncrementalSlices(Slices):
         chunk."""
         (repeat, groups), raw = prepared
         scored = []
-        # The baseline call validated the scorer's parameters (see _keras_engine).
+        # The baseline call validated the scorer's parameters (see keras_engine).
         with config_context(skip_parameter_validation=True):
             for i, group in enumerate(groups):
                 scored.append(

@@ -3,8 +3,8 @@
 A *slice* is one (group, repeat): the rows ``X_sub`` with one group's columns
 perturbed. :class:`Slices` holds what every engine scores a slice against
 (the model, the scorer, y, weights, the perturbation, the groups) and scores
-one slice from its cached predictions. The engines (``_keras_engine``'s
-exact slices, ``_incremental``'s) differ only in how they get the
+one slice from its cached predictions. The engines (``keras_engine``'s
+exact slices, ``incremental``'s) differ only in how they get the
 predictions.
 
 Asked for a pointwise loss (``_inference.PointwiseLoss``), every engine
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._scoring import ScoringContext, call_scorer
+from .scoring import ScoringContext, call_scorer
 
 __all__ = ["LossCollector", "SliceLoss", "Slices"]
 

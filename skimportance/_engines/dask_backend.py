@@ -32,7 +32,7 @@ import pickle
 import threading
 import uuid
 
-from ._compat import (
+from .._compat import (
     active_backend,
     active_dask_client,
     dask_backend_with_futures,
@@ -247,7 +247,7 @@ class FoldWorkers:
     """
 
     def __init__(self, estimator, X, y, *, n_jobs):
-        from ._model import has_keras_model
+        from .._model import has_keras_model
 
         self.X, self.y = X, y
         self.keras = has_keras_model(estimator)

@@ -5,14 +5,14 @@ engines with the same interface (``chunks``, ``prepare``, ``score``, ``run``):
 
 * :class:`ExactSlices` builds every perturbed row of a chunk, preprocesses
   them and runs the whole network on them in large batches;
-* ``IncrementalSlices`` (``_incremental``) adds each slice's rank-k change to
+* ``IncrementalSlices`` (``incremental``) adds each slice's rank-k change to
   the first Dense layer of the unperturbed rows and runs only the rest of the
   network.
 
 Either way each slice is scored through scikit-learn's own scorer with a
 cached-prediction stand-in. :func:`run_slices` runs the chunks in this process
 (the network on one chunk while threads score the previous ones) or, under a
-dask backend, on the cluster (``_distributed``).
+dask backend, on the cluster (``dask_backend``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import numpy as np
 from sklearn import config_context
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._budget import MAX_ROWS_PER_CALL, rows_within_budget
-from ._distributed import dask_client_for_chunks, run_on_dask
-from ._incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
-from ._scoring import ScoringContext, call_scorer
-from ._slices import LossCollector, Slices
-from ._validation import check_batch_size, check_model_input, values_already_checked
+from .._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from .._validation import check_batch_size, check_model_input, values_already_checked
+from .dask_backend import dask_client_for_chunks, run_on_dask
+from .incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
+from .scoring import ScoringContext, call_scorer
+from .slices import LossCollector, Slices
 
 __all__ = ["ALGORITHMS", "ExactSlices", "keras_scores", "run_slices"]
 

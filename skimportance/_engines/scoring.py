@@ -28,7 +28,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 
-from ._compat import loaded_module
+from .._compat import loaded_module
 
 __all__ = [
     "ALL_OUTPUTS",

@@ -4,8 +4,8 @@ A :class:`PermutationPlan` holds scikit-learn's draws for a run (the rows of
 ``max_samples``, one row order per repeat), compactly; a :class:`Perturbation`
 says what replaces a group's columns in one (group, repeat) slice:
 :class:`ShuffledColumns` for permutation importance, conditional draws
-(``_imputation``) for conditional importance. The engines (``_engine``,
-``_keras_engine``, ``_incremental``) consume both.
+(``conditional_draws``) for conditional importance. The engines (``run``,
+``keras_engine``, ``incremental``) consume both.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.random import sample_without_replacement
 
-from ._budget import check_bookkeeping
+from .._budget import check_bookkeeping
 
 __all__ = [
     "PermutationPlan",
