@@ -33,6 +33,7 @@ import numpy as np
 from ._budget import check_within_budget, rows_within_budget
 from ._columns import check_columns, column_map
 from ._model import locate_keras_model
+from ._outputs import one_result_per_head, resolve_outputs
 from ._rawspace import RawSpace
 from ._result import ImportanceResult
 from ._validation import (
@@ -40,8 +41,6 @@ from ._validation import (
     check_choice,
     check_model_input,
     check_positive_int,
-    one_result_per_head,
-    resolve_outputs,
     resolve_point,
     scale_problem,
     zero_baseline_problem,
