@@ -42,11 +42,20 @@ def largest_abs_mean(result) -> float:
     return largest if largest > 0 else 1.0
 
 
-def consensus_order(results: dict, rows: dict, top_n: int | None) -> np.ndarray:
-    """Feature positions, most important first by mean normalised importance."""
+def consensus_order(
+    results: dict, rows: dict, top_n: int | None, signed: dict
+) -> np.ndarray:
+    """Feature positions, most important first by mean normalised importance.
+
+    A signed result (``signed[name]``: its method's spec says so) counts by
+    magnitude: a strongly negative feature matters as much as a positive one.
+    """
     consensus = np.mean(
         [
-            result.importances_mean[rows[name]] / largest_abs_mean(result)
+            (np.abs if signed[name] else np.asarray)(
+                result.importances_mean[rows[name]]
+            )
+            / largest_abs_mean(result)
             for name, result in results.items()
         ],
         axis=0,

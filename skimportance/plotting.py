@@ -2,9 +2,9 @@
 
 The Display only draws: statistics over results (alignment by feature, rank
 agreement) live in ``_compare``, and importances are computed by the methods
-of the one registry. matplotlib is imported only when something is drawn and
-the methods only when ``ImportanceDisplay.from_estimator`` computes one, so
-importing this module costs nothing but NumPy.
+of the one registry, which also says which results are signed (drawn in order
+of magnitude). matplotlib is imported only when something is drawn, so
+importing this module loads no plotting library and no TensorFlow.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ._drawing import (
     largest_abs_mean,
     panels,
 )
+from ._methods import DEFAULT_METHOD, is_signed, resolve_methods
 from ._validation import check_choice, check_positive_int
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ class ImportanceDisplay:
         X,
         y=None,
         *,
-        method: str | Sequence[str] = "permutation",
+        method: str | Sequence[str] = DEFAULT_METHOD,
         method_params: Mapping[str, Any] | None = None,
         random_state=None,
         n_repeats: int | None = None,
@@ -173,23 +174,20 @@ class ImportanceDisplay:
         ----------
         estimator : object
             A fitted estimator, as accepted by the importance functions (a Keras
-            wrapper, a Pipeline ending in one, or, for ``"permutation"`` and
-            ``"conditional"``, any fitted scikit-learn estimator).
+            wrapper, a Pipeline ending in one, or, for the methods that need no
+            Keras model, any fitted scikit-learn estimator).
         X : array-like of shape (n_samples, n_features) or None
             Data to compute the importances on, preferably held out. The weight
             methods use it only to check that the inputs are standardised, so
             it may be None for them.
         y : array-like of shape (n_samples,), default=None
-            Targets; needed by the methods that score predictions
-            (``"permutation"``, ``"conditional"``).
+            Targets; needed by the methods that score predictions against
+            them (permutation importance, for one).
         method : str or list of str, default="permutation"
             Which registered method(s) to run, the names every skimportance
-            adapter and the command line accept: ``"permutation"``,
-            ``"conditional"``, ``"first_layer"``, ``"garson"``, ``"olden"``,
-            ``"probe"``, ``"profile"``, ``"occlusion"``, ``"saliency"``,
-            ``"input_x_gradient"``, ``"integrated_gradients"``. A list runs
-            each one, for a side-by-side comparison. Several ``scoring``
-            metrics give one result per metric, named
+            adapter and the command line accept (``skimportance --help``
+            lists them). A list runs each one, for a side-by-side comparison.
+            Several ``scoring`` metrics give one result per metric, named
             ``"permutation (<metric>)"``.
         method_params : dict, default=None
             Further keyword arguments for the method's function, e.g.
@@ -217,8 +215,6 @@ class ImportanceDisplay:
         >>> display.plot(top_n=3).features_.tolist()
         ['bmi', 's5', 'bp']
         """
-        from ._methods import resolve_methods
-
         import_pyplot(f"{cls.__name__}.from_estimator")
         if not isinstance(method, str) and not list(method):
             raise ValueError("method must name at least one importance method.")
@@ -261,7 +257,8 @@ class ImportanceDisplay:
         Features run top to bottom from most to least important. With several
         results they are ordered by their mean normalised importance across the
         methods (each method divided by its largest absolute mean), so every
-        method is drawn in the same order.
+        method is drawn in the same order. A signed method's results (a
+        registry entry with ``signed=True``) count by magnitude.
 
         Parameters
         ----------
@@ -323,7 +320,8 @@ class ImportanceDisplay:
         grouped = layout == "grouped" or n_results == 1
         if normalize is None:
             normalize = layout == "grouped" and n_results > 1
-        order = consensus_order(results, rows, top_n)
+        signed = {name: is_signed(result.method) for name, result in results.items()}
+        order = consensus_order(results, rows, top_n, signed)
         n_rows = len(order)
         axes = panels(
             plt, ax, 1 if grouped else n_results, n_rows, n_results if grouped else 1
