@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ._model import has_keras_model, locate_keras_model
+
 if TYPE_CHECKING:
     from ._result import ImportanceResult
 
@@ -151,6 +153,13 @@ class MethodCall:
         if not self.fits_on_training_data:
             return self
         return replace(self, params={**self.params, self.spec.fit_data: X_train})
+
+    def check_estimator(self, estimator) -> None:
+        """Refuse an estimator this method cannot read, before any training:
+        a ``keras_only`` method needs a Keras model inside it. The TypeError
+        is the one the method would raise, naming what was found instead."""
+        if self.spec.keras_only and not has_keras_model(estimator):
+            locate_keras_model(estimator)  # raises: no Keras model inside
 
     def __call__(self, estimator, X=None, y=None) -> dict[str, ImportanceResult]:
         spec = self.spec

@@ -173,7 +173,7 @@ def get_spec(method) -> MethodSpec:
     if not isinstance(method, str) or method not in REGISTRY:
         raise ValueError(
             f"Unknown importance method {method!r}; choose one of "
-            f"{', '.join(METHOD_NAMES)}."
+            f"{', '.join(REGISTRY)}."
         )
     return REGISTRY[method]
 
@@ -328,6 +328,14 @@ def _check_accepted(spec: MethodSpec, params: Mapping, where: str) -> None:
         raise ValueError(
             f"{where} {unknown} are not accepted by method {spec.name!r}; "
             f"it takes {sorted(accepted)}."
+        )
+    columns = params.get("columns")
+    if columns is not None and (
+        not isinstance(columns, str) or columns not in spec.columns
+    ):
+        raise ValueError(
+            f"Method {spec.name!r} reports on columns {' or '.join(spec.columns)}; "
+            f"got columns={columns!r}."
         )
 
 

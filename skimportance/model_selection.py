@@ -134,6 +134,8 @@ def cross_validate_importance(
         adapter_uses=("scoring",),
         single_metric="cross_validate_importance",
     )
+    for call in calls:
+        call.check_estimator(estimator)
     _check_error_score(error_score)
     X, y, groups = indexable(X, y, groups)
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))

@@ -131,6 +131,7 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
     def fit(self, X, y=None, **fit_params):
         """Fit a clone of ``estimator`` and measure its feature importances."""
         call = _method_call(self)  # before training
+        call.check_estimator(self.estimator)
         X_fit, y_fit, X_eval, y_eval = _split_for_importance(
             self.estimator, X, y, self.validation_fraction, self.random_state
         )
