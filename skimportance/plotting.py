@@ -16,15 +16,13 @@ import numpy as np
 
 from ._compare import aligned_rows, named_results, rank_agreement
 from ._drawing import (
-    bar_errors,
     clustering_of,
     consensus_order,
-    draw_boxes,
     draw_dendrogram,
     draw_feature_axes,
     draw_heatmap,
+    draw_importances,
     import_pyplot,
-    largest_abs_mean,
     panels,
 )
 from ._methods import DEFAULT_METHOD, is_signed, resolve_methods
@@ -326,47 +324,12 @@ class ImportanceDisplay:
         axes = panels(
             plt, ax, 1 if grouped else n_results, n_rows, n_results if grouped else 1
         )
-        height = 0.8 / n_results if grouped else 0.8
-        offsets = (np.arange(n_results) - (n_results - 1) / 2) * height
-        positions = np.arange(n_rows)
-
-        self.bars_, self.errorbars_, self.boxes_ = [], [], []
-        for i, (name, result) in enumerate(results.items()):
-            panel = axes[0] if grouped else axes[i]
-            at = positions + (offsets[i] if grouped else 0.0)
-            scale = largest_abs_mean(result) if normalize else 1.0
-            result_rows = rows[name][order]
-            if kind == "bar":
-                xerr = bar_errors(result, result_rows, errorbars, level)
-                bars = panel.barh(
-                    at,
-                    result.importances_mean[result_rows] / scale,
-                    height=height,
-                    xerr=None if xerr is None else xerr / scale,
-                    label=name,
-                    **{
-                        "color": f"C{i}",
-                        "ecolor": "0.2",
-                        "capsize": 3,
-                        **(bar_kwargs or {}),
-                    },
-                )
-                self.bars_.append(bars)
-                self.errorbars_.append(bars.errorbar)
-            else:
-                draws = result.importances[result_rows] / scale
-                self.boxes_.append(draw_boxes(panel, at, draws, height, i, box_kwargs))
-
+        self.bars_, self.errorbars_, self.boxes_ = draw_importances(
+            axes, results, rows, order, kind=kind, grouped=grouped,
+            normalize=normalize, errorbars=errorbars, level=level,
+            bar_kwargs=bar_kwargs, box_kwargs=box_kwargs,
+        )  # fmt: skip
         draw_feature_axes(axes, features[order], normalize)
-        if grouped and n_results > 1:
-            handles = (
-                self.bars_ if kind == "bar" else [b["boxes"][0] for b in self.boxes_]
-            )
-            axes[0].legend(handles, list(results), title="method")
-        else:
-            for panel, name in zip(axes, results):
-                panel.set_title(name)
-
         self.features_ = features[order]
         self.axes_ = axes
         self.ax_ = axes[0]
