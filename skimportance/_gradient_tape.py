@@ -14,7 +14,7 @@ import numpy as np
 
 from ._model import concat_heads, input_signature
 
-__all__ = ["GradientRunner", "integrated_gradients", "non_differentiable_layers"]
+__all__ = ["GradientRunner", "integrate_gradients", "non_differentiable_layers"]
 
 
 def non_differentiable_layers(model) -> str:
@@ -50,7 +50,7 @@ def _operations(model) -> list:
     return found
 
 
-def integrated_gradients(gradients, X_model, base, n_steps: int) -> np.ndarray:
+def integrate_gradients(gradients, X_model, base, n_steps: int) -> np.ndarray:
     """Attributions (n_samples, n_features, n_outputs) by Gauss-Legendre IG."""
     nodes, weights = np.polynomial.legendre.leggauss(n_steps)
     alphas, weights = (nodes + 1) / 2, weights / 2  # from [-1, 1] to [0, 1]

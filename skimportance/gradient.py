@@ -26,7 +26,7 @@ from ._budget import MAX_ROWS_PER_CALL, check_within_budget, rows_within_budget
 from ._columns import check_columns, column_map
 from ._gradient_tape import (
     GradientRunner,
-    integrated_gradients,
+    integrate_gradients,
     non_differentiable_layers,
 )
 from ._model import locate_keras_model
@@ -207,7 +207,7 @@ default=None
         base = _baseline(located, baseline, X, X_model, mapping)
     at_rows = gradients(X_model)
     if method == "integrated_gradients":
-        attributions = integrated_gradients(gradients, X_model, base, n_steps)
+        attributions = integrate_gradients(gradients, X_model, base, n_steps)
         # Completeness: what the attributions of each row should add up to.
         response = outputs.response(located.forward(np.vstack([base, X_model])))
         delta = (response[1:] - response[0])[:, list(outputs.columns)]
