@@ -25,6 +25,7 @@ def _page_param(page: Path):
     marks = [pytest.mark.slow] if starts_a_cluster else []
     return pytest.param(page, id=page.name, marks=marks)
 
+
 # An opening ```python fence (possibly indented, e.g. inside a list or an
 # admonition), the code, and the closing fence at the same indentation.
 _BLOCK = re.compile(

@@ -128,7 +128,9 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path):
     graph = import_graph(package)
     assert graph["toy.result"] == {"toy.display"}
     assert find_cycles(graph) == [["toy._sub.engine", "toy.display", "toy.result"]]
-    (package / "result.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import display\n"
+    only_for_type_checkers = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from . import display\n"
     )
+    (package / "result.py").write_text(only_for_type_checkers)
     assert find_cycles(import_graph(package)) == []
