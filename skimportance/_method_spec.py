@@ -50,7 +50,8 @@ class MethodSpec:
         Scores predictions against targets.
     signed : bool
         Its importances carry a direction (negative = pushes the output
-        down), so selection ranks by magnitude. Unsigned methods that can go
+        down), so selection ranks by magnitude, the Display orders it by
+        magnitude and the command line says so. Unsigned methods that can go
         negative (permutation: worse than noise) are clipped at zero instead.
     reads : {"predictions", "weights", "gradients"}
         What of the model it uses: any model gives predictions; weights need
@@ -59,9 +60,11 @@ class MethodSpec:
         Which columns it can report: ``"raw"`` (the estimator's input columns,
         before any preprocessing; the default of every method) and/or
         ``"model"`` (those the Keras model sees, chosen with
-        ``columns="model"``).
+        ``columns="model"``). ``resolve_methods`` refuses any other.
     keras_only : bool
-        Needs a Keras model inside the estimator.
+        Needs a Keras model inside the estimator; the adapters that fit
+        refuse an estimator without one before training
+        (:meth:`MethodCall.check_estimator`).
     fit_data : str or None
         The keyword of ``function`` that takes the rows its own models are
         fitted on (conditional importance's ``X_fit``). Adapters that hold
@@ -69,7 +72,7 @@ class MethodSpec:
         ``cross_validate_importance`` the training fold,
         ``ImportanceEstimator`` the rows it fitted the estimator on.
     summary : str
-        One line for tables and help texts.
+        One line for tables and help texts (``skimportance --help``).
     """
 
     name: str
