@@ -8,6 +8,15 @@ from typing import Any
 import numpy as np
 
 from ._names import check_unique_names
+from ._stats import (
+    check_level,
+    fdr_frame,
+    fold_scale,
+    nadeau_bengio_pvalues,
+    row_test_pvalues,
+    standard_error,
+    t_interval,
+)
 
 __all__ = ["CVImportanceResult", "ImportanceResult"]
 
@@ -132,22 +141,15 @@ class ImportanceResult:
             Indexed by feature, with columns ``importance_mean``, ``lower``,
             ``upper``, in the features' original order.
         """
-        import pandas as pd
-        from scipy import stats
-
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1), got {level!r}.")
+        level = check_level(level)
         mean = self.importances_mean
         n_draws = self.importances.shape[1]
         if n_draws > 1:
-            sem = self.importances.std(axis=1, ddof=1) / np.sqrt(n_draws)
-            half = stats.t.ppf((1 + level) / 2, df=n_draws - 1) * sem
+            scale = standard_error(self.importances)
+            bounds = t_interval(mean, scale, n_draws - 1, level)
         else:
-            half = np.zeros_like(mean)
-        return pd.DataFrame(
-            {"importance_mean": mean, "lower": mean - half, "upper": mean + half},
-            index=pd.Index(self.feature_names, name="feature"),
-        )
+            bounds = (mean, mean)
+        return _interval_frame(mean, bounds, self.feature_names)
 
     def pvalues(self):
         """p-values of "importance <= 0", by a one-sided t-test across test rows.
@@ -171,8 +173,6 @@ class ImportanceResult:
         """
         import pandas as pd
 
-        from ._inference import row_test_pvalues
-
         if self.loss_differences is None:
             raise ValueError(
                 f"This {self.method!r} result carries no per-row loss differences, "
@@ -195,7 +195,7 @@ class ImportanceResult:
             (the Benjamini-Hochberg adjusted p-value) and ``selected``
             (``qvalue <= alpha``).
         """
-        return _fdr_frame(self.pvalues(), alpha)
+        return fdr_frame(self.pvalues(), alpha)
 
     def to_frame(self, sort: bool = True):
         """A pandas DataFrame indexed by feature, most important first.
@@ -216,10 +216,17 @@ class ImportanceResult:
         return frame
 
     def plot(self, **kwargs):
-        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib)."""
-        from .plotting import ImportanceDisplay
+        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib).
 
-        return ImportanceDisplay.from_result(self).plot(**kwargs)
+        Short for ``ImportanceDisplay.from_result(result).plot(**kwargs)``. The
+        Display is looked up on the public package, which loads it on first
+        use: results sit below the Display (which imports the method registry,
+        which imports the methods, which import results), so this module never
+        imports ``plotting`` itself.
+        """
+        import skimportance
+
+        return skimportance.ImportanceDisplay.from_result(self).plot(**kwargs)
 
     def __repr__(self) -> str:
         order = np.argsort(-self.importances_mean, kind="stable")[:5]
@@ -375,25 +382,16 @@ class CVImportanceResult:
         pandas.DataFrame
             Indexed by feature: ``importance_mean``, ``lower``, ``upper``.
         """
-        import pandas as pd
-        from scipy import stats
-
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1), got {level!r}.")
+        level = check_level(level)
         k = self.n_folds
         mean = self.importances_mean
         if k < 2:
-            half = np.zeros_like(mean)
+            bounds = (mean, mean)
         else:
-            factor = 1.0 / k
-            if corrected:
-                factor += float(np.mean(self.n_test / self.n_train))
-            variance = self.importances.var(axis=1, ddof=1)
-            half = stats.t.ppf((1 + level) / 2, df=k - 1) * np.sqrt(factor * variance)
-        return pd.DataFrame(
-            {"importance_mean": mean, "lower": mean - half, "upper": mean + half},
-            index=pd.Index(self.feature_names, name="feature"),
-        )
+            sizes = (self.n_train, self.n_test) if corrected else (None, None)
+            scale = fold_scale(self.importances, *sizes)
+            bounds = t_interval(mean, scale, k - 1, level)
+        return _interval_frame(mean, bounds, self.feature_names)
 
     def pvalues(self):
         """p-values of "importance <= 0" across folds (Nadeau-Bengio corrected).
@@ -418,8 +416,6 @@ class CVImportanceResult:
         """
         import pandas as pd
 
-        from ._inference import nadeau_bengio_pvalues
-
         untestable = [
             k
             for k, fold in enumerate(self.fold_results)
@@ -440,13 +436,14 @@ class CVImportanceResult:
     def fdr(self, alpha: float = 0.05):
         """Features selected at false discovery rate ``alpha`` (Benjamini-Hochberg
         over :meth:`pvalues`); see :meth:`ImportanceResult.fdr`."""
-        return _fdr_frame(self.pvalues(), alpha)
+        return fdr_frame(self.pvalues(), alpha)
 
     def plot(self, **kwargs):
-        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib)."""
-        from .plotting import ImportanceDisplay
+        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib);
+        see :meth:`ImportanceResult.plot`."""
+        import skimportance
 
-        return ImportanceDisplay.from_result(self).plot(**kwargs)
+        return skimportance.ImportanceDisplay.from_result(self).plot(**kwargs)
 
     def __repr__(self) -> str:
         return repr(self.summary).replace(
@@ -454,15 +451,11 @@ class CVImportanceResult:
         )
 
 
-def _fdr_frame(pvalues, alpha):
-    """pvalue, Benjamini-Hochberg qvalue and selected, indexed like ``pvalues``."""
+def _interval_frame(mean, bounds, feature_names):
     import pandas as pd
 
-    from ._inference import benjamini_hochberg, check_alpha
-
-    alpha = check_alpha(alpha)
-    qvalues = benjamini_hochberg(pvalues.to_numpy())
+    lower, upper = bounds
     return pd.DataFrame(
-        {"pvalue": pvalues.to_numpy(), "qvalue": qvalues, "selected": qvalues <= alpha},
-        index=pvalues.index,
+        {"importance_mean": mean, "lower": lower, "upper": upper},
+        index=pd.Index(feature_names, name="feature"),
     )
