@@ -12,7 +12,9 @@ from ._stats import (
     check_level,
     fdr_frame,
     fold_scale,
+    interval_frame,
     nadeau_bengio_pvalues,
+    pvalue_series,
     row_test_pvalues,
     standard_error,
     t_interval,
@@ -149,7 +151,7 @@ class ImportanceResult:
             bounds = t_interval(mean, scale, n_draws - 1, level)
         else:
             bounds = (mean, mean)
-        return _interval_frame(mean, bounds, self.feature_names)
+        return interval_frame(mean, bounds, self.feature_names)
 
     def pvalues(self):
         """p-values of "importance <= 0", by a one-sided t-test across test rows.
@@ -168,21 +170,18 @@ class ImportanceResult:
         Raises
         ------
         ValueError
-            The result carries no per-row loss differences (methods other
-            than permutation and conditional, or ``loss=None``).
+            The result carries no per-row loss differences (a method that
+            measures no loss difference, or ``loss=None``).
         """
-        import pandas as pd
 
         if self.loss_differences is None:
             raise ValueError(
                 f"This {self.method!r} result carries no per-row loss differences, "
-                "so it has no p-values. permutation_importance and "
-                "conditional_importance record them (unless loss=None)."
+                "so it has no p-values: only methods that measure a loss "
+                "difference record them (unless loss=None)."
             )
-        return pd.Series(
-            row_test_pvalues(self.loss_differences),
-            index=pd.Index(self.feature_names, name="feature"),
-            name="pvalue",
+        return pvalue_series(
+            row_test_pvalues(self.loss_differences), self.feature_names
         )
 
     def fdr(self, alpha: float = 0.05):
@@ -391,7 +390,7 @@ class CVImportanceResult:
             sizes = (self.n_train, self.n_test) if corrected else (None, None)
             scale = fold_scale(self.importances, *sizes)
             bounds = t_interval(mean, scale, k - 1, level)
-        return _interval_frame(mean, bounds, self.feature_names)
+        return interval_frame(mean, bounds, self.feature_names)
 
     def pvalues(self):
         """p-values of "importance <= 0" across folds (Nadeau-Bengio corrected).
@@ -411,10 +410,8 @@ class CVImportanceResult:
         ------
         ValueError
             Fewer than two folds, or folds of a method whose importance is
-            not a loss difference (only permutation and conditional results
-            can be tested).
+            not a loss difference.
         """
-        import pandas as pd
 
         untestable = [
             k
@@ -424,13 +421,12 @@ class CVImportanceResult:
         if untestable:
             raise ValueError(
                 f"The {self.method!r} folds carry no per-row loss differences, so "
-                "their importance cannot be tested against 0; cross-validate "
-                "method='permutation' or 'conditional' for p-values."
+                "their importance cannot be tested against 0; cross-validate a "
+                "method that measures a loss difference for p-values."
             )
-        return pd.Series(
+        return pvalue_series(
             nadeau_bengio_pvalues(self.importances, self.n_train, self.n_test),
-            index=pd.Index(self.feature_names, name="feature"),
-            name="pvalue",
+            self.feature_names,
         )
 
     def fdr(self, alpha: float = 0.05):
@@ -449,13 +445,3 @@ class CVImportanceResult:
         return repr(self.summary).replace(
             "ImportanceResult(", f"CVImportanceResult(n_folds={self.n_folds}, ", 1
         )
-
-
-def _interval_frame(mean, bounds, feature_names):
-    import pandas as pd
-
-    lower, upper = bounds
-    return pd.DataFrame(
-        {"importance_mean": mean, "lower": lower, "upper": upper},
-        index=pd.Index(feature_names, name="feature"),
-    )

@@ -29,7 +29,9 @@ __all__ = [
     "check_level",
     "fdr_frame",
     "fold_scale",
+    "interval_frame",
     "nadeau_bengio_pvalues",
+    "pvalue_series",
     "row_test_pvalues",
     "standard_error",
     "t_interval",
@@ -90,6 +92,17 @@ def t_interval(mean, scale, df: int, level: float):
 
     half = stats.t.ppf((1 + level) / 2, df=df) * scale
     return mean - half, mean + half
+
+
+def interval_frame(mean, bounds, feature_names):
+    """``importance_mean``, ``lower``, ``upper``, indexed by feature."""
+    import pandas as pd
+
+    lower, upper = bounds
+    return pd.DataFrame(
+        {"importance_mean": mean, "lower": lower, "upper": upper},
+        index=pd.Index(feature_names, name="feature"),
+    )
 
 
 def _one_sided(mean, scale, df: int, constant) -> np.ndarray:
@@ -160,6 +173,15 @@ def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
     if finite.any():
         adjusted[finite] = false_discovery_control(pvalues[finite], method="bh")
     return adjusted
+
+
+def pvalue_series(pvalues, feature_names):
+    """The p-values as a Series named ``pvalue``, indexed by feature."""
+    import pandas as pd
+
+    return pd.Series(
+        pvalues, index=pd.Index(feature_names, name="feature"), name="pvalue"
+    )
 
 
 def fdr_frame(pvalues, alpha):
