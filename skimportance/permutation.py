@@ -189,7 +189,7 @@ def permutation_importance(
     row_loss = resolve_loss(loss, estimator, y)
     n_samples = run.X.shape[0]
     plan = draw_permutation_plan(random_state, n_samples, run.n_rows, n_repeats)
-    baseline, scores, differences = run.scores(
+    scored = run.scores(
         plan,
         ShuffledColumns(plan, run.groups),
         batch_size=batch_size,
@@ -200,4 +200,4 @@ def permutation_importance(
         algorithm=algorithm,
     )
     details = {"loss": None if row_loss is None else row_loss.name}
-    return run.results(baseline, scores, "permutation", details, differences)
+    return run.results(scored, "permutation", details)
