@@ -11,8 +11,8 @@ removed, and the rows stay on the data.
 
 The run is checked, planned and scored by the shared engines of ``_engines.run``
 (the same plan and batched Keras engine as permutation importance); the
-conditional models come from ``_engines.conditional_draws``; p-values from
-``_inference``.
+conditional models come from ``_engines.conditional_draws``; the pointwise
+losses from ``_inference`` and the p-values from ``_stats``.
 """
 
 from __future__ import annotations

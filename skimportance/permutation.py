@@ -3,7 +3,8 @@
 The importance of a column is how much the score drops when it is shuffled.
 The run is checked, planned and scored by the shared engines of
 ``_engines.run``: one plan of random draws (scikit-learn's own), consumed by the
-batched Keras engine or by the generic engine for any other estimator, so
+batched Keras engine or by the generic engine (``_engines.generic_engine``) for
+any other estimator, so
 both return the numbers ``sklearn.inspection.permutation_importance`` returns
 for the same ``random_state``.
 """
