@@ -18,8 +18,8 @@ from sklearn.utils import check_scalar, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._inference import check_alpha
 from ._methods import DEFAULT_METHOD, REGISTRY, RUN_PARAMETERS, resolve_methods
+from ._stats import check_alpha
 from ._validation import check_positive_int
 
 __all__ = ["ImportanceEstimator", "ImportanceSelector"]
