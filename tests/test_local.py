@@ -390,3 +390,12 @@ def test_result_frame_global_importance_plot_and_shap(data, boosted):
     shap.plots.waterfall(explanation[0], show=False)
     shap.plots.beeswarm(explanation, show=False)
     matplotlib.pyplot.close("all")
+
+
+@pytest.mark.slow  # worker processes
+def test_parallel_blocks_equal_the_serial_ones(data, boosted):
+    X, _ = data
+    with config_context(working_memory=1):  # many small blocks
+        serial = local_importance(boosted, X[:4], background=X[50:80])
+        parallel = local_importance(boosted, X[:4], background=X[50:80], n_jobs=2)
+    np.testing.assert_allclose(parallel.values, serial.values, atol=1e-12)
