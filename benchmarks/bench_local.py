@@ -163,13 +163,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rows")
     args = parser.parse_args(argv)
-    n_rows = 3 if args.quick else 10
+    n_rows = 2 if args.quick else 5
     print(f"Machine: {platform.platform()}, {os.cpu_count()} logical CPUs")
     load_before = os.getloadavg()
     print("load average before:", ", ".join(f"{v:.2f}" for v in load_before))
     rows = [
         exact_row(n_rows, 100),
-        sampled_row(max(2, n_rows // 2), 50, 32),
+        sampled_row(n_rows, 50, 32),
     ]
     load_after = os.getloadavg()
     print("load average after:", ", ".join(f"{v:.2f}" for v in load_after))

@@ -30,6 +30,13 @@ def expected_gradients(model, n_steps: int, batch_size: int | None) -> np.ndarra
         row_bytes = 2 * located.bytes_per_row + 8 * n_cols * (2 + len(outputs.columns))
         batch_size = rows_within_budget(row_bytes, max_rows=MAX_ROWS_PER_CALL)
     gradients = GradientRunner(located, outputs, batch_size)
+    # As gradient_importance: refuse an input the output moves with but no
+    # gradient reaches (a cast to integers, an Embedding lookup).
+    from .gradient import _check_no_silent_zeros
+
+    names = located.model_feature_names()
+    rows = np.vstack([X, B])  # more than one row, to see the output move
+    _check_no_silent_zeros(located, outputs, rows, gradients(rows), names)
     nodes, weights = np.polynomial.legendre.leggauss(n_steps)
     alphas, weights = (nodes + 1) / 2, weights / 2  # from [-1, 1] to [0, 1]
     # One gradient call holds n_steps points per (row, background row) pair.
