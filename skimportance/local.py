@@ -56,6 +56,7 @@ def local_importance(
     random_state=None,
     batch_size: int | None = None,
     n_jobs: int | None = None,
+    verbose: bool = False,
 ):
     """One attribution per (row, feature): why each row got its prediction.
 
@@ -111,6 +112,8 @@ def local_importance(
         Blocks of (row, coalition) forward passes run in parallel with
         joblib (``joblib.parallel_config(backend="dask")`` sends them to a
         dask cluster). None runs them in this process.
+    verbose : bool, default=False
+        A progress bar over the blocks of forward passes.
 
     Returns
     -------
@@ -171,7 +174,7 @@ def local_importance(
         check_exact_budget(p, n_out)
     if method == "expected_gradients":
         _check_differentiable(model)
-    run_blocks = _runner(n_jobs)
+    run_blocks = _runner(n_jobs, verbose)
 
     # The two ends of every walk, computed once for all rows.
     base = model(model.background).mean(axis=0)
@@ -246,12 +249,15 @@ def _check_differentiable(model) -> None:
     _check_float_inputs(model.located)
 
 
-def _runner(n_jobs):
+def _runner(n_jobs, verbose: bool):
     """Run blocks of forward passes here, or in parallel through joblib."""
 
     def run(tasks):
         if n_jobs is None or n_jobs == 1 or len(tasks) == 1:
-            return [block_values(*task) for task in tasks]
+            from tqdm.auto import tqdm
+
+            bar = tqdm(tasks, desc="coalitions", unit="block", disable=not verbose)
+            return [block_values(*task) for task in bar]
         from joblib import Parallel, delayed
 
         return Parallel(n_jobs=n_jobs)(delayed(block_values)(*task) for task in tasks)
