@@ -29,6 +29,7 @@ from .conditional import conditional_importance
 from .gradient import gradient_importance
 from .permutation import permutation_importance
 from .probe import probe_importance
+from .sage import sage_importance
 from .weights import weight_importance
 
 __all__ = [
@@ -90,7 +91,11 @@ class MethodSpec:
         fitted on (conditional importance's ``X_fit``). Adapters that hold
         training data pass it through :meth:`MethodCall.with_training_data`:
         ``cross_validate_importance`` the training fold,
-        ``ImportanceEstimator`` the rows it fitted the estimator on.
+        ``ImportanceEstimator`` the rows it fitted the estimator on. SAGE
+        takes them as its background.
+    row_tests : bool
+        Its ``loss`` yields per-row loss differences (p-values); False where
+        the loss scores something else (SAGE's averaged predictions).
     summary : str
         One line for tables and help texts.
     """
@@ -105,6 +110,7 @@ class MethodSpec:
     columns: tuple[str, ...] = ("raw", "model")
     keras_only: bool = True
     fit_data: str | None = None
+    row_tests: bool = True
     summary: str = ""
 
     @property
@@ -128,7 +134,7 @@ class MethodSpec:
     @property
     def tested(self) -> bool:
         """Records per-row loss differences, so its results have p-values."""
-        return "loss" in self.parameters
+        return self.row_tests and "loss" in self.parameters
 
     def selection_scores(self, importances_mean):
         """Non-negative scores for feature selection from mean importances."""
@@ -158,6 +164,16 @@ REGISTRY: dict[str, MethodSpec] = {
             keras_only=False,
             fit_data="X_fit",
             summary="drop in score when the column is drawn given the others",
+        ),
+        MethodSpec(
+            "sage",
+            sage_importance,
+            needs_y=True,
+            columns=("raw",),
+            keras_only=False,
+            fit_data="background",
+            row_tests=False,
+            summary="Shapley share of the explained loss (SAGE, marginal imputation)",
         ),
         MethodSpec(
             "first_layer",

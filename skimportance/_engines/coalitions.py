@@ -1,0 +1,286 @@
+"""Coalition values for SAGE: predictions averaged over a background.
+
+A *coalition* is a set of feature groups kept at the explained row's values;
+every other group is *moved*, i.e. taken from a background row (marginal
+imputation). The value of coalition S at row x is the model's prediction
+averaged over the background rows b::
+
+    f_S(x) = mean_b f(x_S, b_{not S})
+
+SAGE walks through the coalitions of a permutation of the groups, one group
+joining at a time, so the engines answer for *paths*: for s (row, order)
+samples, the mean responses of the d - 1 proper coalitions S_1 ... S_{d-1}
+along each order (S_0, all moved, and S_d, none moved, are the same for
+every order and computed once by the caller).
+
+Two engines give the same numbers:
+
+* :class:`ExactCoalitions` builds every (row, coalition, background row)
+  combination as a raw row, runs it through the estimator (for a Keras model,
+  its preprocessing and batched forward pass) and averages;
+* :class:`IncrementalCoalitions`, for a Keras network whose first layer is
+  Dense behind column-separable preprocessing, computes each group's share
+  of the first layer once, for the rows and for the background, so a
+  group joining the coalition adds a rank-k update (its rows' share minus the
+  background's) to the pre-activations; only the rest of the network runs
+  on the combinations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._budget import MAX_ROWS_PER_CALL, budget_bytes, rows_within_budget
+from .._validation import values_already_checked
+from .network_split import IncrementalUnavailable, split_network
+from .separability import ModelRows, column_owners, replaced
+
+__all__ = [
+    "ExactCoalitions",
+    "IncrementalCoalitions",
+    "IncrementalUnavailable",
+    "path_masks",
+]
+
+
+def path_masks(orders: np.ndarray) -> np.ndarray:
+    """Coalitions S_1 ... S_{d-1} along each order, shape (s, d - 1, d), bool.
+
+    ``masks[i, k, g]``: group g is among the first k + 1 of ``orders[i]``.
+    """
+    n_samples, d = orders.shape
+    rank = np.empty_like(orders)
+    rank[np.arange(n_samples)[:, None], orders] = np.arange(d)
+    return rank[:, None, :] <= np.arange(d - 1)[None, :, None]
+
+
+class ExactCoalitions:
+    """Mean responses by building every combination's raw row.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(rows) -> responses`` for raw rows (a DataFrame when X is
+        one): the estimator's response method, or the Keras model's
+        preprocessing, forward pass and decoding.
+    X, background : ndarray or DataFrame
+        The explained rows and the background rows, same columns.
+    groups : list of ndarray
+        Raw column positions of each group; columns in no group always keep
+        the explained row's values.
+    bytes_per_row : float
+        What one combination row costs while it is predicted.
+    """
+
+    def __init__(self, predict, X, background, groups, bytes_per_row: float):
+        self.predict = predict
+        self.X = X
+        self.background = background
+        self.groups = groups
+        self.n_background = len(background)
+        n_columns = X.shape[1]
+        # Group of each column; columns in no group get an extra, always-kept one.
+        self.column_group = np.full(n_columns, len(groups))
+        for g, columns in enumerate(groups):
+            self.column_group[columns] = g
+        self.bytes_per_row = bytes_per_row
+        if hasattr(X, "iloc"):
+            import pandas as pd
+
+            # One array per column holding the rows then the background, so a
+            # combination row is one `take` per column, whatever its dtype.
+            self._stacked = [
+                pd.concat(
+                    [X.iloc[:, j], background.iloc[:, j]], ignore_index=True
+                ).array
+                for j in range(n_columns)
+            ]
+
+    @property
+    def rows_per_chunk(self) -> int:
+        """Combination rows that fit half the memory budget."""
+        return rows_within_budget(self.bytes_per_row, share=0.5)
+
+    def mean_responses(self, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Mean over the background of the responses, one per (row, mask).
+
+        ``rows`` (k,) positions in X, ``masks`` (k, d) the groups kept.
+        """
+        kept = np.concatenate([masks, np.ones((len(masks), 1), bool)], axis=1)
+        kept = np.repeat(kept[:, self.column_group], self.n_background, axis=0)
+        row_of = np.repeat(rows, self.n_background)
+        background_of = np.tile(np.arange(self.n_background), len(rows))
+        combined = self._combine(kept, row_of, background_of)
+        # Only values of X and of the (checked) background are combined.
+        with values_already_checked():
+            responses = np.asarray(self.predict(combined))
+        responses = responses.reshape(len(rows), self.n_background, -1)
+        return responses.astype(np.float64).mean(axis=1)
+
+    def path_responses(self, rows: np.ndarray, orders: np.ndarray) -> np.ndarray:
+        """Mean responses of S_1 ... S_{d-1} along each order, (s, d - 1, out)."""
+        masks = path_masks(orders)
+        n_samples, n_steps, d = masks.shape
+        out = self.mean_responses(
+            np.repeat(rows, n_steps), masks.reshape(n_samples * n_steps, d)
+        )
+        return out.reshape(n_samples, n_steps, -1)
+
+    def _combine(self, kept, row_of, background_of):
+        if not hasattr(self.X, "iloc"):
+            return np.where(kept, self.X[row_of], self.background[background_of])
+        import pandas as pd
+
+        n = len(self.X)
+        data = {
+            j: stacked.take(np.where(kept[:, j], row_of, n + background_of))
+            for j, stacked in enumerate(self._stacked)
+        }
+        frame = pd.DataFrame(data, copy=False)
+        frame.columns = self.X.columns
+        return frame
+
+
+class IncrementalCoalitions:
+    """Mean responses by rank-k updates of the first Dense layer.
+
+    With ``T`` the preprocessing, ``W`` the first kernel and ``M_g`` the model
+    columns group g owns, the first layer of a combination (row x, coalition
+    S, background row b) is::
+
+        z = c + sum_{g in S} T(x)[M_g] W[M_g] + sum_{g not in S} T(b)[M_g] W[M_g]
+
+    (``c``: the bias and the model columns no group moves). Each group's
+    share is computed once for the rows and for the background; along a
+    path, a joining group adds its row share minus its background share, a
+    cumulative sum. Build it with :meth:`plan`, which checks the network and
+    the preprocessing on the data.
+    """
+
+    def __init__(
+        self, located, tail, shares_X, shares_background, constant, response_method
+    ):
+        self.located = located
+        self.response_method = response_method
+        self.tail = tail
+        self.shares_X = shares_X  # (d, n, H) float32
+        self.shares_background = shares_background  # (d, m, H) float32
+        self.constant = constant  # (n, H) float32: bias + unowned columns
+        self.n_background = shares_background.shape[1]
+        self.background_sum = shares_background.sum(axis=0)  # (m, H)
+        self.units = constant.shape[1]
+        self._shape = None
+
+    @classmethod
+    def plan(cls, located, X, background, groups, response_method="predict"):
+        """The incremental engine for this run, or IncrementalUnavailable."""
+        split = split_network(located.model)
+        n_model, units = split.kernel.shape
+        n, m, d = len(X), len(background), len(groups)
+        needed = 4 * units * (d + 1) * (n + m) + 8 * n_model * (n + m)
+        if needed > budget_bytes() / 2:
+            raise IncrementalUnavailable(
+                f"its first-layer shares need about {needed / 2**20:,.0f} MiB, more "
+                "than half the memory budget"
+            )
+        transform = ModelRows(located, X.shape[1], n_model)
+        base = transform(X)
+        # X with every group taken from the background (row i from background
+        # row i mod m): owners found as for the permutation engine.
+        wrapped = _rows(background, np.arange(n) % m)
+        composite = replaced(
+            X,
+            groups,
+            {g: _columns(wrapped, columns) for g, columns in enumerate(groups)},
+        )
+        owners, _ = column_owners(transform, X, groups, composite, base)
+        base_background = transform(background)
+        unowned = owners < 0
+        if np.any(base[:, unowned] != base[:1, unowned]) or np.any(
+            base_background[:, unowned] != base[:1, unowned]
+        ):
+            raise IncrementalUnavailable(
+                "a model column that no group moves is not constant over the "
+                "rows and the background"
+            )
+        kernel = split.kernel
+        shares_X = np.empty((d, n, units), dtype=np.float32)
+        shares_background = np.empty((d, m, units), dtype=np.float32)
+        for g in range(d):
+            columns = owners == g
+            shares_X[g] = base[:, columns].astype(np.float64) @ kernel[columns]
+            shares_background[g] = (
+                base_background[:, columns].astype(np.float64) @ kernel[columns]
+            )
+        constant = split.bias + base[:, unowned].astype(np.float64) @ kernel[unowned]
+        constant = constant.astype(np.float32)
+        return cls(
+            located, split.tail, shares_X, shares_background, constant, response_method
+        )
+
+    @property
+    def bytes_per_row(self) -> float:
+        """One combination: its pre-activations (built and summed) and the
+        rest of the network's activations."""
+        return 12 * self.units + self.located.bytes_per_row
+
+    @property
+    def rows_per_chunk(self) -> int:
+        return rows_within_budget(self.bytes_per_row, share=0.5)
+
+    def mean_responses(self, rows: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """As :meth:`ExactCoalitions.mean_responses`."""
+        kept = masks.astype(np.float32)
+        own = np.einsum("kg,gkh->kh", kept, self.shares_X[:, rows])
+        moved = np.einsum(
+            "kg,gbh->kbh", 1.0 - kept, self.shares_background
+        )  # (k, m, H)
+        z = (self.constant[rows] + own)[:, None, :] + moved
+        return self._mean(z)
+
+    def path_responses(self, rows: np.ndarray, orders: np.ndarray) -> np.ndarray:
+        """As :meth:`ExactCoalitions.path_responses`, by cumulative updates."""
+        n_samples, d = orders.shape
+        steps = orders[:, : d - 1]  # (s, d - 1): the group joining at each step
+        joined = self.shares_X[steps, rows[:, None]]  # (s, d - 1, H)
+        left = self.shares_background[steps]  # (s, d - 1, m, H)
+        updates = joined[:, :, None, :] - left
+        np.cumsum(updates, axis=1, out=updates)
+        updates += (self.constant[rows][:, None, :] + self.background_sum)[:, None]
+        out = self._mean(updates.reshape(n_samples * (d - 1), self.n_background, -1))
+        return out.reshape(n_samples, d - 1, -1)
+
+    def _mean(self, z: np.ndarray) -> np.ndarray:
+        """Mean response over the background of pre-activations (k, m, H)."""
+        k, m, units = z.shape
+        flat = np.ascontiguousarray(z.reshape(k * m, units), dtype=np.float32)
+        raw = []
+        per_call = min(MAX_ROWS_PER_CALL, self.located.rows_per_call)
+        for start in range(0, len(flat), per_call):
+            block = flat[start : start + per_call]
+            # One shape per call keeps the compiled tail to one trace: the last
+            # block is padded.
+            padded = (
+                np.zeros((per_call, units), np.float32)
+                if (len(block) < per_call and len(flat) > per_call)
+                else None
+            )
+            if padded is not None:
+                padded[: len(block)] = block
+            z_call = block if padded is None else padded
+            zeros_d = np.zeros((1, len(z_call), 1), np.float32)
+            zeros_w = np.zeros((1, 1, units), np.float32)
+            raw.append(self.tail(z_call, zeros_d, zeros_w)[: len(block)])
+        raw = np.concatenate(raw) if len(raw) > 1 else raw[0]
+        responses = np.asarray(self.located.decode(raw, self.response_method))
+        return responses.reshape(k, m, -1).astype(np.float64).mean(axis=1)
+
+
+def _rows(X, rows):
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
+
+
+def _columns(X, columns):
+    if hasattr(X, "iloc"):
+        return [X.iloc[:, j].array for j in columns]
+    return X[:, columns]
