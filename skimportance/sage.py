@@ -12,7 +12,9 @@ importance.
 
 The estimator is sage-importance's ``PermutationEstimator``: sample a row
 and an order of the features, walk the order adding one feature at a time,
-record each feature's drop in loss; stop when the largest standard error is
+record each feature's drop in loss (here each order is also walked
+backwards, an antithetic pair that cancels most of the order's noise); stop
+when the largest standard error is
 below ``convergence`` times the range of the values. The coalitions are
 scored in large batches on the engines (``_engines.coalitions``), for a
 Keras network as rank-k updates of its first Dense layer where it applies.
@@ -34,7 +36,13 @@ from ._engines.coalitions import (
 )
 from ._engines.keras_engine import ALGORITHMS, _model_rows
 from ._engines.run import prepare_run
-from ._engines.sage_walks import Walk, end_losses, sample_walks
+from ._engines.sage_walks import (
+    Walk,
+    end_losses,
+    estimate,
+    sample_walks,
+    standard_errors,
+)
 from ._inference import resolve_loss
 from ._result import ImportanceResult
 from ._validation import (
@@ -93,8 +101,9 @@ def sage_importance(
         Stop when the largest standard error is below this fraction of the
         range of the values (sage-importance's rule).
     max_permutations : int, default=10_000
-        Stop after this many sampled (row, order) pairs even if not
-        converged (with a ``ConvergenceWarning``).
+        Stop after this many sampled (row, order) walks even if not
+        converged (with a ``ConvergenceWarning``); each order is walked
+        forwards and backwards, so the count is rounded up to even.
     feature_groups : list of lists, dict or None, default=None
         Columns that join coalitions together; columns in no group always
         keep the explained row's values.
@@ -120,12 +129,16 @@ def sage_importance(
     Returns
     -------
     ImportanceResult
-        ``importances`` (n_features, n_permutations): each sampled order's
-        drop in loss per feature, so ``importances_mean`` are the SAGE
-        values and :meth:`~ImportanceResult.ci` their intervals. ``details``:
+        ``importances`` (n_features, n_permutations / 2): per sampled
+        order, each feature's drop in loss averaged with the reversed
+        order's (an antithetic pair: one independent draw), corrected with
+        the pair's total as a control variate, so ``importances_mean`` are
+        the SAGE values and :meth:`~ImportanceResult.ci` their intervals. ``details``:
         ``standard_errors``, ``n_permutations``, ``converged``,
         ``convergence_ratio``, ``efficiency_gap`` (sum of values minus the
-        explained loss, over all of X) and ``efficiency_se``,
+        explained loss over all of X; 0 to rounding, by the control variate),
+        ``uncorrected_efficiency_gap`` (the same for the plain means of the
+        walks) and its standard error ``efficiency_se``,
         ``mean_prediction_loss``, ``model_loss``, ``background``, ``loss``,
         ``algorithm``.
 
@@ -207,11 +220,10 @@ def sage_importance(
         walk, rng, len(X), d, convergence, max_permutations, n_jobs, verbose
     )
 
-    values = samples.mean(axis=0)
-    n_samples = len(samples)
-    errors = samples.std(axis=0, ddof=1) / np.sqrt(n_samples)
+    adjusted = estimate(samples, walk.explained)
+    values, errors = adjusted.mean(axis=0), standard_errors(adjusted)
+    n_samples = len(samples)  # antithetic pairs
     totals = samples.sum(axis=1)
-    explained = float(loss_empty.mean() - loss_all.mean())
     converged = ratio < convergence
     if not converged:
         warnings.warn(
@@ -227,13 +239,16 @@ def sage_importance(
         **run.engine_details,
         "loss": row_loss.name,
         "background": source,
-        "n_permutations": n_samples,
+        "n_permutations": 2 * n_samples,
         "converged": bool(converged),
         "convergence_ratio": float(ratio),
         "standard_errors": errors,
         "mean_prediction_loss": float(loss_empty.mean()),
         "model_loss": float(loss_all.mean()),
-        "efficiency_gap": float(values.sum() - explained),
+        "efficiency_gap": float(values.sum() - walk.explained),
+        # The plain means of the walks, before the control variate: their
+        # sum misses the explained loss by sampling noise only.
+        "uncorrected_efficiency_gap": float(totals.mean() - walk.explained),
         "efficiency_se": float(totals.std(ddof=1) / np.sqrt(n_samples)),
     }
     if run.grouped:
@@ -241,7 +256,7 @@ def sage_importance(
             name: [str(c) for c in run.column_names[cols]]
             for name, cols in zip(run.names, groups)
         }
-    return ImportanceResult(samples.T, run.names, method="sage", details=details)
+    return ImportanceResult(adjusted.T, run.names, method="sage", details=details)
 
 
 # --- checks -----------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 sage-importance's ``PermutationEstimator`` rule: each sample is a row of X and
 a uniformly drawn order of the feature groups; walking the order, each group's
-drop in loss when it joins is recorded. The ends of every walk (the empty
+drop in loss when it joins is recorded; each order is also walked backwards
+(antithetic pairs, as Mitchell et al. 2022 recommend). The ends of every walk (the empty
 coalition, the full one) are computed once for every row, so the drops of a
 walk add up exactly to that row's explained loss. Samples come in fixed
 rounds, checked for convergence between rounds.
@@ -15,10 +16,17 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from .keras_engine import _model_rows
 
-__all__ = ["ROUND_SIZE", "Walk", "end_losses", "sample_walks"]
+__all__ = [
+    "ROUND_SIZE",
+    "Walk",
+    "end_losses",
+    "estimate",
+    "sample_walks",
+    "standard_errors",
+]
 
-#: Samples (row, order) drawn per round; convergence is checked between
-#: rounds. Fixed, so that the draws and the numbers do not depend on the
+#: Walks (row, order) drawn per round, in antithetic pairs; convergence is
+#: checked between rounds. Fixed, so that the draws and the numbers do not depend on the
 #: memory budget or on ``n_jobs``.
 ROUND_SIZE = 128
 
@@ -69,6 +77,7 @@ class Walk:
     def __init__(self, engine, row_loss, y, ends, d):
         self.engine, self.row_loss, self.y = engine, row_loss, y
         loss_all, loss_empty, self.shape = ends
+        self.explained = float(loss_empty.mean() - loss_all.mean())
         self.loss_all, self.loss_empty, self.d = loss_all, loss_empty, d
 
     def __call__(self, rows, orders) -> np.ndarray:
@@ -89,51 +98,86 @@ class Walk:
 
 
 def sample_walks(walk, rng, n_rows, d, convergence, max_permutations, n_jobs, verbose):
-    """(samples (N, d), convergence ratio): rounds until converged or capped.
+    """(samples (n_pairs, d), convergence ratio): rounds until converged or
+    capped at ``max_permutations`` walks (rounded up to pairs).
 
     Rows are visited in shuffled passes over X (each row once per pass), each
-    with its own uniformly drawn order of the features.
+    with its own uniformly drawn order of the features, walked forwards and
+    backwards (an antithetic pair, averaged into one sample). For an additive
+    model under squared loss the pair's average does not depend on the order
+    at all, so the pairs need far fewer samples than single walks to reach
+    the same standard error; the estimate stays unbiased.
     """
     from tqdm.auto import tqdm
 
     per_sample = max(1, d - 1) * walk.engine.n_background
-    per_chunk = max(1, walk.engine.rows_per_chunk // per_sample)
+    # Whole antithetic pairs per chunk: one walk fits half the budget.
+    per_chunk = 2 * max(1, walk.engine.rows_per_chunk // per_sample // 2)
     parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
     pending_rows = np.empty(0, dtype=int)
     collected, ratio = [], np.inf
+    max_pairs = -(-max_permutations // 2)
     with tqdm(
-        total=max_permutations, desc="SAGE", unit="perm", disable=not verbose
+        total=2 * max_pairs, desc="SAGE", unit="perm", disable=not verbose
     ) as bar:
-        n_done = 0
-        while n_done < max_permutations:
-            size = min(ROUND_SIZE, max_permutations - n_done)
+        n_pairs = 0
+        while n_pairs < max_pairs:
+            size = min(ROUND_SIZE // 2, max_pairs - n_pairs)
             while len(pending_rows) < size:
                 pending_rows = np.concatenate([pending_rows, rng.permutation(n_rows)])
             rows, pending_rows = pending_rows[:size], pending_rows[size:]
             orders = np.argsort(rng.random_sample((size, d)), axis=1)
-            starts = range(0, size, per_chunk)
+            # Each order walked forwards and backwards at the same row.
+            rows = np.repeat(rows, 2)
+            orders = np.stack([orders, orders[:, ::-1]], axis=1).reshape(-1, d)
             tasks = (
                 delayed(walk)(rows[s : s + per_chunk], orders[s : s + per_chunk])
-                for s in starts
+                for s in range(0, len(rows), per_chunk)
             )
             for drops in parallel(tasks):
-                collected.append(drops)
+                collected.append(drops.reshape(-1, 2, d).mean(axis=1))
                 bar.update(len(drops))
-            n_done += size
+            n_pairs += size
             samples = np.concatenate(collected)
-            ratio = convergence_ratio(samples)
+            ratio = convergence_ratio(samples, walk.explained)
             bar.set_postfix(ratio=f"{ratio:.3g}")
             if ratio < convergence:
                 break
     return samples, ratio
 
 
-def convergence_ratio(samples: np.ndarray) -> float:
+def estimate(samples: np.ndarray, explained: float):
+    """The samples corrected with their totals as a control variate.
+
+    Every sample's drops add up to its row's explained loss, whose mean over
+    all of X (``explained``) is known exactly. So each feature's mean is
+    corrected by its regression on the totals' deviation from that mean
+    (``beta_j = cov(s_j, total) / var(total)``): the share of the noise that
+    comes from which rows were drawn goes, and as the betas sum to 1, the
+    values add up to ``explained`` exactly (efficiency). The corrected
+    samples' means are the values, their spread gives the standard errors.
+    """
+    n = len(samples)
+    totals = samples.sum(axis=1)
+    spread = totals.var(ddof=1) if n > 1 else 0.0
+    adjusted = samples
+    if spread > 1e-12 * max(1.0, float(np.mean(totals**2))):
+        centred = totals - totals.mean()
+        beta = centred @ (samples - samples.mean(axis=0)) / ((n - 1) * spread)
+        adjusted = samples - np.outer(totals - explained, beta)
+    return adjusted
+
+
+def standard_errors(adjusted: np.ndarray) -> np.ndarray:
+    if len(adjusted) < 2:
+        return np.full(adjusted.shape[1], np.inf)
+    return adjusted.std(axis=0, ddof=1) / np.sqrt(len(adjusted))
+
+
+def convergence_ratio(samples: np.ndarray, explained: float) -> float:
     """Largest standard error over the range of the values (their size for a
     single feature)."""
-    if len(samples) < 2:
-        return np.inf
-    values = samples.mean(axis=0)
-    errors = samples.std(axis=0, ddof=1) / np.sqrt(len(samples))
+    adjusted = estimate(samples, explained)
+    values, errors = adjusted.mean(axis=0), standard_errors(adjusted)
     spread = values.max() - values.min() if len(values) > 1 else abs(values[0])
     return float(errors.max() / max(spread, 1e-12))
