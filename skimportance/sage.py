@@ -30,6 +30,8 @@ from sklearn.utils import check_random_state, check_scalar
 
 from ._budget import budget_bytes, check_bookkeeping
 from ._engines.coalitions import (
+    AUTO_MIN_COLUMNS,
+    ROWS_PER_CALL,
     ExactCoalitions,
     IncrementalCoalitions,
     IncrementalUnavailable,
@@ -115,7 +117,9 @@ def sage_importance(
         Keras only. ``"incremental"`` computes every group's share of the
         first Dense layer once and adds a rank-k update per joining group;
         ``"exact"`` runs the whole network on every combination; ``"auto"``
-        is incremental where the network and preprocessing allow it.
+        is incremental where the network and preprocessing allow it and the
+        network takes at least 32 columns (below, the first layer is too
+        cheap to be worth saving). ``details["algorithm"]`` says which ran.
     batch_size : int or None, default=None
         Keras only: the most rows per network call; None lets the memory
         budget (``sklearn.set_config(working_memory=...)``) decide.
@@ -347,7 +351,8 @@ def _engine(run, background, row_loss, algorithm, batch_size):
         check_model_input(located, background, caller=run.caller)
     except ValueError as exc:
         raise ValueError(f"background: {exc}") from None
-    if algorithm != "exact":
+    wide = X_model.shape[1] >= AUTO_MIN_COLUMNS
+    if algorithm == "incremental" or (algorithm == "auto" and wide):
         try:
             engine = IncrementalCoalitions.plan(
                 located, run.X, background, run.groups, method
@@ -360,8 +365,10 @@ def _engine(run, background, row_loss, algorithm, batch_size):
                 ) from exc
             run.engine_details["incremental_unavailable"] = str(exc)
 
+    per_call = batch_size or min(ROWS_PER_CALL, located.rows_per_call)
+
     def predict(rows):
-        raw = located.forward(_model_rows(located, rows), batch_size)
+        raw = located.forward(_model_rows(located, rows), per_call)
         return located.decode(raw, method)
 
     bytes_per_row = 8.0 * (run.X.shape[1] + X_model.shape[1]) + located.bytes_per_row
