@@ -253,7 +253,7 @@ def sage_importance(
         # The plain means of the walks, before the control variate: their
         # sum misses the explained loss by sampling noise only.
         "uncorrected_efficiency_gap": float(totals.mean() - walk.explained),
-        "efficiency_se": float(totals.std(ddof=1) / np.sqrt(n_samples)),
+        "efficiency_se": float(standard_errors(totals[:, np.newaxis])[0]),
     }
     if run.grouped:
         details["feature_groups"] = {
