@@ -111,10 +111,8 @@ class ExactCoalitions:
         ``rows`` (k,) positions in X, ``masks`` (k, d) the groups kept.
         """
         kept = np.concatenate([masks, np.ones((len(masks), 1), bool)], axis=1)
-        kept = np.repeat(kept[:, self.column_group], self.n_background, axis=0)
-        row_of = np.repeat(rows, self.n_background)
-        background_of = np.tile(np.arange(self.n_background), len(rows))
-        combined = self._combine(kept, row_of, background_of)
+        kept = kept[:, self.column_group]  # (k, n_columns)
+        combined = self._combine(kept, rows)
         # Only values of X and of the (checked) background are combined.
         with values_already_checked():
             responses = np.asarray(self.predict(combined))
@@ -130,14 +128,25 @@ class ExactCoalitions:
         )
         return out.reshape(n_samples, n_steps, -1)
 
-    def _combine(self, kept, row_of, background_of):
+    def _combine(self, kept, rows):
+        """The (row, coalition, background row) combinations, background row
+        fastest: kept columns from the row, the others from the background."""
+        m = self.n_background
         if not hasattr(self.X, "iloc"):
-            return np.where(kept, self.X[row_of], self.background[background_of])
+            # Broadcast (k, 1, F) against (1, m, F): one pass over the output.
+            combined = np.where(
+                kept[:, np.newaxis, :],
+                self.X[rows][:, np.newaxis, :],
+                self.background[np.newaxis],
+            )
+            return combined.reshape(len(rows) * m, -1)
         import pandas as pd
 
-        n = len(self.X)
+        kept = np.repeat(kept, m, axis=0)
+        row_of = np.repeat(rows, m)
+        background_of = len(self.X) + np.tile(np.arange(m), len(rows))
         data = {
-            j: stacked.take(np.where(kept[:, j], row_of, n + background_of))
+            j: stacked.take(np.where(kept[:, j], row_of, background_of))
             for j, stacked in enumerate(self._stacked)
         }
         frame = pd.DataFrame(data, copy=False)
