@@ -239,8 +239,7 @@ def sage_importance(
         )
     details = {
         "engine": run.engine,
-        "algorithm": chosen,
-        **run.engine_details,
+        **chosen,
         "loss": row_loss.name,
         "background": source,
         "n_permutations": 2 * n_samples,
@@ -332,7 +331,8 @@ def _check_finite(background):
 
 
 def _engine(run, background, row_loss, algorithm, batch_size):
-    """(coalition engine, algorithm name); data checked before any prediction."""
+    """(coalition engine, details saying which ran and why); the data are
+    checked before any prediction."""
     method = row_loss.response_method
     located = run.located
     if located is None:
@@ -344,7 +344,7 @@ def _engine(run, background, row_loss, algorithm, batch_size):
         predict = getattr(run.estimator, method)
         bytes_per_row = 24.0 * run.X.shape[1]
         engine = ExactCoalitions(predict, run.X, background, run.groups, bytes_per_row)
-        return engine, "exact"
+        return engine, {"algorithm": "exact"}
     check_batch_size(located, batch_size)
     X_model = check_model_input(located, run.X, caller=run.caller)
     try:
@@ -352,18 +352,19 @@ def _engine(run, background, row_loss, algorithm, batch_size):
     except ValueError as exc:
         raise ValueError(f"background: {exc}") from None
     wide = X_model.shape[1] >= AUTO_MIN_COLUMNS
+    why_not = {}
     if algorithm == "incremental" or (algorithm == "auto" and wide):
         try:
             engine = IncrementalCoalitions.plan(
                 located, run.X, background, run.groups, method
             )
-            return engine, "incremental"
+            return engine, {"algorithm": "incremental"}
         except IncrementalUnavailable as exc:
             if algorithm == "incremental":
                 raise ValueError(
                     f"algorithm='incremental' does not apply: {exc}."
                 ) from exc
-            run.engine_details["incremental_unavailable"] = str(exc)
+            why_not = {"incremental_unavailable": str(exc)}
 
     per_call = batch_size or min(ROWS_PER_CALL, located.rows_per_call)
 
@@ -373,4 +374,4 @@ def _engine(run, background, row_loss, algorithm, batch_size):
 
     bytes_per_row = 8.0 * (run.X.shape[1] + X_model.shape[1]) + located.bytes_per_row
     engine = ExactCoalitions(predict, run.X, background, run.groups, bytes_per_row)
-    return engine, "exact"
+    return engine, {"algorithm": "exact", **why_not}
