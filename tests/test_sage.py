@@ -13,7 +13,13 @@ from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from skimportance import cross_validate_importance, from_keras, sage_importance
+from skimportance import (
+    ImportanceDisplay,
+    ImportanceEstimator,
+    cross_validate_importance,
+    from_keras,
+    sage_importance,
+)
 from skimportance._methods import get_spec
 from skimportance._model import LocatedModel
 
@@ -250,6 +256,13 @@ def test_adapters_pass_the_training_rows_as_background(linear):
     )
     assert result.ranking()[0] == "x0"
     assert "drawn from given" in result.fold_results[0].details["background"]
+    # The rows ImportanceEstimator fitted on are the background too.
+    meta = ImportanceEstimator(Ridge(), method="sage", random_state=0).fit(X, y)
+    assert np.argmax(meta.feature_importances_) == 0
+    display = ImportanceDisplay.from_estimator(
+        meta.estimator_, X, y, method="sage", random_state=0
+    )
+    assert display.results["sage"].ranking()[0] == "x0"
 
 
 # --- bad input, refused before any prediction ----------------------------------------
