@@ -46,6 +46,9 @@ class LocalModel:
         self, X, background, blocks, names, output_names, predict, located, outputs=None
     ):
         self.outputs = outputs  # a Keras model's OutputSelection
+        #: The incremental first-layer engine, when one is used (``use_incremental``).
+        self.engine = None
+        self.raw = None  # (X, background, raw column groups) for that engine
         self.X = X
         self.background = background
         self.blocks = blocks
@@ -63,8 +66,46 @@ class LocalModel:
     def row_bytes(self) -> int:
         """Memory one built row costs: its values and, for a network, every
         layer's output."""
+        if self.engine is not None:
+            return int(self.engine.bytes_per_row)
         forward = self.located.bytes_per_row if self.located is not None else 0
         return 8 * self.n_columns + forward
+
+    def use_incremental(self, required: bool) -> str | None:
+        """Switch coalition values to the incremental first-layer engine
+        (``_engines.coalitions``, shared with SAGE): each feature's share of
+        the first Dense layer is computed once for X and for the background,
+        so a coalition is a sum of shares and only the rest of the network
+        runs. Returns why it does not apply (raising if ``required``)."""
+        from ._engines.coalitions import IncrementalCoalitions
+        from ._engines.network_split import IncrementalUnavailable
+
+        why = None
+        if self.located is None:
+            why = "it needs a Keras model"
+        elif self.raw is None:
+            why = "the features are parts of an N-D input"
+        else:
+            X, background, groups = self.raw
+            classifier = getattr(self.located.final, "classes_", None) is not None
+            method = "predict_proba" if classifier else "predict"
+            try:
+                self.engine = IncrementalCoalitions.plan(
+                    self.located, X, background, groups, method
+                )
+            except IncrementalUnavailable as exc:
+                why = str(exc)
+        if why is not None and required:
+            raise ValueError(f"algorithm='incremental' does not apply: {why}.")
+        return why
+
+    def mean_responses(self, xs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Coalition values by the incremental engine, (n_x, n_masks, n_out)."""
+        rows = np.repeat(xs, len(masks))
+        kept = np.tile(masks, (len(xs), 1))
+        values = self.engine.mean_responses(rows, kept).reshape(len(rows), -1)
+        columns = list(self.outputs.columns)
+        return values[:, columns].reshape(len(xs), len(masks), -1)
 
     def __call__(self, rows) -> np.ndarray:
         """The explained response columns, shape (n_rows, n_outputs), float64."""
@@ -152,7 +193,7 @@ def _keras_model(estimator, X, background, output, groups_of) -> LocalModel:
     def predict(rows):
         return outputs.response(located.forward(rows))[:, explained]
 
-    return LocalModel(
+    model = LocalModel(
         X_model,
         bg_model,
         blocks,
@@ -162,6 +203,9 @@ def _keras_model(estimator, X, background, output, groups_of) -> LocalModel:
         located,
         outputs,
     )
+    if not mapping.nd:
+        model.raw = (X, background, list(raw_groups))
+    return model
 
 
 def _any_estimator(estimator, X, background, output, groups_of) -> LocalModel:

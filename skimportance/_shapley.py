@@ -112,6 +112,8 @@ def coalition_values(model, x_rows, masks, run_blocks) -> np.ndarray:
 
 def block_values(model, xs, masks) -> np.ndarray:
     """v(S) for a few rows and masks, in one forward pass."""
+    if model.engine is not None:
+        return model.mean_responses(xs, masks)
     rows = model.hybrid_rows(xs, masks)
     response = model(rows)
     shape = (len(xs), len(masks), len(model.background), response.shape[1])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._background import check_background
+from ._engines.coalitions import AUTO_MIN_COLUMNS
 from ._engines.groups import resolve_feature_groups
 from ._local_model import local_model
 from ._local_result import LocalResult
@@ -40,6 +41,7 @@ from ._validation import check_choice, check_positive_int
 __all__ = ["local_importance"]
 
 METHODS = ("shapley", "expected_gradients", "occlusion")
+ALGORITHMS = ("auto", "exact", "incremental")
 
 
 def local_importance(
@@ -54,6 +56,7 @@ def local_importance(
     n_permutations: int = 64,
     n_steps: int = 50,
     random_state=None,
+    algorithm: str = "auto",
     batch_size: int | None = None,
     n_jobs: int | None = None,
     verbose: bool = False,
@@ -104,6 +107,16 @@ def local_importance(
         path.
     random_state : int, RandomState instance or None, default=None
         Sampled ``"shapley"``: seeds the orders, drawn before any row is read.
+    algorithm : {"auto", "exact", "incremental"}, default="auto"
+        ``"shapley"`` and ``"occlusion"`` on a Keras network whose first
+        layer is Dense (behind column-wise preprocessing):
+        ``"incremental"`` computes each feature's share of that layer once
+        for X and for the background, so a coalition is a sum of shares and
+        only the rest of the network runs (the engine SAGE uses);
+        ``"exact"`` builds every combined row and runs the whole network.
+        The two agree to float32 rounding. "auto" is incremental from
+        ``AUTO_MIN_COLUMNS`` (32) model columns on, where it is measured to
+        be faster; ``details["algorithm"]`` says which ran.
     batch_size : int, default=None
         ``"expected_gradients"``: rows per gradient call; by default the
         memory budget (``working_memory``) decides, as it does for every
@@ -156,6 +169,12 @@ def local_importance(
         )
     if not (exact == "auto" or isinstance(exact, bool)):
         raise ValueError(f"exact must be True, False or 'auto', got {exact!r}.")
+    algorithm = check_choice("algorithm", algorithm, ALGORITHMS)
+    if algorithm == "incremental" and method == "expected_gradients":
+        raise ValueError(
+            "algorithm='incremental' combines forward passes of coalitions; "
+            "method='expected_gradients' takes gradients instead."
+        )
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
     if X is None:
@@ -175,22 +194,30 @@ def local_importance(
     if method == "expected_gradients":
         _check_differentiable(model)
     run_blocks = _runner(n_jobs, verbose)
+    details = {"algorithm": "exact"}
+    if method != "expected_gradients" and algorithm != "exact":
+        wide = model.located is not None and model.n_columns >= AUTO_MIN_COLUMNS
+        if algorithm == "incremental" or wide:
+            why = model.use_incremental(required=algorithm == "incremental")
+            if why is None:
+                details["algorithm"] = "incremental"
+            else:
+                details["incremental_unavailable"] = why
 
     # The two ends of every walk, computed once for all rows.
     base = model(model.background).mean(axis=0)
     prediction = model(model.X)
     x_rows = np.arange(len(prediction))
     errors = None
-    details = {"prediction": prediction}
+    if method == "shapley":
+        details["estimator"] = "exact" if use_exact else "permutation"
     if method == "shapley" and use_exact:
         values = exact_shapley(model, x_rows, prediction, base, run_blocks)
-        details["algorithm"] = "exact"
     elif method == "shapley":
         orders = draw_permutations(p, n_permutations, random_state)
         values, errors = sampled_shapley(
             model, x_rows, prediction, base, orders, run_blocks
         )
-        details["algorithm"] = "permutation"
     elif method == "occlusion":
         values = occluded(model, x_rows, prediction, run_blocks)
     else:

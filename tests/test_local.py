@@ -131,7 +131,7 @@ def test_exact_shapley_equals_shap_and_adds_up(data, boosted):
         result.values.sum(axis=1), prediction - result.base_value, atol=1e-5
     )
     assert result.standard_errors is None
-    assert result.details["algorithm"] == "exact"
+    assert result.details["estimator"] == "exact"
 
 
 def test_sampled_shapley_is_efficient_and_within_its_errors(data, boosted):
@@ -142,7 +142,7 @@ def test_sampled_shapley_is_efficient_and_within_its_errors(data, boosted):
         boosted, X[100:103], background=background, exact=False,
         n_permutations=40, random_state=0,
     )  # fmt: skip
-    assert sampled.details["algorithm"] == "permutation"
+    assert sampled.details["estimator"] == "permutation"
     np.testing.assert_allclose(
         sampled.values.sum(axis=1), exact.values.sum(axis=1), atol=1e-9
     )
@@ -289,6 +289,26 @@ def test_several_inputs_and_heads_give_one_result_per_head():
         )
         expected = reference_shapley(head, X.iloc[0].to_numpy(), X.iloc[10:].to_numpy())
         np.testing.assert_allclose(result.values[0], expected, atol=1e-5)
+
+
+def test_incremental_first_layer_equals_building_every_row(frame):
+    X, y = frame
+    network = from_keras(smooth_net(n_inputs=5, seed=3), task="regression")
+    pipe = make_pipeline(encoder().fit(X), network)
+    rows, background = X.iloc[70:73], X.iloc[:20]
+    for kwargs in (dict(), dict(exact=False, random_state=0), dict(method="occlusion")):
+        exact = local_importance(pipe, rows, background=background, **kwargs)
+        incremental = local_importance(
+            pipe, rows, background=background, algorithm="incremental", **kwargs
+        )
+        assert exact.details["algorithm"] == "exact"
+        assert incremental.details["algorithm"] == "incremental"
+        np.testing.assert_allclose(incremental.values, exact.values, atol=1e-5)
+    with pytest.raises(ValueError, match="'incremental' does not apply: it needs a"):
+        local_importance(
+            Ridge().fit(X[["size"]], y), X[["size"]].iloc[:2],
+            background=X[["size"]], algorithm="incremental",
+        )  # fmt: skip
 
 
 def test_expected_gradients_on_a_linear_network_and_complete_on_a_smooth_one():
