@@ -47,8 +47,8 @@ from .._validation import check_choice, check_positive_int
 from .groups import cluster_feature_groups, resolve_feature_groups
 from .keras_engine import ALGORITHMS, keras_scores
 from .plan import check_plan_size
-from .scoring import call_scorer, per_head_scorer
-from .slices import LossCollector
+from .scoring import MultiScorer, call_scorer, per_head_scorer
+from .slices import HeadLosses, LossCollector
 
 __all__ = [
     "ALGORITHMS",
@@ -117,6 +117,8 @@ class PerturbationRun:
 
         if self.y is None:
             row_loss = None  # nothing to compare predictions with
+        if row_loss is not None and isinstance(self.scorer, MultiScorer):
+            row_loss = HeadLosses.for_scorer(row_loss, self.scorer)
         total = len(self.groups) * plan.n_repeats
         with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
             if self.located is not None:
@@ -132,11 +134,7 @@ class PerturbationRun:
                 )
                 grid = _as_grid(scores, len(self.groups), plan.n_repeats)
                 return baseline, grid, differences
-            if algorithm == "incremental":
-                raise ValueError(
-                    "algorithm='incremental' does not apply: it needs a Keras "
-                    f"model inside the estimator, got {type(self.estimator).__name__}."
-                )
+            _check_algorithm_applies(algorithm, self)
             self.engine_details["algorithm"] = "exact"
             return _generic_scores(self, plan, perturbation, n_jobs, bar, row_loss)
 
@@ -158,6 +156,7 @@ class PerturbationRun:
         if self.clustering is not None:
             details["clustering"] = self.clustering
         if isinstance(baseline, dict):  # several metrics, keyed like scikit-learn
+            per_metric = loss_differences is not None and loss_differences.ndim == 3
             return {
                 metric: _result(
                     baseline[metric],
@@ -165,9 +164,10 @@ class PerturbationRun:
                     self.names,
                     method,
                     details,
-                    loss_differences,
+                    # Several heads: each head's own losses (HeadLosses).
+                    loss_differences[:, :, k] if per_metric else loss_differences,
                 )
-                for metric in baseline
+                for k, metric in enumerate(baseline)
             }
         return _result(baseline, scores, self.names, method, details, loss_differences)
 
@@ -233,6 +233,7 @@ def prepare_permutation_run(
     # its list slot) and its importance.
     check_plan_size(run.n_rows, n_repeats)
     check_bookkeeping("n_repeats", n_repeats, 48 * len(run.groups) * n_repeats)
+    _check_algorithm_applies(algorithm, run)  # before conditional models are fitted
     return run, RunSettings(n_repeats, batch_size, algorithm)
 
 
@@ -359,6 +360,14 @@ def _input_groups(located) -> dict:
             "from_keras(model, task=..., inputs={...}) or a wrapper given inputs=."
         )
     return mapped
+
+
+def _check_algorithm_applies(algorithm: str, run: PerturbationRun) -> None:
+    if algorithm == "incremental" and run.located is None:
+        raise ValueError(
+            "algorithm='incremental' does not apply: it needs a Keras "
+            f"model inside the estimator, got {type(run.estimator).__name__}."
+        )
 
 
 def check_run_sizes(n_repeats, batch_size) -> tuple[int, int | None]:
