@@ -11,6 +11,12 @@ from ._names import check_unique_names
 
 __all__ = ["CVImportanceResult", "ImportanceResult"]
 
+#: ``details[MEASURED_ON] == TRAINING_ROWS`` marks a result measured on the
+#: rows the estimator was fitted on (``ImportanceEstimator`` without a held-out
+#: part): its p-values would call the noise the model fitted significant.
+MEASURED_ON = "measured_on"
+TRAINING_ROWS = "training rows"
+
 
 @dataclass(repr=False, eq=False)
 class ImportanceResult:
@@ -167,7 +173,9 @@ class ImportanceResult:
         ------
         ValueError
             The result carries no per-row loss differences (methods other
-            than permutation and conditional, or ``loss=None``).
+            than permutation and conditional, or ``loss=None``), or was
+            measured on the estimator's training rows
+            (``ImportanceEstimator`` without ``validation_fraction``).
         """
         import pandas as pd
 
@@ -178,6 +186,14 @@ class ImportanceResult:
                 f"This {self.method!r} result carries no per-row loss differences, "
                 "so it has no p-values. permutation_importance and "
                 "conditional_importance record them (unless loss=None)."
+            )
+        if self.details.get(MEASURED_ON) == TRAINING_ROWS:
+            raise ValueError(
+                "These importances were measured on the rows the estimator was "
+                "fitted on, where a network's fit to noise looks significant; "
+                "p-values need held-out rows. Set validation_fraction (e.g. "
+                "ImportanceEstimator(..., validation_fraction=0.25)), or call "
+                "the method on held-out data."
             )
         return pd.Series(
             row_test_pvalues(self.loss_differences),

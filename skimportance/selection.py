@@ -19,6 +19,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._inference import check_alpha
+from ._result import MEASURED_ON, TRAINING_ROWS
 from ._methods import REGISTRY, RUN_PARAMETERS, resolve_methods
 from ._validation import check_positive_int
 
@@ -72,7 +73,9 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
         ``fit``, before any training.
     validation_fraction : float, default=None
         Fraction of rows held out for measuring importance; None uses the
-        training data.
+        training data, and then ``importances_.pvalues()`` and ``fdr()``
+        refuse: a test on the rows the model learnt from calls the noise it
+        fitted significant.
     random_state : int, RandomState or None, default=None
         Seeds the held-out split and, unless ``method_params`` sets one, the
         method's random draws (deterministic methods ignore it).
@@ -141,6 +144,8 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
         # rows the estimator learnt from, as in cross_validate_importance.
         call = call.with_training_data(X_fit)
         self._measure(call, X_eval, y_eval, getattr(self, "n_features_in_", None))
+        if X_eval is X_fit:
+            self.importances_.details[MEASURED_ON] = TRAINING_ROWS
         return self
 
     def _measure(self, call, X, y, n_columns: int | None) -> None:
@@ -215,11 +220,17 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         (``"permutation"``, ``"conditional"``): ``"fdr:0.05"`` keeps the
         features selected at false discovery rate 0.05 by Benjamini-Hochberg
         (:meth:`ImportanceResult.fdr`), ``"pvalue:0.01"`` those with p-value
-        below 0.01 (:meth:`ImportanceResult.pvalues`). p-values are only
-        valid on rows the model did not learn from: use
-        ``validation_fraction`` (or ``prefit=True`` with held-out rows).
+        below 0.01 (:meth:`ImportanceResult.pvalues`); the spelling is
+        case-insensitive, any other is refused before training. p-values
+        are only valid on rows the model did not learn from, so they are
+        measured on held-out rows: ``validation_fraction`` of them
+        (:data:`PVALUE_VALIDATION_FRACTION`, 0.25, when it is None), the
+        model being fitted on the rest; with ``prefit=True``, pass held-out
+        rows to ``fit``.
     max_features : int, default=None
-        Keep at most this many features.
+        Keep at most this many features. When no feature passes
+        ``threshold``, ``fit`` raises a ValueError saying so, rather than
+        hand a Pipeline's next step an X without columns.
     method_params : dict, default=None
         Extra keyword arguments for the method function.
     prefit : bool, default=False
@@ -227,7 +238,8 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         on ``X, y`` (pass held-out data). Not for use inside cross-validation,
         which clones (and so unfits) the estimator.
     validation_fraction : float, default=None
-        See :class:`ImportanceEstimator` (ignored with ``prefit=True``).
+        See :class:`ImportanceEstimator` (ignored with ``prefit=True``); with
+        a p-value ``threshold``, None means 0.25.
     random_state : int, RandomState or None, default=None
         Seeds the held-out split and the method's random draws.
     n_repeats, scoring, n_jobs, batch_size : default=None
@@ -287,11 +299,15 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         validate_data(self, X, reset=True, skip_check_array=True)
         self._check_max_features()
         by_pvalue = _pvalue_rule(self.threshold, _method_call(self))
+        validation_fraction = self.validation_fraction
+        if by_pvalue is not None and validation_fraction is None:
+            # p-values on the training rows call fitted noise significant.
+            validation_fraction = PVALUE_VALIDATION_FRACTION
         measurer = ImportanceEstimator(
             self.estimator,
             method=self.method,
             method_params=self.method_params,
-            validation_fraction=None if self.prefit else self.validation_fraction,
+            validation_fraction=None if self.prefit else validation_fraction,
             **_run_params(self),
         )
         if self.prefit:
@@ -307,14 +323,25 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         self.feature_importances_ = measurer.feature_importances_
         if by_pvalue is not None:
             self.support_ = self._significant(*by_pvalue)
-            return self
-        threshold = self.threshold
-        if threshold is None:
-            threshold = "mean" if self.max_features is None else -np.inf
-        rule = SelectFromModel(
-            measurer, threshold=threshold, max_features=self.max_features, prefit=True
-        )
-        self.support_ = rule.get_support()
+        else:
+            threshold = _model_threshold(self.threshold)
+            if threshold is None:
+                threshold = "mean" if self.max_features is None else -np.inf
+            rule = SelectFromModel(
+                measurer,
+                threshold=threshold,
+                max_features=self.max_features,
+                prefit=True,
+            )
+            self.support_ = rule.get_support()
+        if not self.support_.any():
+            raise ValueError(
+                f"No feature passes threshold={self.threshold!r} (the largest "
+                f"importance is {np.max(self.feature_importances_):.4g}); a "
+                "selector keeping no feature would hand the next step an X "
+                "without columns. Loosen the threshold, or give max_features "
+                "without a threshold to keep the most important ones."
+            )
         return self
 
     def _significant(self, test: str, alpha: float) -> np.ndarray:
@@ -353,13 +380,48 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         return tags
 
 
+#: The share of rows held out to measure p-values on when a p-value
+#: threshold is given without ``validation_fraction``.
+PVALUE_VALIDATION_FRACTION = 0.25
+
+#: The string thresholds, as error messages list them.
+_THRESHOLD_FORMS = (
+    "'fdr:<level>' (e.g. 'fdr:0.05'), 'pvalue:<level>' (e.g. 'pvalue:0.01'), "
+    "'mean', 'median' or '<scale>*mean' / '<scale>*median' (e.g. '1.5*mean'), "
+    "in any case"
+)
+
+
+def _model_threshold(threshold):
+    """A SelectFromModel threshold, lower-cased; refused in words (listing
+    every accepted form) before any training when SelectFromModel would refuse
+    it after."""
+    if not isinstance(threshold, str):
+        return threshold
+    spelled = threshold.strip().lower()
+    scale, star, reference = spelled.rpartition("*")
+    try:
+        if reference.strip() not in ("mean", "median"):
+            raise ValueError
+        if star:
+            float(scale)
+    except ValueError:
+        raise ValueError(
+            f"threshold={threshold!r} is not a threshold ImportanceSelector "
+            f"reads; give a number or one of {_THRESHOLD_FORMS}."
+        ) from None
+    return spelled
+
+
 def _pvalue_rule(threshold, call) -> tuple[str, float] | None:
     """("fdr" or "pvalue", alpha) for a p-value threshold; None for the
-    thresholds SelectFromModel reads. Checked before any training."""
+    thresholds SelectFromModel reads. Every threshold is checked before any
+    training."""
     if not isinstance(threshold, str):
         return None
-    test, colon, value = threshold.partition(":")
+    test, colon, value = threshold.strip().lower().partition(":")
     if not colon or test.strip() not in ("fdr", "pvalue"):
+        _model_threshold(threshold)
         return None
     try:
         alpha = check_alpha(float(value))

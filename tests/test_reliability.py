@@ -10,9 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import LinearRegression, Ridge
 
 from skimportance import (
+    ImportanceEstimator,
+    ImportanceSelector,
     conditional_importance,
     from_keras,
     permutation_importance,
@@ -82,3 +85,89 @@ def test_incremental_without_a_network_is_refused_before_any_conditional_fit():
             model, X, y, X_fit=X, imputer=CountingRidge(), algorithm="incremental"
         )
     assert CountingRidge.fits == 0
+
+
+# --- p-values only on held-out rows -----------------------------------------------
+
+
+def overfitting_network():
+    """A network wide enough to fit its 5 noise inputs on 120 rows."""
+    from sklearn.neural_network import MLPRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(160, 6))
+    y = X[:, 0] + rng.normal(0, 0.5, 160)
+    network = MLPRegressor(
+        hidden_layer_sizes=(64,), max_iter=2000, learning_rate_init=0.01,
+        random_state=0,
+    )  # fmt: skip
+    return network, X, y
+
+
+def test_in_sample_p_values_call_fitted_noise_significant():
+    """The simulation the fixes below are about: on its training rows the
+    network's noise inputs all look significant, on held-out rows none."""
+    network, X, y = overfitting_network()
+    network.fit(X[:120], y[:120])
+    inside = permutation_importance(network, X[:120], y[:120], random_state=0)
+    outside = permutation_importance(network, X[120:], y[120:], random_state=0)
+    assert inside.fdr(0.05)["selected"].all()
+    assert outside.fdr(0.05)["selected"].tolist() == [True] + [False] * 5
+
+
+def test_selecting_by_p_values_holds_out_rows_by_default():
+    network, X, y = overfitting_network()
+    selector = ImportanceSelector(network, threshold="fdr:0.05", random_state=0)
+    selector.fit(X, y)
+    assert selector.get_support().tolist() == [True] + [False] * 5
+    # The model was fitted on the other rows, and the held-out share is 0.25.
+    assert selector.importances_.details["n_samples"] == 40
+    assert selector.importance_estimator_.estimator_.n_iter_ > 0
+
+
+def test_p_values_of_training_rows_are_refused_in_words():
+    network, X, y = overfitting_network()
+    measured = ImportanceEstimator(network, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="fitted on.*held-out rows"):
+        measured.importances_.pvalues()
+    with pytest.raises(ValueError, match="validation_fraction"):
+        measured.importances_.fdr(0.05)
+    held_out = ImportanceEstimator(network, validation_fraction=0.25, random_state=0)
+    assert held_out.fit(X, y).importances_.pvalues().shape == (6,)
+
+
+def test_a_selector_keeping_no_feature_says_so():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(200, 4)), rng.normal(size=200)  # nothing to find
+    selector = ImportanceSelector(LinearRegression(), threshold="fdr:0.05")
+    with pytest.raises(ValueError, match="No feature passes threshold='fdr:0.05'"):
+        selector.fit(X, y)
+
+
+class _NeverFit(RegressorMixin, BaseEstimator):
+    def fit(self, X, y):
+        raise AssertionError("trained before the threshold was checked")
+
+
+@pytest.mark.parametrize("threshold", ["fdr=0.05", "pvalues:0.05", "Mean!", "x*mean"])
+def test_misspelt_thresholds_are_refused_before_training(threshold):
+    X, y = np.ones((20, 3)), np.arange(20.0)
+    with pytest.raises(ValueError, match="'fdr:<level>'.*'pvalue:<level>'.*'mean'"):
+        ImportanceSelector(_NeverFit(), threshold=threshold).fit(X, y)
+
+
+@pytest.mark.parametrize("threshold", ["FDR:0.05", " Fdr : 0.05", "PVALUE:0.01"])
+def test_thresholds_are_read_in_any_case(threshold):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(400, 3))
+    y = 3 * X[:, 0] + rng.normal(size=400)
+    selector = ImportanceSelector(LinearRegression(), threshold=threshold)
+    assert selector.fit(X, y).get_support().tolist() == [True, False, False]
+
+
+def test_model_thresholds_are_read_in_any_case_too():
+    X = np.random.default_rng(3).normal(size=(100, 3))
+    y = X @ [3.0, 1.0, 0.0]
+    upper = ImportanceSelector(LinearRegression(), threshold="1.5*MEAN").fit(X, y)
+    lower = ImportanceSelector(LinearRegression(), threshold="1.5*mean").fit(X, y)
+    assert upper.get_support().tolist() == lower.get_support().tolist()
