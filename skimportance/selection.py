@@ -19,8 +19,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._inference import check_alpha
-from ._result import MEASURED_ON, TRAINING_ROWS
 from ._methods import REGISTRY, RUN_PARAMETERS, resolve_methods
+from ._result import MEASURED_ON, TRAINING_ROWS
 from ._validation import check_positive_int
 
 __all__ = ["ImportanceEstimator", "ImportanceSelector"]

@@ -171,3 +171,29 @@ def test_model_thresholds_are_read_in_any_case_too():
     upper = ImportanceSelector(LinearRegression(), threshold="1.5*MEAN").fit(X, y)
     lower = ImportanceSelector(LinearRegression(), threshold="1.5*mean").fit(X, y)
     assert upper.get_support().tolist() == lower.get_support().tolist()
+
+
+# --- a scorer that returns NaN ----------------------------------------------------
+
+
+def nan_when_shuffled(estimator, X, y):
+    """NaN as soon as the rows are not the original ones (a strict metric)."""
+    prediction = estimator.predict(X)
+    return float("nan") if not np.allclose(prediction, y) else 1.0
+
+
+@pytest.mark.parametrize("method", ["permutation", "conditional"])
+def test_a_scorer_returning_nan_is_named_once(method):
+    X = np.random.default_rng(4).normal(size=(50, 3))
+    y = X @ [1.0, 2.0, 0.0]
+    model = LinearRegression().fit(X, y)
+    kwargs = {"X_fit": X} if method == "conditional" else {}
+    run = permutation_importance if method == "permutation" else conditional_importance
+    with pytest.warns(
+        UserWarning, match="nan_when_shuffled returned a non-finite"
+    ) as w:
+        result = run(model, X, y, scoring=nan_when_shuffled, random_state=0, **kwargs)
+    assert len([r for r in w if "non-finite" in str(r.message)]) == 1
+    assert "10 of 15 perturbed slices" in str(w[0].message)  # x2 is ignored
+    assert np.isnan(result.importances[:2]).all()
+    assert (result.importances[2] == 0).all()

@@ -47,7 +47,12 @@ from .._validation import check_choice, check_positive_int
 from .groups import cluster_feature_groups, resolve_feature_groups
 from .keras_engine import ALGORITHMS, keras_scores
 from .plan import check_plan_size
-from .scoring import MultiScorer, call_scorer, per_head_scorer
+from .scoring import (
+    MultiScorer,
+    call_scorer,
+    per_head_scorer,
+    warn_non_finite_scores,
+)
 from .slices import HeadLosses, LossCollector
 
 __all__ = [
@@ -142,6 +147,7 @@ class PerturbationRun:
         self, baseline, scores, method: str, details: dict, loss_differences=None
     ):
         """One ImportanceResult, or a dict of them for several metrics."""
+        warn_non_finite_scores(self.scorer, baseline, scores)
         details = {
             "engine": self.engine,
             "n_samples": self.n_rows,

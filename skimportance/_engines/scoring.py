@@ -17,6 +17,7 @@ stay correct whatever the scorer does, only slower.
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 from inspect import getattr_static
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "ScoringContext",
     "call_scorer",
     "per_head_scorer",
+    "warn_non_finite_scores",
 ]
 
 #: Methods a scorer may call on an estimator; the stand-in offers those the
@@ -90,6 +92,35 @@ def _checked_number(score, scorer_name: str):
             f"instead. (scorer={scorer_name})"
         )
     return score
+
+
+def warn_non_finite_scores(scorer, baseline, scores) -> None:
+    """One warning, naming the scorer, when it returned NaN or infinity.
+
+    scikit-learn's searches warn ("One or more of the test scores are
+    non-finite") and go on; so do we, once per run rather than per slice, so
+    that all-NaN importances never come without a word."""
+    if isinstance(baseline, dict):  # several metrics: each named by its key
+        named = {
+            name: [baseline[name]] + [s[name] for row in scores for s in row]
+            for name in baseline
+        }
+    else:
+        named = {_scorer_name(scorer): [baseline] + [s for row in scores for s in row]}
+    for name, values in named.items():
+        bad = ~np.isfinite(np.asarray(values, dtype=float))
+        if bad.any():
+            where = "the unperturbed rows" if bad[0] else f"{bad[1:].sum()} of "
+            if not bad[0]:
+                where += f"{len(values) - 1} perturbed slices"
+            warnings.warn(
+                f"The scorer {name} returned a non-finite score on {where}, so "
+                "the importances are not finite there. Check that it can score "
+                "these rows (e.g. r2 on a constant y, or predictions the metric "
+                "refuses).",
+                UserWarning,
+                stacklevel=4,
+            )
 
 
 def _scorer_name(scorer) -> str:
