@@ -197,3 +197,107 @@ def test_a_scorer_returning_nan_is_named_once(method):
     assert "10 of 15 perturbed slices" in str(w[0].message)  # x2 is ignored
     assert np.isnan(result.importances[:2]).all()
     assert (result.importances[2] == 0).all()
+
+
+# --- conditional draws stay in the data's domain ----------------------------------
+
+
+class CountingRidge(Ridge):
+    """Ridge counting its fits, so a test sees a refusal came before any."""
+
+    fits = 0
+
+    def fit(self, X, y, sample_weight=None):
+        type(self).fits += 1
+        return super().fit(X, y, sample_weight)
+
+
+class RecordingRegression(LinearRegression):
+    """A linear model remembering every value column 2 took in ``predict``."""
+
+    def predict(self, X):
+        self.seen_ = np.union1d(getattr(self, "seen_", []), np.asarray(X)[:, 2])
+        return super().predict(X)
+
+
+def test_integer_codes_are_drawn_as_integers_in_their_range():
+    rng = np.random.default_rng(5)
+    x0 = rng.normal(size=200)
+    code = np.clip(np.rint(x0 + rng.normal(0, 0.7, 200)) + 1, 0, 3)  # codes 0..3
+    X = np.column_stack([x0, rng.normal(size=200), code])
+    y = X[:, 0] + (X[:, 2] == 2)
+    model = RecordingRegression().fit(X, y)
+    result = conditional_importance(model, X, y, n_repeats=3, random_state=0)
+    assert set(model.seen_) <= {0.0, 1.0, 2.0, 3.0}
+    assert np.isfinite(result.importances).all()
+
+
+def test_a_category_x_does_not_know_is_refused_before_any_fit():
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(6)
+    X = pd.DataFrame(
+        {
+            "size": rng.normal(size=40),
+            "city": pd.Categorical(rng.choice(["a", "b"], 40), categories=["a", "b"]),
+        }
+    )
+    X_fit = X.assign(city=pd.Categorical(rng.choice(["a", "b", "c"], 40)))
+    y = X["size"].to_numpy() + (X["city"] == "a")
+    encode = make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore"), ["city"]), remainder="passthrough"
+    )
+    model = make_pipeline(encode, LinearRegression()).fit(X_fit, y)
+    CountingRidge.fits = 0
+    with pytest.raises(ValueError, match=r"column 'city' holds categories \['c'\]"):
+        conditional_importance(model, X, y, X_fit=X_fit, imputer=CountingRidge())
+    assert CountingRidge.fits == 0
+
+
+@pytest.mark.parametrize("n_fit", [1, 9])
+def test_too_few_fit_rows_are_refused_with_the_minimum(n_fit):
+    X = np.random.default_rng(7).normal(size=(50, 3))
+    y = X[:, 0]
+    model = LinearRegression().fit(X, y)
+    CountingRidge.fits = 0
+    with pytest.raises(ValueError, match=f"X_fit has {n_fit} rows.*at least 10"):
+        conditional_importance(model, X, y, X_fit=X[:n_fit], imputer=CountingRidge())
+    assert CountingRidge.fits == 0
+    result = conditional_importance(model, X, y, X_fit=X[:10], random_state=0)
+    assert result.ranking()[0] == "x0"
+
+
+# --- row-dependent preprocessing on the exact engine ------------------------------
+
+
+def column_ranks(X):
+    """Each value's rank within its column, in [0, 1]: a row's output depends
+    on every other row of the batch."""
+    from scipy.stats import rankdata
+
+    return rankdata(X, axis=0) / len(X)
+
+
+def test_row_dependent_preprocessing_gives_scikit_learns_numbers():
+    import keras
+    from sklearn.inspection import permutation_importance as sklearn_permutation
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    keras.utils.set_random_seed(0)
+    network = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="tanh"),
+         keras.layers.Dense(1)]
+    )  # fmt: skip
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(60, 4))
+    ranks = FunctionTransformer(column_ranks).fit(X)
+    model = make_pipeline(ranks, from_keras(network, task="regression"))
+    y = model.predict(X) + rng.normal(0, 0.1, 60)
+    ours = permutation_importance(model, X, y, algorithm="exact", random_state=0)
+    theirs = sklearn_permutation(model, X, y, random_state=0)
+    assert ours.details["row_wise_preprocessing"] is False
+    scale = np.abs(theirs.importances).max()
+    np.testing.assert_allclose(ours.importances, theirs.importances, atol=1e-6 * scale)

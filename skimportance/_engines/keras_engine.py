@@ -28,6 +28,7 @@ from .._validation import check_batch_size, check_model_input, values_already_ch
 from .dask_backend import dask_client_for_chunks, run_on_dask
 from .incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
 from .scoring import ScoringContext, call_scorer
+from .separability import is_row_wise
 from .slices import LossCollector, Slices
 
 __all__ = ["ALGORITHMS", "ExactSlices", "keras_scores", "run_slices"]
@@ -56,6 +57,15 @@ def keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, algorithm, ro
     losses = LossCollector.start(
         row_loss, context.stand_in(X_sub, raw_sub), X_sub, y_sub, plan.n_repeats
     )
+    per_chunk = max(1, _chunk_rows(run.X, X_model) // plan.n_rows)
+    if located.preprocessor is not None and not is_row_wise(
+        lambda X: _model_rows(located, X), X_sub
+    ):
+        # A row's preprocessed values depend on the rows beside it (a rank, a
+        # batch normalisation): each slice is transformed whole, alone, as
+        # scikit-learn's permutation importance transforms it.
+        per_chunk = 1
+        run.engine_details["row_wise_preprocessing"] = False
     exact = ExactSlices(
         located=located,
         scorer=run.scorer,
@@ -65,7 +75,7 @@ def keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, algorithm, ro
         perturbation=perturbation,
         groups=run.groups,
         n_repeats=plan.n_repeats,
-        per_chunk=max(1, _chunk_rows(run.X, X_model) // plan.n_rows),
+        per_chunk=per_chunk,
         batch_size=batch_size,
         unperturbed_raw=raw_sub,
         slice_loss=losses.slice_loss,
