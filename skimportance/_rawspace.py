@@ -8,8 +8,8 @@ type: a DataFrame stays a DataFrame with its dtypes (categories included),
 an array stays an array.
 
 A raw column is *categorical* when its dtype is not numeric, when the
-preprocessing spreads it over several model columns (an integer code one-hot
-encoded), or when it feeds an integer input of the model (codes for an
+preprocessing spreads its values over several model columns (an integer code
+one-hot encoded; a missing-value indicator beside it does not count), or when it feeds an integer input of the model (codes for an
 Embedding): its baseline is then the most frequent value (the mode), and it
 is probed level by level instead of by a shift.
 """
@@ -32,8 +32,8 @@ class RawSpace:
     X : ndarray or DataFrame of shape (n_samples, n_columns)
         The user's rows, as the estimator takes them.
     column_map : ColumnMap
-        How raw columns reach the model; a column spread over several model
-        columns is treated as categorical.
+        How raw columns reach the model; a column whose values spread over
+        several model columns is treated as categorical.
     """
 
     def __init__(self, X, column_map):
@@ -43,7 +43,7 @@ class RawSpace:
         self.categorical = np.array(
             [
                 not self._numeric(j)
-                or len(column_map.blocks[j]) > 1
+                or column_map.value_width(j) > 1
                 or column_map.coded[j]
                 for j in range(n_columns)
             ]

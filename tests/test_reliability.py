@@ -301,3 +301,30 @@ def test_row_dependent_preprocessing_gives_scikit_learns_numbers():
     assert ours.details["row_wise_preprocessing"] is False
     scale = np.abs(theirs.importances).max()
     np.testing.assert_allclose(ours.importances, theirs.importances, atol=1e-6 * scale)
+
+
+# --- missing-value indicators do not change a column's kind -----------------------
+
+
+def test_a_numeric_column_with_missing_cells_is_probed_as_a_number():
+    import keras
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+
+    from skimportance import probe_importance
+
+    rng = np.random.default_rng(9)
+    income = rng.normal(3.0, 2.0, 200)
+    income[rng.random(200) < 0.2] = np.nan
+    X = pd.DataFrame({"age": rng.normal(size=200), "income": income})
+    imputer = SimpleImputer(add_indicator=True).fit(X)  # age, income, missing
+    linear = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    linear.set_weights([np.array([[1.0], [2.0], [5.0]]), np.zeros(1)])
+    model = make_pipeline(imputer, from_keras(linear, task="regression"))
+    result = probe_importance(model, X)  # from the mean, by one std
+    assert result.details["categorical"] == []
+    np.testing.assert_allclose(
+        result.importances_mean,
+        [X["age"].std(ddof=0), 2 * np.nanstd(income)],
+        rtol=1e-5,
+    )
