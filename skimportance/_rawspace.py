@@ -9,8 +9,9 @@ an array stays an array.
 
 A raw column is *categorical* when its dtype is not numeric, when the
 preprocessing spreads its values over several model columns (an integer code
-one-hot encoded; a missing-value indicator beside it does not count), or when it feeds an integer input of the model (codes for an
-Embedding): its baseline is then the most frequent value (the mode), and it
+one-hot encoded; a missing-value indicator beside it does not count), or
+when it feeds an integer input of the model (codes for an Embedding): its
+baseline is then the most frequent value (the mode), and it
 is probed level by level instead of by a shift.
 """
 
