@@ -11,8 +11,8 @@ removed, and the rows stay on the data.
 
 The run is checked, planned and scored by the shared engines of ``_engines.run``
 (the same plan and batched Keras engine as permutation importance); the
-conditional models come from ``_engines.conditional_draws``; p-values from
-``_inference``.
+conditional models come from ``_engines.conditional_draws``; the pointwise
+losses from ``_inference`` and the p-values from ``_stats``.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def conditional_importance(
         n_jobs=n_jobs,
     )
     draws = replace(draws, domains=integer_domains(run.groups, kinds, run.X, X_fit))
-    baseline, scores, differences = run.scores(
+    scored = run.scores(
         plan,
         draws,
         batch_size=batch_size,
@@ -246,7 +246,7 @@ def conditional_importance(
         "n_fit": len(X_fit),
         "loss": None if row_loss is None else row_loss.name,
     }
-    return run.results(baseline, scores, "conditional", details, differences)
+    return run.results(scored, "conditional", details)
 
 
 # --- checks -----------------------------------------------------------------------
