@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._methods import DEFAULT_METHOD, REGISTRY, RUN_PARAMETERS, resolve_methods
 from ._result import MEASURED_ON, TRAINING_ROWS
-from ._stats import check_alpha
+from ._thresholds import PVALUE_VALIDATION_FRACTION, model_threshold, pvalue_rule
 from ._validation import check_positive_int
 
 __all__ = ["ImportanceEstimator", "ImportanceSelector"]
@@ -299,7 +299,7 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         """Measure importances and choose the features to keep."""
         validate_data(self, X, reset=True, skip_check_array=True)
         self._check_max_features()
-        by_pvalue = _pvalue_rule(self.threshold, _method_call(self))
+        by_pvalue = pvalue_rule(self.threshold, _method_call(self))
         validation_fraction = self.validation_fraction
         if by_pvalue is not None and validation_fraction is None:
             # p-values on the training rows call fitted noise significant.
@@ -325,7 +325,7 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         if by_pvalue is not None:
             self.support_ = self._significant(*by_pvalue)
         else:
-            threshold = _model_threshold(self.threshold)
+            threshold = model_threshold(self.threshold)
             if threshold is None:
                 threshold = "mean" if self.max_features is None else -np.inf
             rule = SelectFromModel(
@@ -379,65 +379,6 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         spec = REGISTRY.get(self.method)  # an unknown name fails in fit
         tags.target_tags.required = spec is None or spec.needs_y
         return tags
-
-
-#: The share of rows held out to measure p-values on when a p-value
-#: threshold is given without ``validation_fraction``.
-PVALUE_VALIDATION_FRACTION = 0.25
-
-#: The string thresholds, as error messages list them.
-_THRESHOLD_FORMS = (
-    "'fdr:<level>' (e.g. 'fdr:0.05'), 'pvalue:<level>' (e.g. 'pvalue:0.01'), "
-    "'mean', 'median' or '<scale>*mean' / '<scale>*median' (e.g. '1.5*mean'), "
-    "in any case"
-)
-
-
-def _model_threshold(threshold):
-    """A SelectFromModel threshold, lower-cased; refused in words (listing
-    every accepted form) before any training when SelectFromModel would refuse
-    it after."""
-    if not isinstance(threshold, str):
-        return threshold
-    spelled = threshold.strip().lower()
-    scale, star, reference = spelled.rpartition("*")
-    try:
-        if reference.strip() not in ("mean", "median"):
-            raise ValueError
-        if star:
-            float(scale)
-    except ValueError:
-        raise ValueError(
-            f"threshold={threshold!r} is not a threshold ImportanceSelector "
-            f"reads; give a number or one of {_THRESHOLD_FORMS}."
-        ) from None
-    return spelled
-
-
-def _pvalue_rule(threshold, call) -> tuple[str, float] | None:
-    """("fdr" or "pvalue", alpha) for a p-value threshold; None for the
-    thresholds SelectFromModel reads. Every threshold is checked before any
-    training."""
-    if not isinstance(threshold, str):
-        return None
-    test, colon, value = threshold.strip().lower().partition(":")
-    if not colon or test.strip() not in ("fdr", "pvalue"):
-        _model_threshold(threshold)
-        return None
-    try:
-        alpha = check_alpha(float(value))
-    except ValueError:
-        raise ValueError(
-            f"threshold={threshold!r}: give the level after the colon, a number "
-            "in (0, 1), e.g. 'fdr:0.05' or 'pvalue:0.01'."
-        ) from None
-    if not call.spec.tested:
-        raise ValueError(
-            f"threshold={threshold!r} selects by p-values, which method "
-            f"{call.name!r} does not give; use a method that tests its "
-            f"importances: {', '.join(n for n, s in REGISTRY.items() if s.tested)}."
-        )
-    return test.strip(), alpha
 
 
 def _run_params(meta) -> dict:
