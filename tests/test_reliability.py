@@ -296,6 +296,9 @@ def test_row_dependent_preprocessing_gives_scikit_learns_numbers():
         [keras.Input((4,)), keras.layers.Dense(8, activation="tanh"),
          keras.layers.Dense(1)]
     )  # fmt: skip
+    kernel, bias = network.layers[0].get_weights()
+    kernel[3] = 0.0  # the network ignores x3
+    network.layers[0].set_weights([kernel, bias])
     rng = np.random.default_rng(8)
     X = rng.normal(size=(60, 4))
     ranks = FunctionTransformer(column_ranks).fit(X)
@@ -307,6 +310,13 @@ def test_row_dependent_preprocessing_gives_scikit_learns_numbers():
     assert ours.details["row_wise_preprocessing"] is False
     scale = np.abs(theirs.importances).max()
     np.testing.assert_allclose(ours.importances, theirs.importances, atol=1e-6 * scale)
+    # On a subsample, the unperturbed rows the per-row losses are compared
+    # with are the subsample transformed whole too: x3 moves nothing.
+    half = dict(kwargs, max_samples=0.5)
+    ours = permutation_importance(model, X, y, algorithm="exact", **half)
+    theirs = sklearn_permutation(model, X, y, **half)
+    np.testing.assert_allclose(ours.importances, theirs.importances, atol=1e-6 * scale)
+    assert (ours.loss_differences[3] == 0).all() and ours.pvalues()["x3"] == 1.0
 
 
 # --- missing-value indicators do not change a column's kind -----------------------

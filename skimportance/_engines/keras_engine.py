@@ -60,9 +60,6 @@ def keras_scores(
 
     X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
     raw_sub = raw if plan.rows is None else raw[plan.rows]
-    losses = LossCollector.start(
-        row_loss, context.stand_in(X_sub, raw_sub), X_sub, y_sub, plan.n_repeats
-    )
     details = {}  # this run's own, filled as the engine decides
     per_chunk = max(1, _chunk_rows(run.X, X_model) // plan.n_rows)
     if located.preprocessor is not None and not is_row_wise(
@@ -70,9 +67,15 @@ def keras_scores(
     ):
         # A row's preprocessed values depend on the rows beside it (a rank, a
         # batch normalisation): each slice is transformed whole, alone, as
-        # scikit-learn's permutation importance transforms it.
+        # scikit-learn's permutation importance transforms it, and the
+        # unperturbed rows the losses are compared with likewise.
         per_chunk = 1
         details["row_wise_preprocessing"] = False
+        if plan.rows is not None:
+            raw_sub = located.forward(_model_rows(located, X_sub), batch_size)
+    losses = LossCollector.start(
+        row_loss, context.stand_in(X_sub, raw_sub), X_sub, y_sub, plan.n_repeats
+    )
     exact = ExactSlices(
         located=located,
         scorer=run.scorer,
