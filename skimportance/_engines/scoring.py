@@ -107,20 +107,23 @@ def warn_non_finite_scores(scorer, baseline, scores) -> None:
         }
     else:
         named = {_scorer_name(scorer): [baseline] + [s for row in scores for s in row]}
+    where = []
     for name, values in named.items():
         bad = ~np.isfinite(np.asarray(values, dtype=float))
-        if bad.any():
-            where = "the unperturbed rows" if bad[0] else f"{bad[1:].sum()} of "
-            if not bad[0]:
-                where += f"{len(values) - 1} perturbed slices"
-            warnings.warn(
-                f"The scorer {name} returned a non-finite score on {where}, so "
-                "the importances are not finite there. Check that it can score "
-                "these rows (e.g. r2 on a constant y, or predictions the metric "
-                "refuses).",
-                UserWarning,
-                stacklevel=4,
+        if bad[0]:
+            where.append(f"{name} on the unperturbed rows")
+        elif bad.any():
+            where.append(
+                f"{name} on {bad[1:].sum()} of {len(values) - 1} perturbed slices"
             )
+    if where:
+        warnings.warn(
+            f"Non-finite scores from the scorer: {'; '.join(where)}. The "
+            "importances are not finite there; check that the scorer can score "
+            "these rows (e.g. r2 on a constant y, or predictions it refuses).",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _scorer_name(scorer) -> str:
