@@ -310,11 +310,15 @@ def _missing_indicators(X, X_model, blocks) -> np.ndarray:
         missing = np.asarray(pd.isna(pd.Series(np.asarray(column, dtype=object))))
         if len(block) < 2 or missing.all() or not missing.any():
             continue
+        flags = []
         for k in block:
             values = np.asarray(X_model[:, k], dtype=np.float64)
             inside, outside = np.unique(values[missing]), np.unique(values[~missing])
-            if len(inside) == 1 and len(outside) == 1 and inside[0] != outside[0]:
-                found.append(k)
+            flags.append(
+                len(inside) == 1 and len(outside) == 1 and inside[0] != outside[0]
+            )
+        if not all(flags):  # a block of indicators only carries no value column
+            found.extend(k for k, flag in zip(block, flags) if flag)
     return np.asarray(found, dtype=np.intp)
 
 
