@@ -26,7 +26,7 @@ weight methods refuse blocks of several columns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -62,6 +62,8 @@ class ColumnMap:
     integer : ndarray of bool
         Raw columns that feed an integer model input (codes for an
         Embedding): categorical, whatever their dtype.
+    indicators : ndarray of int
+        Model columns that only say whether a raw cell is missing.
     nd : bool
         The "raw columns" are features of one N-D input (channels,
         timesteps), defined on the model's own input rather than on X's
@@ -74,6 +76,10 @@ class ColumnMap:
     shared: np.ndarray
     integer: np.ndarray | None = None
     nd: bool = False
+    #: Model columns that are a raw column's missing-value indicator (e.g.
+    #: ``SimpleImputer(add_indicator=True)``): they follow whether a cell is
+    #: missing, not its value, so they do not make the column categorical.
+    indicators: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.intp))
 
     @property
     def n_raw(self) -> int:
@@ -99,6 +105,12 @@ class ColumnMap:
             and len(self.model_names) == self.n_raw
             and all(len(block) == 1 for block in self.blocks)
         )
+
+    def value_width(self, j: int) -> int:
+        """How many model columns carry raw column ``j``'s values: its block
+        without missing-value indicators (one for a numeric column, however
+        it is imputed; several for one-hot codes)."""
+        return int(np.isin(self.blocks[j], self.indicators, invert=True).sum())
 
     def encoded(self) -> dict[str, int]:
         """Raw columns spread over several model columns: name -> block width."""
@@ -283,7 +295,31 @@ def _map_from_data(located, X, X_model, raw_names, model_names) -> ColumnMap:
         np.asarray(model_names, dtype=object),
         blocks,
         shared,
+        indicators=_missing_indicators(X, X_model, blocks),
     )
+
+
+def _missing_indicators(X, X_model, blocks) -> np.ndarray:
+    """Model columns of a block taking one value where the raw cell is
+    missing and another where it is not: missing-value indicators."""
+    import pandas as pd
+
+    found = []
+    for j, block in enumerate(blocks):
+        column = X.iloc[:, j] if hasattr(X, "iloc") else np.asarray(X)[:, j]
+        missing = np.asarray(pd.isna(pd.Series(np.asarray(column, dtype=object))))
+        if len(block) < 2 or missing.all() or not missing.any():
+            continue
+        flags = []
+        for k in block:
+            values = np.asarray(X_model[:, k], dtype=np.float64)
+            inside, outside = np.unique(values[missing]), np.unique(values[~missing])
+            flags.append(
+                len(inside) == 1 and len(outside) == 1 and inside[0] != outside[0]
+            )
+        if not all(flags):  # a block of indicators only carries no value column
+            found.extend(k for k, flag in zip(block, flags) if flag)
+    return np.asarray(found, dtype=np.intp)
 
 
 def _moved(X, j: int):

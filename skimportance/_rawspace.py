@@ -8,9 +8,10 @@ type: a DataFrame stays a DataFrame with its dtypes (categories included),
 an array stays an array.
 
 A raw column is *categorical* when its dtype is not numeric, when the
-preprocessing spreads it over several model columns (an integer code one-hot
-encoded), or when it feeds an integer input of the model (codes for an
-Embedding): its baseline is then the most frequent value (the mode), and it
+preprocessing spreads its values over several model columns (an integer code
+one-hot encoded; a missing-value indicator beside it does not count), or
+when it feeds an integer input of the model (codes for an Embedding): its
+baseline is then the most frequent value (the mode), and it
 is probed level by level instead of by a shift.
 """
 
@@ -34,8 +35,8 @@ class RawSpace:
     X : ndarray or DataFrame of shape (n_samples, n_columns)
         The user's rows, as the estimator takes them.
     column_map : ColumnMap
-        How raw columns reach the model; a column spread over several model
-        columns is treated as categorical.
+        How raw columns reach the model; a column whose values spread over
+        several model columns is treated as categorical.
     """
 
     def __init__(self, X, column_map):
@@ -45,7 +46,7 @@ class RawSpace:
         self.categorical = np.array(
             [
                 not self._numeric(j)
-                or len(column_map.blocks[j]) > 1
+                or column_map.value_width(j) > 1
                 or column_map.coded[j]
                 for j in range(n_columns)
             ]

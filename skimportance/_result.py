@@ -22,6 +22,12 @@ from ._stats import (
 
 __all__ = ["CVImportanceResult", "ImportanceResult"]
 
+#: ``details[MEASURED_ON] == TRAINING_ROWS`` marks a result measured on the
+#: rows the estimator was fitted on (``ImportanceEstimator`` without a held-out
+#: part): its p-values would call the noise the model fitted significant.
+MEASURED_ON = "measured_on"
+TRAINING_ROWS = "training rows"
+
 
 @dataclass(repr=False, eq=False)
 class ImportanceResult:
@@ -171,7 +177,9 @@ class ImportanceResult:
         ------
         ValueError
             The result carries no per-row loss differences (a method that
-            measures no loss difference, or ``loss=None``).
+            measures no loss difference, or ``loss=None``), or was measured
+            on the estimator's training rows (``ImportanceEstimator`` without
+            ``validation_fraction``).
         """
 
         if self.loss_differences is None:
@@ -179,6 +187,14 @@ class ImportanceResult:
                 f"This {self.method!r} result carries no per-row loss differences, "
                 "so it has no p-values: only methods that measure a loss "
                 "difference record them (unless loss=None)."
+            )
+        if self.details.get(MEASURED_ON) == TRAINING_ROWS:
+            raise ValueError(
+                "These importances were measured on the rows the estimator was "
+                "fitted on, where a network's fit to noise looks significant; "
+                "p-values need held-out rows. Set validation_fraction (e.g. "
+                "ImportanceEstimator(..., validation_fraction=0.25)), or call "
+                "the method on held-out data."
             )
         return pvalue_series(
             row_test_pvalues(self.loss_differences), self.feature_names

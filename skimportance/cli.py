@@ -242,7 +242,6 @@ def _eligible(calls, X):
 
 def _check_output_paths(args) -> None:
     """Refuse an --out or --json path that cannot be written, before training."""
-    import os
     from pathlib import Path
 
     for option in ("out", "json"):
@@ -252,10 +251,9 @@ def _check_output_paths(args) -> None:
         folder = Path(path).resolve().parent
         if not folder.is_dir():
             raise CommandError(f"--{option} {path}: folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise CommandError(f"--{option} {path}: folder {folder} is not writable")
         if Path(path).is_dir():
             raise CommandError(f"--{option} {path} is a folder, not a file")
+        _try_to_write(option, Path(path), folder)
     if getattr(args, "out", None):
         from matplotlib.backend_bases import FigureCanvasBase
 
@@ -266,6 +264,27 @@ def _check_output_paths(args) -> None:
                 f"--out {args.out}: unknown figure format {suffix!r}; use one of "
                 f"{', '.join(sorted(formats))}"
             )
+
+
+def _try_to_write(option: str, path, folder) -> None:
+    """Create a file in ``folder`` and open ``path`` for appending, as the
+    command will write them, before training: ``os.access`` says yes to root
+    where nothing can be created (/sys, /proc, a read-only mount). Nothing
+    is left behind and an existing file is not changed."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        if path.exists():
+            if not path.is_file():  # a FIFO or a device would block or worse
+                raise CommandError(f"--{option} {path} is not a regular file")
+            with open(path, "ab"):
+                pass
+    except OSError as exc:
+        raise CommandError(
+            f"--{option} {path}: cannot write there ({exc.strerror or exc})"
+        ) from None
 
 
 def _parse_hidden(text: str) -> tuple[int, ...]:

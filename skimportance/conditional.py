@@ -26,6 +26,7 @@ from ._engines.conditional_draws import (
     column_kinds,
     default_imputers,
     fit_conditional_draws,
+    integer_domains,
 )
 from ._engines.plan import draw_permutation_plan
 from ._engines.run import prepare_permutation_run
@@ -33,7 +34,12 @@ from ._inference import resolve_loss
 from ._result import ImportanceResult
 from ._validation import check_model_input
 
-__all__ = ["conditional_importance"]
+__all__ = ["MIN_FIT_ROWS", "conditional_importance"]
+
+#: The fewest rows conditional models are fitted on. With one row every
+#: conditional draw is the marginal shuffle; with a handful the models cannot
+#: tell a conditional distribution from noise.
+MIN_FIT_ROWS = 10
 
 
 def conditional_importance(
@@ -83,7 +89,12 @@ def conditional_importance(
         Targets.
     X_fit : ndarray or DataFrame, default=None
         Rows the conditional models are fitted on (e.g. the training data);
-        None uses ``X``. Same columns as ``X``.
+        None uses ``X``. Same columns as ``X``, at least
+        :data:`MIN_FIT_ROWS` (10) rows, and in a categorical column only
+        categories X's dtype has. Draws stay in each column's domain: a
+        category of the column, or, for a column whose values in ``X`` and
+        ``X_fit`` are all integers (codes, counts), an integer in their range
+        (the draw rounded and clipped).
     imputer : regressor, default=None
         The model of a numeric column (or group) given the others; it sees
         the other columns standardised and categories one-hot encoded. None:
@@ -218,6 +229,7 @@ def conditional_importance(
         seed=int(rng.randint(np.iinfo(np.int32).max)),
         n_jobs=n_jobs,
     )
+    draws = replace(draws, domains=integer_domains(run.groups, kinds, run.X, X_fit))
     scored = run.scores(
         plan,
         draws,
@@ -257,7 +269,9 @@ def _as_float_numbers(X, kinds):
 
 def _checked_fit_rows(X_fit, X, kinds):
     if X_fit is None:
+        _check_enough_rows(X, "X (the rows the conditional models are fitted on)")
         return X
+    _check_enough_rows(X_fit, "X_fit")
     if hasattr(X, "iloc"):
         if not hasattr(X_fit, "iloc") or list(X_fit.columns) != list(X.columns):
             raise ValueError(
@@ -272,7 +286,39 @@ def _checked_fit_rows(X_fit, X, kinds):
             )
     X_fit = _as_float_numbers(X_fit, kinds)
     _check_complete(X_fit, kinds, "X_fit")
+    _check_categories_known(X_fit, X, kinds)
     return X_fit
+
+
+def _check_enough_rows(X, name: str) -> None:
+    if len(X) < MIN_FIT_ROWS:
+        raise ValueError(
+            f"{name} has {len(X)} rows; conditional_importance fits its "
+            f"conditional models on at least {MIN_FIT_ROWS}. Pass more rows "
+            "as X_fit (e.g. the training data)."
+        )
+
+
+def _check_categories_known(X_fit, X, kinds) -> None:
+    """A category drawn from X_fit must be one X's categorical dtype has: any
+    other becomes a missing value on its way into X's column."""
+    import pandas as pd
+
+    if not hasattr(X, "iloc"):
+        return
+    for j, kind in enumerate(kinds):
+        dtype = X.dtypes.iloc[j]
+        if kind != "categorical" or not isinstance(dtype, pd.CategoricalDtype):
+            continue
+        unknown = pd.Index(pd.unique(X_fit.iloc[:, j])).difference(dtype.categories)
+        if len(unknown):
+            raise ValueError(
+                f"X_fit's column {X.columns[j]!r} holds categories "
+                f"{list(unknown)[:5]} that X's categorical dtype does not have; "
+                "a draw of one would reach the model as a missing value. Add "
+                "them to X's categories (Series.cat.set_categories) or leave "
+                "those rows out of X_fit."
+            )
 
 
 def _check_complete(X, kinds, name: str) -> None:

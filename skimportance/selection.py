@@ -19,7 +19,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._methods import DEFAULT_METHOD, REGISTRY, RUN_PARAMETERS, resolve_methods
-from ._stats import check_alpha
+from ._result import MEASURED_ON, TRAINING_ROWS
+from ._thresholds import PVALUE_VALIDATION_FRACTION, model_threshold, pvalue_rule
 from ._validation import check_positive_int
 
 __all__ = ["ImportanceEstimator", "ImportanceSelector"]
@@ -71,7 +72,9 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
         ``fit``, before any training.
     validation_fraction : float, default=None
         Fraction of rows held out for measuring importance; None uses the
-        training data.
+        training data, and then ``importances_.pvalues()`` and ``fdr()``
+        refuse: a test on the rows the model learnt from calls the noise it
+        fitted significant.
     random_state : int, RandomState or None, default=None
         Seeds the held-out split and, unless ``method_params`` sets one, the
         method's random draws (deterministic methods ignore it).
@@ -141,6 +144,8 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
         # rows the estimator learnt from, as in cross_validate_importance.
         call = call.with_training_data(X_fit)
         self._measure(call, X_eval, y_eval, getattr(self, "n_features_in_", None))
+        if X_eval is X_fit:
+            self.importances_.details[MEASURED_ON] = TRAINING_ROWS
         return self
 
     def _measure(self, call, X, y, n_columns: int | None) -> None:
@@ -216,11 +221,17 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         ``"fdr:0.05"`` keeps the
         features selected at false discovery rate 0.05 by Benjamini-Hochberg
         (:meth:`ImportanceResult.fdr`), ``"pvalue:0.01"`` those with p-value
-        below 0.01 (:meth:`ImportanceResult.pvalues`). p-values are only
-        valid on rows the model did not learn from: use
-        ``validation_fraction`` (or ``prefit=True`` with held-out rows).
+        below 0.01 (:meth:`ImportanceResult.pvalues`); the spelling is
+        case-insensitive, any other is refused before training. p-values
+        are only valid on rows the model did not learn from, so they are
+        measured on held-out rows: ``validation_fraction`` of them
+        (:data:`PVALUE_VALIDATION_FRACTION`, 0.25, when it is None), the
+        model being fitted on the rest; with ``prefit=True``, pass held-out
+        rows to ``fit``.
     max_features : int, default=None
-        Keep at most this many features.
+        Keep at most this many features. When no feature passes
+        ``threshold``, ``fit`` raises a ValueError saying so, rather than
+        hand a Pipeline's next step an X without columns.
     method_params : dict, default=None
         Extra keyword arguments for the method function.
     prefit : bool, default=False
@@ -228,7 +239,8 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         on ``X, y`` (pass held-out data). Not for use inside cross-validation,
         which clones (and so unfits) the estimator.
     validation_fraction : float, default=None
-        See :class:`ImportanceEstimator` (ignored with ``prefit=True``).
+        See :class:`ImportanceEstimator` (ignored with ``prefit=True``); with
+        a p-value ``threshold``, None means 0.25.
     random_state : int, RandomState or None, default=None
         Seeds the held-out split and the method's random draws.
     n_repeats, scoring, n_jobs, batch_size : default=None
@@ -287,12 +299,16 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         """Measure importances and choose the features to keep."""
         validate_data(self, X, reset=True, skip_check_array=True)
         self._check_max_features()
-        by_pvalue = _pvalue_rule(self.threshold, _method_call(self))
+        by_pvalue = pvalue_rule(self.threshold, _method_call(self))
+        validation_fraction = self.validation_fraction
+        if by_pvalue is not None and validation_fraction is None:
+            # p-values on the training rows call fitted noise significant.
+            validation_fraction = PVALUE_VALIDATION_FRACTION
         measurer = ImportanceEstimator(
             self.estimator,
             method=self.method,
             method_params=self.method_params,
-            validation_fraction=None if self.prefit else self.validation_fraction,
+            validation_fraction=None if self.prefit else validation_fraction,
             **_run_params(self),
         )
         if self.prefit:
@@ -308,14 +324,25 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         self.feature_importances_ = measurer.feature_importances_
         if by_pvalue is not None:
             self.support_ = self._significant(*by_pvalue)
-            return self
-        threshold = self.threshold
-        if threshold is None:
-            threshold = "mean" if self.max_features is None else -np.inf
-        rule = SelectFromModel(
-            measurer, threshold=threshold, max_features=self.max_features, prefit=True
-        )
-        self.support_ = rule.get_support()
+        else:
+            threshold = model_threshold(self.threshold)
+            if threshold is None:
+                threshold = "mean" if self.max_features is None else -np.inf
+            rule = SelectFromModel(
+                measurer,
+                threshold=threshold,
+                max_features=self.max_features,
+                prefit=True,
+            )
+            self.support_ = rule.get_support()
+        if not self.support_.any():
+            raise ValueError(
+                f"No feature passes threshold={self.threshold!r} (the largest "
+                f"importance is {np.max(self.feature_importances_):.4g}); a "
+                "selector keeping no feature would hand the next step an X "
+                "without columns. Loosen the threshold, or give max_features "
+                "without a threshold to keep the most important ones."
+            )
         return self
 
     def _significant(self, test: str, alpha: float) -> np.ndarray:
@@ -352,30 +379,6 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         spec = REGISTRY.get(self.method)  # an unknown name fails in fit
         tags.target_tags.required = spec is None or spec.needs_y
         return tags
-
-
-def _pvalue_rule(threshold, call) -> tuple[str, float] | None:
-    """("fdr" or "pvalue", alpha) for a p-value threshold; None for the
-    thresholds SelectFromModel reads. Checked before any training."""
-    if not isinstance(threshold, str):
-        return None
-    test, colon, value = threshold.partition(":")
-    if not colon or test.strip() not in ("fdr", "pvalue"):
-        return None
-    try:
-        alpha = check_alpha(float(value))
-    except ValueError:
-        raise ValueError(
-            f"threshold={threshold!r}: give the level after the colon, a number "
-            "in (0, 1), e.g. 'fdr:0.05' or 'pvalue:0.01'."
-        ) from None
-    if not call.spec.tested:
-        raise ValueError(
-            f"threshold={threshold!r} selects by p-values, which method "
-            f"{call.name!r} does not give; use a method that tests its "
-            f"importances: {', '.join(n for n, s in REGISTRY.items() if s.tested)}."
-        )
-    return test.strip(), alpha
 
 
 def _run_params(meta) -> dict:

@@ -177,6 +177,14 @@ def test_explain_classification_with_cross_validation(labelled_csv, tmp_path, ca
             ["{csv}", "--target", "response", "--out", "/no/such/dir/fig.png"],
             "folder /no/such/dir does not exist",
         ),
+        (  # root may "access" /sys and /proc, but cannot create files there
+            ["{csv}", "--target", "response", "--out", "/sys/fig.png"],
+            "--out /sys/fig.png: cannot write there",
+        ),
+        (
+            ["{csv}", "--target", "response", "--json", "/proc/result.json"],
+            "--json /proc/result.json: cannot write there",
+        ),
         (
             ["{csv}", "--target", "response", "--out", "{tmp}/fig.docx"],
             "unknown figure format 'docx'",

@@ -40,6 +40,7 @@ __all__ = [
     "column_kinds",
     "default_imputers",
     "fit_conditional_draws",
+    "integer_domains",
 ]
 
 
@@ -131,9 +132,13 @@ class ConditionalDraws:
     plan: object
     groups: list
     draws: list
+    #: Per group, None or the ``_IntegerDomain`` of its integer-valued columns.
+    domains: list | None = None
 
     def values(self, X_sub, group: int, repeat: int):
         values = self.draws[group].draw(self.plan.permutation(repeat), (group, repeat))
+        if self.domains is not None and self.domains[group] is not None:
+            values = self.domains[group].keep(values)
         if not hasattr(X_sub, "iloc"):
             return values
         import pandas as pd
@@ -143,6 +148,53 @@ class ConditionalDraws:
             pd.array(values[:, k], dtype=X_sub.dtypes.iloc[j])
             for k, j in enumerate(self.groups[group])
         ]
+
+
+@dataclass(frozen=True)
+class _IntegerDomain:
+    """The integer-valued columns of a group, and the range they were seen in.
+
+    A numeric draw is a prediction plus a residual, so it may fall between or
+    beyond the values a column takes: 1.7 or -0.4 for a code the model looks
+    up in an embedding or a one-hot encoder. Rounded and clipped, the draws of
+    a column whose every value is an integer stay integers in its range.
+    """
+
+    mask: np.ndarray  # (n_group_columns,) bool: which columns are integer-valued
+    low: np.ndarray
+    high: np.ndarray
+
+    def keep(self, values: np.ndarray) -> np.ndarray:
+        values = np.array(values, dtype=float)  # a copy: draws are precomputed
+        values[:, self.mask] = np.clip(
+            np.rint(values[:, self.mask]), self.low, self.high
+        )
+        return values
+
+
+def integer_domains(groups, kinds, *frames) -> list:
+    """Per group, the ``_IntegerDomain`` of its numeric columns whose values in
+    every one of ``frames`` (X and X_fit) are integers; None where there is
+    none."""
+    domains = []
+    for columns in groups:
+        numeric = [j for j in columns if kinds[j] == "numeric"]
+        if not numeric:
+            domains.append(None)
+            continue
+        seen = np.vstack([_numbers(_take(frame, numeric)) for frame in frames])
+        mask = np.zeros(len(columns), dtype=bool)
+        integer = (seen == np.rint(seen)).all(axis=0)
+        mask[[k for k, j in enumerate(columns) if j in numeric]] = integer
+        if not mask.any():
+            domains.append(None)
+            continue
+        domains.append(
+            _IntegerDomain(
+                mask, seen[:, integer].min(axis=0), seen[:, integer].max(axis=0)
+            )
+        )
+    return domains
 
 
 # --- fitting --------------------------------------------------------------------------

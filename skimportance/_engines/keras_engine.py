@@ -30,6 +30,7 @@ from .dask_backend import dask_client_for_chunks, run_on_dask
 from .engine_scores import EngineScores
 from .incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
 from .scoring import ScoringContext, call_scorer
+from .separability import is_row_wise
 from .slices import LossCollector, Slices
 
 __all__ = ["ALGORITHMS", "ExactSlices", "keras_scores", "run_slices"]
@@ -59,6 +60,19 @@ def keras_scores(
 
     X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
     raw_sub = raw if plan.rows is None else raw[plan.rows]
+    details = {}  # this run's own, filled as the engine decides
+    per_chunk = max(1, _chunk_rows(run.X, X_model) // plan.n_rows)
+    if located.preprocessor is not None and not is_row_wise(
+        lambda X: _model_rows(located, X), X_sub
+    ):
+        # A row's preprocessed values depend on the rows beside it (a rank, a
+        # batch normalisation): each slice is transformed whole, alone, as
+        # scikit-learn's permutation importance transforms it, and the
+        # unperturbed rows the losses are compared with likewise.
+        per_chunk = 1
+        details["row_wise_preprocessing"] = False
+        if plan.rows is not None:
+            raw_sub = located.forward(_model_rows(located, X_sub), batch_size)
     losses = LossCollector.start(
         row_loss, context.stand_in(X_sub, raw_sub), X_sub, y_sub, plan.n_repeats
     )
@@ -71,13 +85,12 @@ def keras_scores(
         perturbation=perturbation,
         groups=run.groups,
         n_repeats=plan.n_repeats,
-        per_chunk=max(1, _chunk_rows(run.X, X_model) // plan.n_rows),
+        per_chunk=per_chunk,
         batch_size=batch_size,
         unperturbed_raw=raw_sub,
         slice_loss=losses.slice_loss,
     )
     del X_model, raw, raw_sub
-    details = {}  # this run's own, filled as the engine decides
     slices = _choose_slices(algorithm, exact, batch_size, details)
     try:
         scores = run_slices(slices, n_jobs, bar, losses, caller=run.caller)

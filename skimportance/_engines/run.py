@@ -52,7 +52,8 @@ from .generic_engine import generic_scores
 from .groups import cluster_feature_groups, resolve_feature_groups
 from .keras_engine import ALGORITHMS, keras_scores
 from .plan import check_plan_size
-from .scoring import per_head_scorer
+from .scoring import MultiScorer, per_head_scorer, warn_non_finite_scores
+from .slices import HeadLosses
 
 __all__ = [
     "ALGORITHMS",
@@ -113,11 +114,15 @@ class PerturbationRun:
         The loss differences, shape (n_groups, n_rows), are each row's
         ``row_loss`` (a ``_inference.PointwiseLoss``) averaged over the
         repeats minus its unperturbed loss; None without ``row_loss`` or y.
+        With several output heads, (n_groups, n_rows, n_heads + 1): each
+        head's own loss, then all outputs' (``slices.HeadLosses``).
         """
         from tqdm.auto import tqdm
 
         if self.y is None:
             row_loss = None  # nothing to compare predictions with
+        if row_loss is not None and isinstance(self.scorer, MultiScorer):
+            row_loss = HeadLosses.for_scorer(row_loss, self.scorer)
         engine = generic_scores if self.located is None else keras_scores
         total = len(self.groups) * plan.n_repeats
         with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
@@ -148,8 +153,10 @@ class PerturbationRun:
         if self.clustering is not None:
             details["clustering"] = self.clustering
         baseline, scores = scored.baseline, scored.scores
+        warn_non_finite_scores(self.scorer, baseline, scores)
         differences = scored.loss_differences
         if isinstance(baseline, dict):  # several metrics, keyed like scikit-learn
+            per_metric = differences is not None and differences.ndim == 3
             return {
                 metric: _result(
                     baseline[metric],
@@ -157,9 +164,10 @@ class PerturbationRun:
                     self.names,
                     method,
                     details,
-                    differences,
+                    # Several heads: each head's own losses (HeadLosses).
+                    differences[:, :, k] if per_metric else differences,
                 )
-                for metric in baseline
+                for k, metric in enumerate(baseline)
             }
         return _result(baseline, scores, self.names, method, details, differences)
 
@@ -225,6 +233,12 @@ def prepare_permutation_run(
     # its list slot) and its importance.
     check_plan_size(run.n_rows, n_repeats)
     check_bookkeeping("n_repeats", n_repeats, 48 * len(run.groups) * n_repeats)
+    if algorithm == "incremental" and run.located is None:
+        # Refused here, before conditional importance fits its models.
+        raise ValueError(
+            "algorithm='incremental' does not apply: it needs a Keras "
+            f"model inside the estimator, got {type(estimator).__name__}."
+        )
     return run, RunSettings(n_repeats, batch_size, algorithm)
 
 

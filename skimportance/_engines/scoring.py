@@ -17,6 +17,7 @@ stay correct whatever the scorer does, only slower.
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 from inspect import getattr_static
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "ScoringContext",
     "call_scorer",
     "per_head_scorer",
+    "warn_non_finite_scores",
 ]
 
 #: Methods a scorer may call on an estimator; the stand-in offers those the
@@ -90,6 +92,38 @@ def _checked_number(score, scorer_name: str):
             f"instead. (scorer={scorer_name})"
         )
     return score
+
+
+def warn_non_finite_scores(scorer, baseline, scores) -> None:
+    """One warning, naming the scorer, when it returned NaN or infinity.
+
+    scikit-learn's searches warn ("One or more of the test scores are
+    non-finite") and go on; so do we, once per run rather than per slice, so
+    that all-NaN importances never come without a word."""
+    if isinstance(baseline, dict):  # several metrics: each named by its key
+        named = {
+            name: [baseline[name]] + [s[name] for row in scores for s in row]
+            for name in baseline
+        }
+    else:
+        named = {_scorer_name(scorer): [baseline] + [s for row in scores for s in row]}
+    where = []
+    for name, values in named.items():
+        bad = ~np.isfinite(np.asarray(values, dtype=float))
+        if bad[0]:
+            where.append(f"{name} on the unperturbed rows")
+        elif bad.any():
+            where.append(
+                f"{name} on {bad[1:].sum()} of {len(values) - 1} perturbed slices"
+            )
+    if where:
+        warnings.warn(
+            f"Non-finite scores from the scorer: {'; '.join(where)}. The "
+            "importances are not finite there; check that the scorer can score "
+            "these rows (e.g. r2 on a constant y, or predictions it refuses).",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _scorer_name(scorer) -> str:

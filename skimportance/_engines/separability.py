@@ -17,7 +17,14 @@ from .._budget import rows_within_budget
 from .._replace import replace_columns
 from .network_split import IncrementalUnavailable
 
-__all__ = ["ModelRows", "column_owners", "moved_columns", "perturbed_copy", "replaced"]
+__all__ = [
+    "ModelRows",
+    "column_owners",
+    "is_row_wise",
+    "moved_columns",
+    "perturbed_copy",
+    "replaced",
+]
 
 
 class ModelRows:
@@ -74,6 +81,24 @@ def _columns_of(X, groups, group: int):
     return X[:, groups[group]]
 
 
+def is_row_wise(transform, X_sub, base=None) -> bool:
+    """Whether ``transform`` gives every row of ``X_sub`` the numbers it gives
+    it in the whole batch, checked on the data: its two halves transformed
+    apart equal ``base``, ``transform(X_sub)``.
+
+    A rank, a quantile or a batch normalisation inside a FunctionTransformer
+    is not row-wise: a row's output depends on the rows beside it."""
+    if len(X_sub) < 2:
+        return True
+    if base is None:
+        base = transform(X_sub)
+    half = len(X_sub) // 2
+    return all(
+        np.array_equal(transform(_rows(X_sub, rows)), base[rows])
+        for rows in (slice(0, half), slice(half, None))
+    )
+
+
 def column_owners(transform, X_sub, groups, all_perturbed, base):
     """The group each model column follows (-1: none moved), checked on the data.
 
@@ -98,14 +123,11 @@ def column_owners(transform, X_sub, groups, all_perturbed, base):
         The preprocessing depends on the batch or mixes groups.
     """
     n_rows, n_groups = len(base), len(groups)
-    if n_rows >= 2:  # row-wise: the rows do not depend on the rest of the batch
-        half = n_rows // 2
-        for rows in (slice(0, half), slice(half, None)):
-            if not np.array_equal(transform(_rows(X_sub, rows)), base[rows]):
-                raise IncrementalUnavailable(
-                    "the preprocessing is not row-wise: transforming the rows "
-                    "in two parts changes them"
-                )
+    if not is_row_wise(transform, X_sub, base):
+        raise IncrementalUnavailable(
+            "the preprocessing is not row-wise: transforming the rows "
+            "in two parts changes them"
+        )
 
     all_moved = transform(all_perturbed)
     moving = all_moved != base

@@ -25,7 +25,51 @@ import numpy as np
 
 from .scoring import ScoringContext, call_scorer
 
-__all__ = ["LossCollector", "SliceLoss", "Slices"]
+__all__ = ["HeadLosses", "LossCollector", "SliceLoss", "Slices"]
+
+
+class HeadLosses:
+    """A pointwise loss on each output head, and on all outputs together.
+
+    ``rows`` gives shape (n_rows, n_scores): one column per head scorer of a
+    ``scoring.MultiScorer``, in its order, the last over every output. So each
+    head's p-values test that head's loss, not the sum over all heads (an
+    input one head ignores has differences of exactly 0 there).
+    """
+
+    def __init__(self, row_loss, head_columns: list):
+        self.row_loss = row_loss
+        self.head_columns = head_columns  # an array of columns, or None: all
+        self.name = row_loss.name
+        self.response_method = row_loss.response_method
+
+    @classmethod
+    def for_scorer(cls, row_loss, multi_scorer):
+        columns = [
+            getattr(scorer, "columns", None) for scorer in multi_scorer.scorers.values()
+        ]
+        return cls(row_loss, columns)
+
+    def rows(self, estimator, X, y) -> np.ndarray:
+        response = np.asarray(getattr(estimator, self.response_method)(X))
+        response = response.reshape(len(response), -1)
+        y_all = np.asarray(y).reshape(len(response), -1)
+        per_score = []
+        for columns in self.head_columns:
+            if columns is None:
+                per_score.append(self.row_loss.rows(estimator, X, y))
+                continue
+            values = np.asarray(
+                self.row_loss.function(y_all[:, columns], response[:, columns]),
+                dtype=float,
+            )
+            if values.shape != (len(response),):
+                raise ValueError(
+                    f"The pointwise loss {self.name!r} must return one value per "
+                    f"row, shape ({len(response)},); got shape {values.shape}."
+                )
+            per_score.append(values)
+        return np.stack(per_score, axis=1)
 
 
 @dataclass(frozen=True)
@@ -81,7 +125,7 @@ class LossCollector:
 
     def differences(self):
         """(n_groups, n_rows): the mean over the repeats of each row's loss
-        difference."""
+        difference; (n_groups, n_rows, n_scores) for :class:`HeadLosses`."""
         if self.slice_loss is None:
             return None
         return np.stack([self.sums[group] for group in sorted(self.sums)]) / (
