@@ -196,7 +196,8 @@ def conditional_importance(
     n_repeats, batch_size, algorithm = settings
     kinds = column_kinds(run.X)
     run = replace(run, X=_as_float_numbers(run.X, kinds))
-    X_fit = _checked_fit_rows(X_fit, run.X, kinds)
+    nd_shape = np.shape(X)[1:] if np.ndim(X) > 2 else None  # rows of a sequence
+    X_fit = _checked_fit_rows(X_fit, run.X, kinds, nd_shape)
     _check_complete(run.X, kinds, "X")
     _check_groups(run, kinds)
     imputer, categorical_imputer = _checked_imputers(imputer, categorical_imputer)
@@ -255,9 +256,17 @@ def _as_float_numbers(X, kinds):
     return X
 
 
-def _checked_fit_rows(X_fit, X, kinds):
+def _checked_fit_rows(X_fit, X, kinds, nd_shape=None):
     if X_fit is None:
         return X
+    if nd_shape is not None or np.ndim(X_fit) > 2:
+        # X's N-D rows were flattened (one group per feature block): so are X_fit's.
+        if np.shape(X_fit)[1:] != nd_shape:
+            raise ValueError(
+                f"X_fit has rows of shape {np.shape(X_fit)[1:]}, but X has rows of "
+                f"shape {nd_shape if nd_shape is not None else np.shape(X)[1:]}."
+            )
+        X_fit = np.asarray(X_fit).reshape(len(X_fit), -1)
     if hasattr(X, "iloc"):
         if not hasattr(X_fit, "iloc") or list(X_fit.columns) != list(X.columns):
             raise ValueError(

@@ -8,12 +8,19 @@ that kills the worker it first runs on: each call must finish with the
 numbers of a clean run, or fail with an error saying that a worker was lost;
 never a bare CancelledError, never a hang.
 
+Then against a scheduler and two workers started without nannies (so that a
+killed worker stays dead, as on a batch system): the same two calls must
+survive one killed worker with a clean run's numbers, and with every worker
+killed must raise ``WorkerLostError`` within the no-workers timeout (set to
+``NO_WORKERS_TIMEOUT`` seconds here) plus a few seconds, never hang.
+
 Prints one line per check and "ALL OK" at the end.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +47,9 @@ def killing_r2(estimator, X, y):
     except ValueError:
         pass  # in the client: just score
     else:
+        if KILL_EVERY_WORKER:
+            (MARKERS / f"death-{os.getpid()}").write_text(str(time.time()))
+            os._exit(1)
         if RUN is not None:
             try:
                 (MARKERS / RUN).touch(exist_ok=False)
@@ -51,6 +61,8 @@ def killing_r2(estimator, X, y):
 
 
 RUN = None  # read by killing_r2 where it runs (pickled by value with it)
+KILL_EVERY_WORKER = False  # read by killing_r2: kill every worker it runs on
+NO_WORKERS_TIMEOUT = 5  # seconds; the library's default is 60
 
 
 def wait_for_workers(client, n_workers: int, timeout: float = 120) -> None:
@@ -121,7 +133,16 @@ def runs(network, X, y):
 
 
 def main() -> None:
+    """Both phases; ``fault_injection.py without-nannies`` runs the second only."""
     network, X, y = problem()
+    if sys.argv[1:] != ["without-nannies"]:
+        with_nannies(network, X, y)
+    without_nannies(network, X, y)
+    print("ALL OK")
+
+
+def with_nannies(network, X, y) -> None:
+    """One worker of a LocalCluster killed: rerun, or reported."""
     dask.config.set({"distributed.scheduler.allowed-failures": 1})
     with (
         LocalCluster(
@@ -151,7 +172,90 @@ def main() -> None:
                 outcome = "finished with the clean run's numbers"
             assert (MARKERS / RUN).exists(), "no worker was killed"
             print(f"{name}, one worker killed: {outcome} {elapsed()}", flush=True)
-    print("ALL OK")
+
+
+def start_cluster(directory: Path, n_workers: int) -> tuple[Path, list]:
+    """A scheduler and ``n_workers`` one-thread workers without nannies, as
+    processes; (its scheduler file, the processes)."""
+    scheduler_file = directory / "scheduler.json"
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    common = ["--scheduler-file", str(scheduler_file)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", *common]
+            + ["--port", "0", "--dashboard-address", ":0", "--no-show"],
+            **quiet,
+        )
+    ]
+    processes += [
+        subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", *common]
+            + ["--nthreads", "1", "--no-nanny", "--no-dashboard"],
+            **quiet,
+        )
+        for _ in range(n_workers)
+    ]
+    return scheduler_file, processes
+
+
+def without_nannies(network, X, y) -> None:
+    """One worker killed is survived; every worker killed is reported in time."""
+    global RUN, KILL_EVERY_WORKER
+    calls = runs(network, X, y)
+    dask.config.set({"skimportance.no-workers-timeout": NO_WORKERS_TIMEOUT})
+    for name, call in calls.items():
+        for kill_all in (False, True):
+            scheduler_file, processes = start_cluster(Path(tempfile.mkdtemp()), 2)
+            try:
+                deadline = time.monotonic() + 120
+                while not scheduler_file.exists():
+                    assert time.monotonic() < deadline, "no scheduler after 120 s"
+                    time.sleep(0.2)
+                with (
+                    Client(scheduler_file=str(scheduler_file)) as client,
+                    joblib.parallel_config(backend="dask"),
+                ):
+                    wait_for_workers(client, 2)
+                    RUN, KILL_EVERY_WORKER = None, False
+                    clean = call()
+                    RUN, KILL_EVERY_WORKER = f"{name}-no-nanny", kill_all
+                    started = time.monotonic()
+                    if kill_all:
+                        try:
+                            call()
+                        except WorkerLostError as exc:
+                            # dask's KilledWorker (a task that killed both
+                            # workers) or our watch (no worker left): both say so
+                            assert "worker was lost" in str(exc) or (
+                                "No dask worker was left" in str(exc)
+                            ), exc
+                        else:
+                            raise AssertionError("no error with every worker killed")
+                        # bounded from the moment the last worker died (a
+                        # worker takes a while to start its first task)
+                        deaths = [float(p.read_text()) for p in MARKERS.glob("death-*")]
+                        assert len(deaths) == 2, deaths
+                        after = time.time() - max(deaths)
+                        assert after < NO_WORKERS_TIMEOUT + 15, after
+                        outcome = f"raised WorkerLostError {after:.0f} s after"
+                        for marker in MARKERS.glob("death-*"):
+                            marker.unlink()
+                    else:
+                        np.testing.assert_allclose(call(), clean, rtol=0, atol=1e-6)
+                        assert (MARKERS / RUN).exists(), "no worker was killed"
+                        outcome = "finished with the clean run's numbers"
+                    took = time.monotonic() - started
+                    killed = "every worker" if kill_all else "one worker"
+                    print(
+                        f"{name}, no nannies, {killed} killed: {outcome} "
+                        f"({took:.0f} s)",
+                        flush=True,
+                    )
+            finally:
+                RUN, KILL_EVERY_WORKER = None, False
+                for process in processes:
+                    process.kill()
+                    process.wait()
 
 
 if __name__ == "__main__":

@@ -283,6 +283,7 @@ def prepare_run(
             "skimportance.from_keras(model, task='regression' or 'classification')."
         )
     if not nd:
+        _check_flat_rows_of_a_sequence_model(located, n_columns)
         _check_n_columns(estimator, n_columns)
     # In the order scikit-learn's metrics list them: y, predictions, weights.
     check_consistent_length(*(a for a in (y, X, sample_weight) if a is not None))
@@ -339,11 +340,34 @@ def _flat_sequences(X, located) -> np.ndarray:
     return X.reshape(len(X), -1)
 
 
+def _check_flat_rows_of_a_sequence_model(located, n_columns: int) -> None:
+    """A 2-D X for a model taking N-D rows: ask for the N-D shape, instead
+    of scikit-learn's count of features (the first axis of the rows)."""
+    if located is None or located.nd_shape is None or located.preprocessor:
+        return
+    shape = located.nd_shape
+    dims = ", ".join(map(str, shape))
+    fits = n_columns == int(np.prod(shape))
+    raise ValueError(
+        f"X is 2-D with {n_columns} columns, but the Keras model takes rows of "
+        f"shape {shape}: pass X of shape (n_samples, {dims})"
+        + (f", e.g. X.reshape(len(X), {dims})." if fits else ".")
+    )
+
+
 def _nd_groups(located, feature_groups):
     """(flat column names, groups of flat columns, names) for N-D features."""
     mapping = column_map(located)
     if feature_groups is None:
         return mapping.model_names, list(mapping.blocks), mapping.raw_names
+    if isinstance(feature_groups, str) and feature_groups in ("auto", "inputs"):
+        raise ValueError(
+            f"feature_groups={feature_groups!r} groups the columns of a 2-D X; on "
+            f"a model taking rows of shape {located.nd_shape} each feature is a "
+            f"block of the input (here {list(mapping.raw_names[:3])}...). Group "
+            "those by name (feature_groups={'name': [features]}), or choose "
+            "what a feature is with from_keras(feature_axis=...)."
+        )
     chosen, names = resolve_feature_groups(feature_groups, mapping.raw_names)
     groups = [np.concatenate([mapping.blocks[f] for f in group]) for group in chosen]
     return mapping.model_names, groups, names
