@@ -26,7 +26,7 @@ from skimportance import (
 from skimportance._engines import worker_watch
 from skimportance._engines.dask_backend import WorkerLostError, raise_if_worker_lost
 
-# --- item 2: no worker left ends the call, in bounded time ------------------------------
+# --- item 2: no worker left ends the call, in bounded time ---------------------------
 
 
 class _ClientWithoutWorkers:
@@ -79,7 +79,7 @@ def test_the_default_timeout_is_the_documented_one():
     assert worker_watch.no_workers_timeout() == 60.0
 
 
-# --- item 4: errors that point the right way --------------------------------------------
+# --- item 4: errors that point the right way -----------------------------------------
 
 
 def _constant_columns_frame(n=80):

@@ -32,7 +32,7 @@ DEFAULT_TIMEOUT_S = 60.0
 
 def no_workers_timeout() -> float:
     """Seconds without any worker after which a call gives up (dask config
-    ``skimportance.no-workers-timeout``: a number or a string such as ``"2 minutes"``)."""
+    ``skimportance.no-workers-timeout``: seconds, or a string as ``"2 minutes"``)."""
     import dask
     from dask.utils import parse_timedelta
 
