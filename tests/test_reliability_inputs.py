@@ -195,3 +195,118 @@ def test_olden_reads_an_input_standardised_straight_into_the_concatenate():
     )
     np.testing.assert_allclose(got.importances, expected.importances, rtol=1e-6)
     assert got.feature_names.tolist() == list("abcde")
+
+
+def test_an_inputs_mapping_naming_too_few_columns_says_which_input():
+    import keras
+
+    a, b = keras.Input((2,), name="num"), keras.Input((3,), name="cat")
+    hidden = keras.layers.Concatenate()([a, b])
+    model = keras.Model([a, b], keras.layers.Dense(1)(hidden))
+    # was: IndexError while building the message about unmapped columns
+    with pytest.raises(ValueError, match=r"Input 'num' takes 2 value\(s\) per row"):
+        from_keras(model, task="regression", inputs={"num": ["a"], "cat": ["b", "c"]})
+
+
+# --- item 5: inputs scikit-learn produces by default ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def sparse_pipeline():
+    from conftest import make_regressor
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"c": rng.choice(list("abcd"), 120), "x": rng.normal(size=120)})
+    y = (X["c"] == "a") + X["x"]
+    encode = make_column_transformer(
+        (OneHotEncoder(), ["c"]), remainder="passthrough", sparse_threshold=1.0
+    )
+    model = make_pipeline(encode, make_regressor(epochs=2)).fit(X, y)
+    return model, X, y
+
+
+def test_sparse_one_hot_output_is_made_dense_in_chunks_within_the_budget(
+    sparse_pipeline, monkeypatch
+):
+    import scipy.sparse as sp
+    import sklearn
+    from scikeras.wrappers import BaseWrapper
+
+    model, X, y = sparse_pipeline
+    encoded = model[:-1].transform(X)
+    assert sp.issparse(encoded)  # was: "Sparse input is not supported"
+    dense = model[-1].predict(encoded.toarray())
+    chunks = []
+    original = BaseWrapper._predict_raw
+
+    def counted(self, X, **kwargs):
+        chunks.append(X.shape)
+        return original(self, X, **kwargs)
+
+    monkeypatch.setattr(BaseWrapper, "_predict_raw", counted)
+    # 1e-3 MiB: 1048 bytes, 17 rows of 5 columns in float64 and float32
+    with sklearn.config_context(working_memory=1e-3):
+        predicted = model.predict(X)
+    assert [shape[0] for shape in chunks] == [17] * 7 + [1]
+    atol = 1e-6 * np.abs(dense).max()  # float32 rounding, other batches
+    np.testing.assert_allclose(predicted, dense, rtol=0, atol=atol)
+    result = permutation_importance(model, X, y, n_repeats=2, random_state=0)
+    assert result.feature_names.tolist() == ["c", "x"]
+
+
+def test_float_labels_score_a_from_keras_classifier_as_integer_labels():
+    import keras
+
+    rng = np.random.default_rng(0)
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")]
+    )
+    model.set_weights([rng.normal(size=w.shape) for w in model.get_weights()])
+    classifier = from_keras(model, task="classification")
+    X = rng.normal(size=(60, 3))
+    labels = (X[:, 0] > 0).astype(int)
+    # was: "Got y with dtype float64, but this KerasClassifier expected int64"
+    assert classifier.score(X, labels.astype(float)) == classifier.score(X, labels)
+    as_float = permutation_importance(
+        classifier, X, labels.astype(float), n_repeats=2, random_state=0
+    )
+    as_int = permutation_importance(classifier, X, labels, n_repeats=2, random_state=0)
+    np.testing.assert_array_equal(as_float.importances, as_int.importances)
+    with pytest.raises(ValueError, match="float64"):  # 0.5 is no class
+        classifier.score(X, np.where(labels, 0.5, 0.0))
+
+
+# --- item 7: no retracing noise ------------------------------------------------------
+
+
+def test_cross_validation_of_a_wrapper_logs_no_retracing_warning():
+    import logging
+
+    from conftest import make_regressor
+
+    from skimportance import cross_validate_importance
+
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    X, y = _constant_columns_frame(60)
+    X = X[["a", "z"]].to_numpy()
+    logger = logging.getLogger("tensorflow")
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        cross_validate_importance(
+            make_regressor(epochs=1, model__hidden=(4,)),
+            X,
+            y,
+            cv=5,
+            n_repeats=1,
+            random_state=0,
+        )
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in messages if "retracing" in m], messages
+    assert not logger.filters  # the filter is gone after the call
