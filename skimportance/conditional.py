@@ -56,6 +56,7 @@ def conditional_importance(
     batch_size: int | None = None,
     verbose: int = 0,
     algorithm: str = "auto",
+    output=None,
 ) -> ImportanceResult | dict[str, ImportanceResult]:
     """Conditional permutation importance: what a column adds to the others.
 
@@ -134,6 +135,12 @@ def conditional_importance(
         the conditional draws replace a group's columns like a shuffle does,
         so the incremental first-layer engine runs them on wide inputs.
         ``details["algorithm"]`` says which ran.
+    output : str or int, default=None
+        For a Keras model with several output heads: the one head to score
+        (its name, or y's column name when each head has one unit, or its
+        position), giving one result instead of a dict of them. A head of
+        one sigmoid unit is scored as a binary classifier by scorers needing
+        probabilities or labels (``"roc_auc"``, ``"accuracy"``).
 
     Returns
     -------
@@ -192,6 +199,7 @@ def conditional_importance(
         cluster_threshold=cluster_threshold,
         batch_size=batch_size,
         algorithm=algorithm,
+        output=output,
     )
     n_repeats, batch_size, algorithm = settings
     kinds = column_kinds(run.X)

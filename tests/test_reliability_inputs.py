@@ -310,3 +310,68 @@ def test_cross_validation_of_a_wrapper_logs_no_retracing_warning():
         logger.removeHandler(handler)
     assert not [m for m in messages if "retracing" in m], messages
     assert not logger.filters  # the filter is gone after the call
+
+
+# --- item 6: two heads of different kinds ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_kinds_of_heads():
+    import keras
+
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(4, activation="tanh")(inputs)
+    price = keras.layers.Dense(1, name="price")(hidden)
+    churn = keras.layers.Dense(1, activation="sigmoid", name="churn")(hidden)
+    model = keras.Model(inputs, [price, churn])
+    model.set_weights([rng.normal(size=w.shape) for w in model.get_weights()])
+    estimator = from_keras(model, task="regression")
+    X = rng.normal(size=(80, 3))
+    predicted = estimator.predict(X)
+    y = pd.DataFrame(
+        {
+            "price": predicted[:, 0] + 0.1 * rng.normal(size=80),
+            "churn": (predicted[:, 1] > rng.uniform(size=80)).astype(int),
+        }
+    )
+    return estimator, X, y
+
+
+def test_y_columns_in_another_order_are_matched_to_the_heads_by_name(
+    two_kinds_of_heads,
+):
+    estimator, X, y = two_kinds_of_heads
+    ordered = permutation_importance(estimator, X, y, n_repeats=2, random_state=0)
+    swapped = permutation_importance(
+        estimator, X, y[["churn", "price"]], n_repeats=2, random_state=0
+    )
+    for head in ("price", "churn", "all outputs"):  # was: paired by position
+        np.testing.assert_array_equal(
+            swapped[head].importances, ordered[head].importances
+        )
+    with pytest.raises(ValueError, match=r"name some of the model's output heads"):
+        permutation_importance(estimator, X, y.rename(columns={"churn": "c"}))
+
+
+def test_a_binary_head_is_scored_as_a_classifier_chosen_with_output(
+    two_kinds_of_heads,
+):
+    from sklearn.metrics import roc_auc_score
+
+    estimator, X, y = two_kinds_of_heads
+    # was: "_HeadView has none of the following attributes"; and output= refused
+    with pytest.raises(ValueError, match=r"output heads \['price'\] do not give"):
+        permutation_importance(estimator, X, y, scoring="roc_auc")
+    result = permutation_importance(
+        estimator, X, y, scoring="roc_auc", output="churn", n_repeats=2, random_state=0
+    )
+    expected = roc_auc_score(y["churn"], estimator.predict(X)[:, 1])
+    assert result.baseline_score == pytest.approx(expected, rel=1e-12)
+    by_position = conditional_importance(
+        estimator, X, y, output=0, n_repeats=2, random_state=0
+    )
+    both = conditional_importance(estimator, X, y, n_repeats=2, random_state=0)
+    np.testing.assert_array_equal(by_position.importances, both["price"].importances)
+    with pytest.raises(ValueError, match="none of the model's output heads"):
+        permutation_importance(estimator, X, y, output="profit")

@@ -50,6 +50,7 @@ from .._validation import check_choice, check_positive_int
 from .engine_scores import EngineScores
 from .generic_engine import generic_scores
 from .groups import cluster_feature_groups, resolve_feature_groups
+from .head_kinds import align_y_to_heads, binary_head_classes
 from .keras_engine import ALGORITHMS, keras_scores
 from .plan import check_plan_size
 from .scoring import per_head_scorer
@@ -86,6 +87,7 @@ class PerturbationRun:
     n_rows: int
     grouped: bool
     clustering: dict | None = None  # feature_groups="auto": the dendrogram
+    output: str | None = None  # the one output head chosen with output=
 
     @property
     def engine(self) -> str:
@@ -150,6 +152,15 @@ class PerturbationRun:
         baseline, scores = scored.baseline, scored.scores
         differences = scored.loss_differences
         if isinstance(baseline, dict):  # several metrics, keyed like scikit-learn
+            if self.output is not None:  # the one head chosen
+                return _result(
+                    baseline[self.output],
+                    [[score[self.output] for score in row] for row in scores],
+                    self.names,
+                    method,
+                    details,
+                    differences,
+                )
             return {
                 metric: _result(
                     baseline[metric],
@@ -188,6 +199,7 @@ def prepare_permutation_run(
     cluster_threshold,
     batch_size,
     algorithm,
+    output=None,
 ) -> tuple[PerturbationRun, RunSettings]:
     """What permutation and conditional importance check before any work.
 
@@ -219,6 +231,7 @@ def prepare_permutation_run(
         max_samples=max_samples,
         feature_groups=feature_groups,
         cluster_threshold=cluster_threshold,
+        output=output,
     )
     # The run's bookkeeping, refused before any work (conditional importance
     # fits its models first): the plan, and per slice its score (a float and
@@ -239,6 +252,7 @@ def prepare_run(
     max_samples=1.0,
     feature_groups=None,
     cluster_threshold=0.7,
+    output=None,
 ) -> PerturbationRun:
     """Check everything a run needs, before any data reaches a model.
 
@@ -248,7 +262,8 @@ def prepare_run(
     ``feature_groups="inputs"`` groups X's columns by the model input they
     feed; ``feature_groups="auto"`` clusters them on their correlation
     (``groups.cluster_feature_groups``, at ``cluster_threshold``). A model
-    with several output heads is scored per head and overall.
+    with several output heads is scored per head and overall, or only on
+    the head ``output`` names (its name or position).
 
     Raises
     ------
@@ -303,7 +318,20 @@ def prepare_run(
             )
         # Each head scored as the (regressor's) estimator.score would: R^2.
         head = scorer if scoring is not None else get_scorer("r2")
-        scorer = per_head_scorer(located.layout, scorer, y, head_scorer=head)
+        y = align_y_to_heads(located.layout, y)
+        classes = (
+            {}
+            if scoring is None
+            else binary_head_classes(located.model, located.layout, y)
+        )
+        scorer = per_head_scorer(
+            located.layout, scorer, y, head_scorer=head, classes=classes, output=output
+        )
+    elif output is not None:
+        raise ValueError(
+            f"output={output!r} chooses one of a Keras model's several output "
+            "heads; this estimator gives one."
+        )
     return PerturbationRun(
         caller=caller,
         estimator=estimator,
@@ -318,6 +346,7 @@ def prepare_run(
         n_rows=n_rows,
         grouped=feature_groups is not None,
         clustering=clustering,
+        output=None if output is None else next(iter(scorer.scorers)),
     )
 
 
