@@ -36,13 +36,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.inspection import permutation_importance as sklearn_permutation_importance
-from sklearn.metrics import check_scoring, get_scorer
+from sklearn.metrics import check_scoring
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from .._budget import check_bookkeeping
 from .._columns import column_map
 from .._compat import check_parameters_as_sklearn
+from .._inputs import check_flat_rows_of_a_sequence_model
 from .._model import feature_names_of, has_keras_model, locate_keras_model
 from .._names import column_sources
 from .._result import ImportanceResult
@@ -50,10 +51,9 @@ from .._validation import check_choice, check_positive_int
 from .engine_scores import EngineScores
 from .generic_engine import generic_scores
 from .groups import cluster_feature_groups, resolve_feature_groups
-from .head_kinds import align_y_to_heads, binary_head_classes
+from .head_kinds import scored_by_head
 from .keras_engine import ALGORITHMS, keras_scores
 from .plan import check_plan_size
-from .scoring import per_head_scorer
 
 __all__ = [
     "ALGORITHMS",
@@ -290,7 +290,7 @@ def prepare_run(
             "skimportance.from_keras(model, task='regression' or 'classification')."
         )
     if not nd:
-        _check_flat_rows_of_a_sequence_model(located, n_columns)
+        check_flat_rows_of_a_sequence_model(located, n_columns)
         _check_n_columns(estimator, n_columns)
     # In the order scikit-learn's metrics list them: y, predictions, weights.
     check_consistent_length(*(a for a in (y, X, sample_weight) if a is not None))
@@ -310,28 +310,7 @@ def prepare_run(
             feature_groups, column_names, column_sources(X, n_columns)
         )
     scorer = check_scoring(estimator, scoring=scoring)
-    if located is not None and len(located.layout.outputs) > 1:
-        if isinstance(scoring, (list, tuple, set, dict)):
-            raise ValueError(
-                "A model with several output heads is scored per head with one "
-                f"metric; pass a single scoring metric, not {scoring!r}."
-            )
-        # Each head scored as the (regressor's) estimator.score would: R^2.
-        head = scorer if scoring is not None else get_scorer("r2")
-        y = align_y_to_heads(located.layout, y)
-        classes = (
-            {}
-            if scoring is None
-            else binary_head_classes(located.model, located.layout, y)
-        )
-        scorer = per_head_scorer(
-            located.layout, scorer, y, head_scorer=head, classes=classes, output=output
-        )
-    elif output is not None:
-        raise ValueError(
-            f"output={output!r} chooses one of a Keras model's several output "
-            "heads; this estimator gives one."
-        )
+    y, scorer = scored_by_head(located, scorer, scoring, y, output)
     return PerturbationRun(
         caller=caller,
         estimator=estimator,
@@ -359,21 +338,6 @@ def _flat_sequences(X, located) -> np.ndarray:
             f"shape {located.nd_shape}."
         )
     return X.reshape(len(X), -1)
-
-
-def _check_flat_rows_of_a_sequence_model(located, n_columns: int) -> None:
-    """A 2-D X for a model taking N-D rows: ask for the N-D shape, instead
-    of scikit-learn's count of features (the first axis of the rows)."""
-    if located is None or located.nd_shape is None or located.preprocessor:
-        return
-    shape = located.nd_shape
-    dims = ", ".join(map(str, shape))
-    fits = n_columns == int(np.prod(shape))
-    raise ValueError(
-        f"X is 2-D with {n_columns} columns, but the Keras model takes rows of "
-        f"shape {shape}: pass X of shape (n_samples, {dims})"
-        + (f", e.g. X.reshape(len(X), {dims})." if fits else ".")
-    )
 
 
 def _nd_groups(located, feature_groups):
