@@ -375,3 +375,43 @@ def test_a_binary_head_is_scored_as_a_classifier_chosen_with_output(
     np.testing.assert_array_equal(by_position.importances, both["price"].importances)
     with pytest.raises(ValueError, match="none of the model's output heads"):
         permutation_importance(estimator, X, y, output="profit")
+
+
+# --- item 8: exactly zero by construction --------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["exact", "incremental"])
+def test_a_column_the_network_ignores_gets_no_forward_pass(algorithm, monkeypatch):
+    import keras
+
+    from skimportance._model import LocatedModel
+
+    rng = np.random.default_rng(0)
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(4, activation="tanh"),
+            keras.layers.Dense(1),
+        ]
+    )
+    weights = [rng.normal(size=w.shape) for w in model.get_weights()]
+    weights[0][1] = 0.0  # no path from column 1 to the output
+    model.set_weights(weights)
+    estimator = from_keras(model, task="regression")
+    X = rng.normal(size=(50, 3))
+    y = estimator.predict(X) + rng.normal(size=50)
+    rows = []
+    forward = LocatedModel.forward
+
+    def counted(self, X_model, batch_size=None):
+        rows.append(len(X_model))
+        return forward(self, X_model, batch_size)
+
+    monkeypatch.setattr(LocatedModel, "forward", counted)
+    result = permutation_importance(
+        estimator, X, y, n_repeats=2, random_state=0, algorithm=algorithm
+    )
+    assert result.importances[1].tolist() == [0.0, 0.0]
+    assert np.all(result.importances[[0, 2]] != 0.0)
+    if algorithm == "exact":  # the baseline, then columns 0 and 2 only
+        assert sum(rows) == 50 + 2 * 2 * 50
