@@ -136,7 +136,18 @@ def _fold_chain(chain_layers) -> DenseChain:
                 f"{layer.name!r} is a {type(layer).__name__}. Use "
                 "permutation_importance or gradient_importance for this model."
             )
-    if pending is not None:
+    if pending is not None and not chain.kernels:
+        # A chain without a Dense layer (an input straight into a Concatenate)
+        # after a layer standardising that input: a Normalization only
+        # standardises, nothing to fold; a BatchNormalization's learned scale
+        # has no kernel here to go into.
+        if pending.folded:
+            raise ValueError(
+                f"Cannot fold normalisation layer {pending.layer!r} into a Dense "
+                "kernel: no Dense layer follows it on its input's own path. Weight "
+                "importance needs a Dense layer after it before the Concatenate."
+            )
+    elif pending is not None:
         fold_back(pending)
     return chain
 

@@ -17,7 +17,13 @@ from collections.abc import Mapping
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-__all__ = ["HeadJoiner", "InputSplitter", "check_inputs_mapping", "nd_feature_blocks"]
+__all__ = [
+    "HeadJoiner",
+    "InputSplitter",
+    "check_flat_rows_of_a_sequence_model",
+    "check_inputs_mapping",
+    "nd_feature_blocks",
+]
 
 
 def check_inputs_mapping(inputs, feature_names, n_columns: int) -> dict[str, list]:
@@ -214,3 +220,18 @@ def _names(given, default) -> np.ndarray:
     if len(set(given)) != len(given):
         raise ValueError(f"feature_names repeats a name: {given}.")
     return np.asarray(given, dtype=object)
+
+
+def check_flat_rows_of_a_sequence_model(located, n_columns: int) -> None:
+    """A 2-D X for a model taking N-D rows: ask for the N-D shape, instead
+    of scikit-learn's count of features (the first axis of the rows)."""
+    if located is None or located.nd_shape is None or located.preprocessor:
+        return
+    shape = located.nd_shape
+    dims = ", ".join(map(str, shape))
+    fits = n_columns == int(np.prod(shape))
+    raise ValueError(
+        f"X is 2-D with {n_columns} columns, but the Keras model takes rows of "
+        f"shape {shape}: pass X of shape (n_samples, {dims})"
+        + (f", e.g. X.reshape(len(X), {dims})." if fits else ".")
+    )

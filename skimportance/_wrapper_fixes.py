@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import validate_data
 
+from ._budget import rows_within_budget
 from ._compat import (
     fix_estimator_tags,
     keras_seeds_from,
@@ -20,6 +21,7 @@ from ._compat import (
 )
 from ._inputs import InputSplitter
 from ._model import model_input_dtype
+from ._retracing import retracing_warnings_silenced
 from ._validation import check_values_survive_cast
 from ._wrapper_checks import dtype_of, relative_weights
 
@@ -94,11 +96,18 @@ class SklearnFixes:
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         if X is not None:
             check_dense_2d(X)
+            if sp.issparse(X):
+                # What a OneHotEncoder hands on by default in a Pipeline. Keras
+                # trains on dense arrays: fit needs all of it at once (predict
+                # comes here a chunk at a time, see _predict_raw).
+                X = X.toarray()
             # Records/checks n_features_in_ and feature_names_in_ the sklearn
             # way; scikeras then converts and checks values (NaN, strings).
             validate_data(self, X, reset=reset, skip_check_array=True)
             if not reset:
                 X = self._as_fitted_dtype(X)
+        if y is not None and not reset:
+            y = self._as_fitted_target_dtype(y)
         # What reaches the network is cast to the dtype it computes in; check
         # the values after that cast, not before.
         if y is not None and self._estimator_type_name == "regressor":
@@ -133,6 +142,43 @@ class SklearnFixes:
         )
         return values.astype(fitted)
 
+    def _as_fitted_target_dtype(self, y):
+        """y in the dtype seen at fit when its values are exactly those: float
+        labels 0.0/1.0 for integer classes, as scikit-learn's classifiers take
+        them (scikeras refuses every cast that is not safe for any value)."""
+        fitted = getattr(self, "y_dtype_", None)
+        dtype = dtype_of(y)
+        if (
+            fitted is None
+            or dtype is None
+            or dtype.kind != "f"
+            or np.dtype(fitted).kind not in "iu"
+        ):
+            return y
+        values = np.asarray(y)
+        if not np.isfinite(values).all():
+            return y
+        cast = values.astype(fitted)
+        return cast if np.array_equal(cast, values) else y
+
+    def _predict_raw(self, X, **kwargs):
+        """scikeras's raw prediction. A sparse X (a OneHotEncoder's default
+        output in a Pipeline) is made dense a chunk of rows at a time, each
+        chunk within scikit-learn's ``working_memory``."""
+        with retracing_warnings_silenced():
+            if not sp.issparse(X) or X.shape[0] == 0:
+                return super()._predict_raw(X, **kwargs)
+            X = sp.csr_matrix(X)
+            # the dense rows, and their cast to the network's float32
+            rows = rows_within_budget(X.shape[1] * (X.dtype.itemsize + 4))
+            parts = [
+                super(SklearnFixes, self)._predict_raw(
+                    X[start : start + rows].toarray(), **kwargs
+                )
+                for start in range(0, X.shape[0], rows)
+            ]
+        return _concatenate_rows(parts)
+
     def _network_dtype(self) -> np.dtype:
         model = getattr(self, "model_", None)
         if model is not None and len(getattr(model, "inputs", None) or ()) == 1:
@@ -160,11 +206,11 @@ class SklearnFixes:
         self._check_target(y, sample_weight)
         if sample_weight is not None:
             sample_weight = relative_weights(sample_weight)
-        with no_leaked_tf_state():
+        with no_leaked_tf_state(), retracing_warnings_silenced():
             return super().fit(X, y, sample_weight=sample_weight, **kwargs)
 
     def partial_fit(self, X, y, *args, **kwargs):
-        with no_leaked_tf_state():
+        with no_leaked_tf_state(), retracing_warnings_silenced():
             return super().partial_fit(X, y, *args, **kwargs)
 
     def initialize(self, X, y=None):
@@ -199,13 +245,21 @@ class SklearnFixes:
         """Refuse a target that leaves nothing to learn (see the subclasses)."""
 
 
+def _concatenate_rows(parts):
+    """Predictions of consecutive chunks of rows as one (each head's, for a
+    model with several output heads)."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {name: np.concatenate([p[name] for p in parts]) for name in first}
+    if isinstance(first, (list, tuple)):
+        return [np.concatenate([p[k] for p in parts]) for k in range(len(first))]
+    return np.concatenate(parts)
+
+
 def check_dense_2d(X) -> None:
     """Reject what scikeras would pass on to TensorFlow's cryptic errors."""
     if sp.issparse(X):
-        raise TypeError(
-            "Sparse input is not supported: TensorFlow fails on several sparse "
-            "formats. Convert it with X.toarray()."
-        )
+        return  # made dense (in chunks when predicting)
     ndim = getattr(X, "ndim", None)
     if ndim is None:  # lists and other array-likes
         ndim = np.asarray(X, dtype=object).ndim

@@ -62,6 +62,7 @@ def conditional_importance(
     batch_size: int | None = None,
     verbose: int = 0,
     algorithm: str = "auto",
+    output=None,
 ) -> ImportanceResult | dict[str, ImportanceResult]:
     """Conditional permutation importance: what a column adds to the others.
 
@@ -145,6 +146,12 @@ def conditional_importance(
         the conditional draws replace a group's columns like a shuffle does,
         so the incremental first-layer engine runs them on wide inputs.
         ``details["algorithm"]`` says which ran.
+    output : str or int, default=None
+        For a Keras model with several output heads: the one head to score
+        (its name, or y's column name when each head has one unit, or its
+        position), giving one result instead of a dict of them. A head of
+        one sigmoid unit is scored as a binary classifier by scorers needing
+        probabilities or labels (``"roc_auc"``, ``"accuracy"``).
 
     Returns
     -------
@@ -203,11 +210,13 @@ def conditional_importance(
         cluster_threshold=cluster_threshold,
         batch_size=batch_size,
         algorithm=algorithm,
+        output=output,
     )
     n_repeats, batch_size, algorithm = settings
     kinds = column_kinds(run.X)
     run = replace(run, X=_as_float_numbers(run.X, kinds))
-    X_fit = _checked_fit_rows(X_fit, run.X, kinds)
+    nd_shape = np.shape(X)[1:] if np.ndim(X) > 2 else None  # rows of a sequence
+    X_fit = _checked_fit_rows(X_fit, run.X, kinds, nd_shape)
     _check_complete(run.X, kinds, "X")
     _check_groups(run, kinds)
     imputer, categorical_imputer = _checked_imputers(imputer, categorical_imputer)
@@ -267,10 +276,18 @@ def _as_float_numbers(X, kinds):
     return X
 
 
-def _checked_fit_rows(X_fit, X, kinds):
+def _checked_fit_rows(X_fit, X, kinds, nd_shape=None):
     if X_fit is None:
         _check_enough_rows(X, "X (the rows the conditional models are fitted on)")
         return X
+    if nd_shape is not None or np.ndim(X_fit) > 2:
+        # X's N-D rows were flattened (one group per feature block): so are X_fit's.
+        if np.shape(X_fit)[1:] != nd_shape:
+            raise ValueError(
+                f"X_fit has rows of shape {np.shape(X_fit)[1:]}, but X has rows of "
+                f"shape {nd_shape if nd_shape is not None else np.shape(X)[1:]}."
+            )
+        X_fit = np.asarray(X_fit).reshape(len(X_fit), -1)
     _check_enough_rows(X_fit, "X_fit")
     if hasattr(X, "iloc"):
         if not hasattr(X_fit, "iloc") or list(X_fit.columns) != list(X.columns):

@@ -36,6 +36,7 @@ def permutation_importance(
     loss="auto",
     cluster_threshold: float = 0.7,
     algorithm: str = "auto",
+    output=None,
 ) -> ImportanceResult | dict[str, ImportanceResult]:
     """Permutation importance, a drop-in for scikit-learn's, fast for Keras.
 
@@ -121,6 +122,12 @@ def permutation_importance(
         and its FLOP estimate is well below the exact one, else the exact
         engine. ``details["algorithm"]`` says which ran, ``details["flops"]``
         the estimate.
+    output : str or int, default=None
+        For a Keras model with several output heads: the one head to score
+        (its name, or y's column name when each head has one unit, or its
+        position), giving one result instead of a dict of them. A head of
+        one sigmoid unit is scored as a binary classifier by scorers needing
+        probabilities or labels (``"roc_auc"``, ``"accuracy"``).
 
     Returns
     -------
@@ -185,6 +192,7 @@ def permutation_importance(
         cluster_threshold=cluster_threshold,
         batch_size=batch_size,
         algorithm=algorithm,
+        output=output,
     )
     n_repeats, batch_size, algorithm = settings
     row_loss = resolve_loss(loss, estimator, y)

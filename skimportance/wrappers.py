@@ -344,20 +344,22 @@ def _check_inputs(layout: ModelLayout, inputs, feature_names):
             f"Input {nd[0].name!r} takes rows of shape {nd[0].shape}; with several "
             "inputs, each must take a flat vector of X's columns."
         )
-    listed = [
-        column
-        for columns in inputs.values()
-        for column in ([columns] if isinstance(columns, (str, int)) else columns)
-    ]
-    if feature_names is None and all(isinstance(c, str) for c in listed):
-        feature_names = listed
-    positions = check_inputs_mapping(inputs, feature_names, layout.n_features)
+    by_input = {
+        str(name): [columns] if isinstance(columns, (str, int)) else list(columns)
+        for name, columns in inputs.items()
+    }
+    # Widths first: the columns named are X's only when they are all there.
     for spec in layout.inputs:
-        if len(positions[spec.name]) != spec.width:
+        if len(by_input[spec.name]) != spec.width:
             raise ValueError(
                 f"Input {spec.name!r} takes {spec.width} value(s) per row; inputs "
-                f"maps {len(positions[spec.name])} column(s) to it."
+                f"maps {len(by_input[spec.name])} column(s) to it: "
+                f"{by_input[spec.name]}."
             )
+    listed = [column for columns in by_input.values() for column in columns]
+    if feature_names is None and all(isinstance(c, str) for c in listed):
+        feature_names = listed
+    check_inputs_mapping(inputs, feature_names, layout.n_features)
     return feature_names
 
 

@@ -8,12 +8,19 @@ that kills the worker it first runs on: each call must finish with the
 numbers of a clean run, or fail with an error saying that a worker was lost;
 never a bare CancelledError, never a hang.
 
+Then against a scheduler and two workers started without nannies (so that a
+killed worker stays dead, as on a batch system): the same two calls must
+survive one killed worker with a clean run's numbers, and with every worker
+killed must raise ``WorkerLostError`` within the no-workers timeout (set to
+``NO_WORKERS_TIMEOUT`` seconds here) plus a few seconds, never hang.
+
 Prints one line per check and "ALL OK" at the end.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +47,9 @@ def killing_r2(estimator, X, y):
     except ValueError:
         pass  # in the client: just score
     else:
+        if KILL_EVERY_WORKER:
+            (MARKERS / f"death-{os.getpid()}").write_text(str(time.time()))
+            os._exit(1)
         if RUN is not None:
             try:
                 (MARKERS / RUN).touch(exist_ok=False)
@@ -51,6 +61,8 @@ def killing_r2(estimator, X, y):
 
 
 RUN = None  # read by killing_r2 where it runs (pickled by value with it)
+KILL_EVERY_WORKER = False  # read by killing_r2: kill every worker it runs on
+NO_WORKERS_TIMEOUT = 5  # seconds; the library's default is 60
 
 
 def wait_for_workers(client, n_workers: int, timeout: float = 120) -> None:
@@ -121,7 +133,16 @@ def runs(network, X, y):
 
 
 def main() -> None:
+    """Both phases; ``fault_injection.py without-nannies`` runs the second only."""
     network, X, y = problem()
+    if sys.argv[1:] != ["without-nannies"]:
+        with_nannies(network, X, y)
+    without_nannies(network, X, y)
+    print("ALL OK")
+
+
+def with_nannies(network, X, y) -> None:
+    """One worker of a LocalCluster killed: rerun, or reported."""
     dask.config.set({"distributed.scheduler.allowed-failures": 1})
     with (
         LocalCluster(
@@ -151,7 +172,118 @@ def main() -> None:
                 outcome = "finished with the clean run's numbers"
             assert (MARKERS / RUN).exists(), "no worker was killed"
             print(f"{name}, one worker killed: {outcome} {elapsed()}", flush=True)
-    print("ALL OK")
+
+
+def start_scheduler(directory: Path) -> tuple[Path, subprocess.Popen]:
+    """A scheduler process; (its scheduler file, the process)."""
+    scheduler_file = directory / "scheduler.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+        + ["--scheduler-file", str(scheduler_file), "--port", "0"]
+        + ["--dashboard-address", ":0", "--no-show"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not scheduler_file.exists():
+        assert time.monotonic() < deadline, "no scheduler after 120 s"
+        time.sleep(0.2)
+    return scheduler_file, process
+
+
+def start_workers(scheduler_file: Path, n_workers: int) -> list:
+    """``n_workers`` one-thread worker processes without nannies: a killed
+    worker stays dead, as on a batch system."""
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker"]
+            + ["--scheduler-file", str(scheduler_file), "--nthreads", "1"]
+            + ["--no-nanny", "--no-dashboard"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(n_workers)
+    ]
+
+
+#: (call, kill every worker?) run without nannies: cross-validation survives
+#: one lost worker; both calls end in bounded time when every worker is lost.
+WITHOUT_NANNIES = [
+    ("cross_validate_importance", False),
+    ("cross_validate_importance", True),
+    ("permutation_importance", True),
+]
+
+
+def without_nannies(network, X, y) -> None:
+    """One worker killed is survived; every worker killed is reported in time."""
+    global RUN, KILL_EVERY_WORKER
+    calls = runs(network, X, y)
+    dask.config.set({"skimportance.no-workers-timeout": NO_WORKERS_TIMEOUT})
+    scheduler_file, scheduler = start_scheduler(Path(tempfile.mkdtemp()))
+    clean = {}
+    try:
+        with (
+            Client(scheduler_file=str(scheduler_file)) as client,
+            joblib.parallel_config(backend="dask"),
+        ):
+            for name, kill_all in WITHOUT_NANNIES:
+                workers = start_workers(scheduler_file, 2)
+                try:
+                    wait_for_workers(client, 2)
+                    RUN, KILL_EVERY_WORKER = None, False
+                    if name not in clean and not kill_all:
+                        clean[name] = calls[name]()
+                    RUN, KILL_EVERY_WORKER = f"{name}-no-nanny", kill_all
+                    started = time.monotonic()
+                    outcome = (every_worker_killed if kill_all else one_worker_killed)(
+                        calls[name], clean.get(name)
+                    )
+                    killed = "every worker" if kill_all else "one worker"
+                    print(
+                        f"{name}, no nannies, {killed} killed: {outcome} "
+                        f"({time.monotonic() - started:.0f} s)",
+                        flush=True,
+                    )
+                finally:
+                    RUN, KILL_EVERY_WORKER = None, False
+                    for worker in workers:
+                        worker.kill()
+                        worker.wait()
+                deadline = time.monotonic() + 60
+                while client.scheduler_info()["workers"]:
+                    assert time.monotonic() < deadline, "killed workers still listed"
+                    time.sleep(0.2)
+    finally:
+        scheduler.kill()
+        scheduler.wait()
+
+
+def one_worker_killed(call, clean) -> str:
+    np.testing.assert_allclose(call(), clean, rtol=0, atol=1e-6)
+    assert (MARKERS / RUN).exists(), "no worker was killed"
+    return "finished with the clean run's numbers"
+
+
+def every_worker_killed(call, clean) -> str:
+    try:
+        call()
+    except WorkerLostError as exc:
+        # dask's KilledWorker (a task that killed both workers) or the watch
+        # (no worker left): both say so
+        message = str(exc)
+        assert "worker was lost" in message or "No dask worker" in message, exc
+    else:
+        raise AssertionError("no error with every worker killed")
+    # Bounded from the moment the last worker died (a worker takes a while
+    # to start its first task).
+    deaths = [float(p.read_text()) for p in MARKERS.glob("death-*")]
+    assert len(deaths) == 2, deaths
+    after = time.time() - max(deaths)
+    assert after < NO_WORKERS_TIMEOUT + 15, after
+    for marker in MARKERS.glob("death-*"):
+        marker.unlink()
+    return f"raised WorkerLostError {after:.0f} s after the last one died"
 
 
 if __name__ == "__main__":

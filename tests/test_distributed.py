@@ -27,13 +27,18 @@ def test_a_worker_killed_mid_run_changes_nothing_or_is_reported():
         [sys.executable, str(script)],
         capture_output=True,
         text=True,
-        timeout=400,  # a hang fails the test instead of stalling the suite
+        timeout=600,  # a hang fails the test instead of stalling the suite
         env=env,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for call in ("permutation_importance", "cross_validate_importance"):
         assert f"{call}, one worker killed:" in done.stdout
+        assert f"{call}, no nannies, every worker killed: raised" in done.stdout
+    assert (
+        "cross_validate_importance, no nannies, one worker killed: finished with "
+        "the clean run's numbers" in done.stdout
+    )
     assert "ALL OK" in done.stdout
 
 

@@ -82,10 +82,12 @@ def test_decoded_forward_pass_equals_the_estimator(name, wine_arrays):
         expected = getattr(estimator, method)(X)
         got = located.decode(raw, method)
         assert got.shape == np.shape(expected), method
-        if method == "predict":
-            np.testing.assert_array_equal(got, expected)
+        if method == "predict" and np.asarray(expected).dtype.kind not in "f":
+            np.testing.assert_array_equal(got, expected)  # labels
         else:
-            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+            # Keras's predict runs other batches: float32 rounding, scaled.
+            atol = 1e-6 * max(1.0, float(np.abs(expected).max()))
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=atol)
 
 
 def test_bare_keras_model(wine_arrays):
@@ -106,8 +108,11 @@ def test_forward_pass_is_batched_without_retracing_or_output(wine_arrays, capsys
     located = locate_keras_model(model)
     full = located.forward(X)
     for batch_size in (1, 7, 64):
-        np.testing.assert_allclose(
-            located.forward(X, batch_size=batch_size), full, rtol=1e-6
+        np.testing.assert_allclose(  # other batches: float32 rounding, scaled
+            located.forward(X, batch_size=batch_size),
+            full,
+            rtol=1e-6,
+            atol=1e-6 * float(np.abs(full).max()),
         )
     located.forward(X[:5])
     from skimportance._model import _forward_function

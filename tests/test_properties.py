@@ -121,6 +121,7 @@ def test_an_ignored_feature_has_exactly_zero_importance(problem, data):
 
     result = importance(problem)
 
+    # Exact by construction: an ignored column's slices get no forward pass.
     assert np.all(result.importances[sorted(ignored)] == 0.0)
 
 
@@ -181,7 +182,11 @@ def test_singleton_groups_give_the_ungrouped_result(problem, data):
 
     grouped = importance(problem, feature_groups=groups)
 
-    np.testing.assert_array_equal(grouped.importances, ungrouped.importances[columns])
+    # Fewer groups, other batches: equal to float32 rounding, scaled to the scores.
+    atol = ATOL * max(1.0, abs(ungrouped.baseline_score))
+    np.testing.assert_allclose(
+        grouped.importances, ungrouped.importances[columns], rtol=0, atol=atol
+    )
     assert grouped.feature_names.tolist() == names
     assert grouped.baseline_score == ungrouped.baseline_score
 

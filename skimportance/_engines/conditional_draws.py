@@ -250,6 +250,11 @@ def _fit_group(columns, kinds, X_fit, X_sub, imputer, categorical_imputer, seed)
     X_fit_others, X_sub_others = _take(X_fit, others), _take(X_sub, others)
     if categorical:
         target = np.asarray(_take(X_fit, columns)).ravel()
+        if len(np.unique(target.astype(str))) < 2:
+            # A constant column (one level, an always-True flag): every draw
+            # is that value, as a numeric constant's draw is its own value;
+            # a classifier would refuse one class.
+            model = DummyClassifier(strategy="prior")
         model.fit(X_fit_others, target)
         proba = np.asarray(model.predict_proba(X_sub_others), dtype=float)
         return _CategoricalDraw(

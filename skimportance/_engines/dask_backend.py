@@ -17,8 +17,9 @@ A worker lost mid-run: dask reruns its tasks on the workers left; the data
 they need is held as the result of a task (:func:`recoverable`), not as
 scattered data, so dask recomputes it if its last copy was lost, and the run
 finishes with the same numbers. When it cannot (a task that keeps killing
-workers), the error says that a worker was lost instead of surfacing as a
-bare ``CancelledError``.
+workers, or no worker left at all: :mod:`.worker_watch`), the error says that
+a worker was lost instead of surfacing as a bare ``CancelledError`` or
+waiting for ever.
 
 Nothing here imports dask until a dask backend is active.
 """
@@ -38,6 +39,7 @@ from .._compat import (
     dask_backend_with_futures,
     loaded_module,
 )
+from .worker_watch import watch_workers
 
 __all__ = [
     "FoldWorkers",
@@ -101,9 +103,10 @@ def run_on_dask(client, slices, collect, *, caller: str) -> None:
         for i, chunk in enumerate(slices.chunks())
     ]
     try:
-        with raise_if_worker_lost(caller):
-            for future in as_completed(futures):
-                collect(future.result())
+        with watch_workers(client, futures) as watch:
+            with raise_if_worker_lost(caller, watch):
+                for future in as_completed(futures):
+                    collect(future.result())
     except BaseException:
         client.cancel(futures)
         raise
@@ -199,11 +202,19 @@ def _identity(value):
 
 
 @contextlib.contextmanager
-def raise_if_worker_lost(caller: str):
-    """Turn dask's worker-loss exceptions into a :class:`WorkerLostError`."""
+def raise_if_worker_lost(caller: str, watch=None):
+    """Turn dask's worker-loss exceptions into a :class:`WorkerLostError`;
+    ``watch`` (:func:`watch_workers`) says whether the call's tasks were
+    cancelled because no worker was left."""
     try:
         yield
     except BaseException as exc:
+        if watch is not None and watch.starved:
+            raise WorkerLostError(
+                f"No dask worker was left during {caller}: none came back within "
+                f"{watch.timeout:g} s (dask config skimportance.no-workers-timeout), "
+                "so its work was cancelled. Restart the workers and rerun the call."
+            ) from exc
         if not _is_worker_loss(exc):
             raise
         raise WorkerLostError(
@@ -256,16 +267,19 @@ class FoldWorkers:
         self._futures = {}  # id(data) -> its future, for the folds' tasks
 
     def __enter__(self):
-        self._lost = raise_if_worker_lost("cross_validate_importance")
         if self.client is not None:
             if self.keras:
                 limit_worker_threads(self.client)
-            self._lost.__enter__()
+            self._stack = contextlib.ExitStack()
+            watch = self._stack.enter_context(watch_workers(self.client))
+            self._stack.enter_context(
+                raise_if_worker_lost("cross_validate_importance", watch)
+            )
         return self
 
     def __exit__(self, *exc_info):
         if self.client is not None:
-            return self._lost.__exit__(*exc_info)
+            return self._stack.__exit__(*exc_info)
         return False
 
     def fitting(self):

@@ -340,9 +340,12 @@ class IncrementalSlices(Slices):
 
     def _score_slice(self, group, repeat, raw):
         """(score, loss differences or None) of one slice."""
-        if len(self.columns[group]) == 0 and self.unperturbed_raw is not None:
+        columns = self.columns[group]
+        ignored = len(columns) == 0 or not np.any(self.kernel[columns])
+        if ignored and self.unperturbed_raw is not None:
             # No model column moves (a constant column, one the preprocessing
-            # drops): the exact engine's own output, so that the importance
+            # drops), or none reaches the network (zero first-layer weights:
+            # a zero update): the exact engine's own output, so that the importance
             # and every loss difference are exactly 0, as there, not the
             # tail's float32 rounding of them (which a t-test would weigh).
             raw = self.unperturbed_raw

@@ -28,6 +28,7 @@ from .._replace import stack_replaced
 from .._validation import check_batch_size, check_model_input, values_already_checked
 from .dask_backend import dask_client_for_chunks, run_on_dask
 from .engine_scores import EngineScores
+from .ignored import ignored_groups
 from .incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
 from .scoring import ScoringContext, call_scorer
 from .separability import is_row_wise
@@ -148,6 +149,7 @@ class ExactSlices(Slices):
     def __init__(self, *, per_chunk: int, batch_size, **slices):
         super().__init__(**slices)
         self.per_chunk = per_chunk
+        self.ignored = None  # groups the network ignores (``ignored``), found once
         # Decided here, where the memory budget is set, not where chunks run.
         self.batch_size = batch_size or self.located.rows_per_call
 
@@ -170,8 +172,27 @@ class ExactSlices(Slices):
         moved_only = getattr(self.perturbation, "moves_rows_only", False)
         with values_already_checked() if moved_only else contextlib.nullcontext():
             X_model = _model_rows(self.located, X_chunk)
-        raw = self.located.forward(X_model, self.batch_size)
-        return chunk, X_chunk, raw
+        return chunk, X_chunk, self._forward(chunk, X_model)
+
+    def _forward(self, chunk, X_model):
+        """The network's output on the chunk's rows; a slice of a group the
+        network ignores gets its unperturbed output, without a forward pass."""
+        if self.ignored is None:
+            self.ignored = ignored_groups(self.located, self.groups)
+        still = {s for s, (group, _) in enumerate(chunk) if group in self.ignored}
+        if not still or self.unperturbed_raw is None:
+            return self.located.forward(X_model, self.batch_size)
+        n_rows = len(self.X_sub)
+        moving = [s for s in range(len(chunk)) if s not in still]
+        outputs = dict.fromkeys(still, self.unperturbed_raw)
+        if moving:
+            rows = np.concatenate(
+                [np.arange(s * n_rows, (s + 1) * n_rows) for s in moving]
+            )
+            raw = self.located.forward(X_model[rows], self.batch_size)
+            for i, s in enumerate(moving):
+                outputs[s] = raw[i * n_rows : (i + 1) * n_rows]
+        return np.concatenate([outputs[s] for s in range(len(chunk))])
 
     def score(self, prepared) -> list:
         """[((group, repeat), score, loss differences or None)] of a prepared

@@ -36,13 +36,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.inspection import permutation_importance as sklearn_permutation_importance
-from sklearn.metrics import check_scoring, get_scorer
+from sklearn.metrics import check_scoring
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from .._budget import check_bookkeeping
 from .._columns import column_map
 from .._compat import check_parameters_as_sklearn
+from .._inputs import check_flat_rows_of_a_sequence_model
 from .._model import feature_names_of, has_keras_model, locate_keras_model
 from .._names import column_sources
 from .._result import ImportanceResult
@@ -50,9 +51,10 @@ from .._validation import check_choice, check_positive_int
 from .engine_scores import EngineScores
 from .generic_engine import generic_scores
 from .groups import cluster_feature_groups, resolve_feature_groups
+from .head_kinds import scored_by_head
 from .keras_engine import ALGORITHMS, keras_scores
 from .plan import check_plan_size
-from .scoring import MultiScorer, per_head_scorer, warn_non_finite_scores
+from .scoring import MultiScorer, warn_non_finite_scores
 from .slices import HeadLosses
 
 __all__ = [
@@ -87,6 +89,7 @@ class PerturbationRun:
     n_rows: int
     grouped: bool
     clustering: dict | None = None  # feature_groups="auto": the dendrogram
+    output: str | None = None  # the one output head chosen with output=
 
     @property
     def engine(self) -> str:
@@ -157,6 +160,16 @@ class PerturbationRun:
         differences = scored.loss_differences
         if isinstance(baseline, dict):  # several metrics, keyed like scikit-learn
             per_metric = differences is not None and differences.ndim == 3
+            if self.output is not None:  # the one head chosen: its own losses
+                k = list(baseline).index(self.output)
+                return _result(
+                    baseline[self.output],
+                    [[score[self.output] for score in row] for row in scores],
+                    self.names,
+                    method,
+                    details,
+                    differences[:, :, k] if per_metric else differences,
+                )
             return {
                 metric: _result(
                     baseline[metric],
@@ -196,6 +209,7 @@ def prepare_permutation_run(
     cluster_threshold,
     batch_size,
     algorithm,
+    output=None,
 ) -> tuple[PerturbationRun, RunSettings]:
     """What permutation and conditional importance check before any work.
 
@@ -227,6 +241,7 @@ def prepare_permutation_run(
         max_samples=max_samples,
         feature_groups=feature_groups,
         cluster_threshold=cluster_threshold,
+        output=output,
     )
     # The run's bookkeeping, refused before any work (conditional importance
     # fits its models first): the plan, and per slice its score (a float and
@@ -253,6 +268,7 @@ def prepare_run(
     max_samples=1.0,
     feature_groups=None,
     cluster_threshold=0.7,
+    output=None,
 ) -> PerturbationRun:
     """Check everything a run needs, before any data reaches a model.
 
@@ -262,7 +278,8 @@ def prepare_run(
     ``feature_groups="inputs"`` groups X's columns by the model input they
     feed; ``feature_groups="auto"`` clusters them on their correlation
     (``groups.cluster_feature_groups``, at ``cluster_threshold``). A model
-    with several output heads is scored per head and overall.
+    with several output heads is scored per head and overall, or only on
+    the head ``output`` names (its name or position).
 
     Raises
     ------
@@ -289,6 +306,7 @@ def prepare_run(
             "skimportance.from_keras(model, task='regression' or 'classification')."
         )
     if not nd:
+        check_flat_rows_of_a_sequence_model(located, n_columns)
         _check_n_columns(estimator, n_columns)
     # In the order scikit-learn's metrics list them: y, predictions, weights.
     check_consistent_length(*(a for a in (y, X, sample_weight) if a is not None))
@@ -308,15 +326,7 @@ def prepare_run(
             feature_groups, column_names, column_sources(X, n_columns)
         )
     scorer = check_scoring(estimator, scoring=scoring)
-    if located is not None and len(located.layout.outputs) > 1:
-        if isinstance(scoring, (list, tuple, set, dict)):
-            raise ValueError(
-                "A model with several output heads is scored per head with one "
-                f"metric; pass a single scoring metric, not {scoring!r}."
-            )
-        # Each head scored as the (regressor's) estimator.score would: R^2.
-        head = scorer if scoring is not None else get_scorer("r2")
-        scorer = per_head_scorer(located.layout, scorer, y, head_scorer=head)
+    y, scorer = scored_by_head(located, scorer, scoring, y, output)
     return PerturbationRun(
         caller=caller,
         estimator=estimator,
@@ -331,6 +341,7 @@ def prepare_run(
         n_rows=n_rows,
         grouped=feature_groups is not None,
         clustering=clustering,
+        output=None if output is None else next(iter(scorer.scorers)),
     )
 
 
@@ -350,6 +361,14 @@ def _nd_groups(located, feature_groups):
     mapping = column_map(located)
     if feature_groups is None:
         return mapping.model_names, list(mapping.blocks), mapping.raw_names
+    if isinstance(feature_groups, str) and feature_groups in ("auto", "inputs"):
+        raise ValueError(
+            f"feature_groups={feature_groups!r} groups the columns of a 2-D X; on "
+            f"a model taking rows of shape {located.nd_shape} each feature is a "
+            f"block of the input (here {list(mapping.raw_names[:3])}...). Group "
+            "those by name (feature_groups={'name': [features]}), or choose "
+            "what a feature is with from_keras(feature_axis=...)."
+        )
     chosen, names = resolve_feature_groups(feature_groups, mapping.raw_names)
     groups = [np.concatenate([mapping.blocks[f] for f in group]) for group in chosen]
     return mapping.model_names, groups, names

@@ -30,6 +30,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 
 from .._compat import loaded_module
+from .head_kinds import ClassifierHeadView, check_output
 
 __all__ = [
     "ALL_OUTPUTS",
@@ -334,15 +335,19 @@ class _HeadView:
 class HeadScorer:
     """``scorer`` on one head: its columns of the prediction and of y."""
 
-    def __init__(self, scorer, columns: np.ndarray):
+    def __init__(self, scorer, columns: np.ndarray, classes=None):
         self.scorer = scorer
         self.columns = columns
+        self.classes = classes  # a binary head's two classes: seen as a classifier
 
     def __call__(self, estimator, X, y, sample_weight=None):
         y = np.asarray(y)
         y = y.reshape(len(y), -1)[:, self.columns]
         y = y[:, 0] if len(self.columns) == 1 else y
-        view = _HeadView(estimator, self.columns)
+        if self.classes is None:
+            view = _HeadView(estimator, self.columns)
+        else:
+            view = ClassifierHeadView(estimator, self.columns, self.classes)
         return call_scorer(self.scorer, view, X, y, sample_weight)
 
 
@@ -363,13 +368,17 @@ class MultiScorer:
 ALL_OUTPUTS = "all outputs"
 
 
-def per_head_scorer(layout, scorer, y, head_scorer=None) -> MultiScorer:
+def per_head_scorer(
+    layout, scorer, y, head_scorer=None, classes=None, output=None
+) -> MultiScorer:
     """One score per output head (named after the head, or after y's column
-    when each head has one unit and y is a DataFrame), plus ``"all outputs"``.
+    when each head has one unit and y is a DataFrame), plus ``"all outputs"``;
+    only the head ``output`` when given.
 
     ``scorer`` scores all outputs together; ``head_scorer`` (default:
     ``scorer``) each head, as a regressor's ``score`` would (R^2) when the
-    user gave no scoring.
+    user gave no scoring. ``classes``: {head index: classes} of the heads a
+    scorer sees as binary classifiers (``head_kinds``).
 
     Raises
     ------
@@ -392,7 +401,22 @@ def per_head_scorer(layout, scorer, y, head_scorer=None) -> MultiScorer:
             f"{ALL_OUTPUTS!r}; got {names}."
         )
     each = head_scorer or scorer
+    classes = classes or {}
     heads = {
-        name: HeadScorer(each, layout.head_columns(k)) for k, name in enumerate(names)
+        name: HeadScorer(each, layout.head_columns(k), classes.get(k))
+        for k, name in enumerate(names)
     }
+    if output is not None:
+        chosen = check_output(output, names)
+        return MultiScorer({chosen: heads[chosen]})
+    if getattr(each, "_response_method", "predict") != "predict":
+        # probabilities or decision values: the heads that are not binary
+        # classifiers, and all outputs together, have none
+        others = [name for k, name in enumerate(names) if k not in classes]
+        raise ValueError(
+            f"This scorer needs class probabilities or decision values, which "
+            f"output heads {others} do not give (and neither do all heads "
+            f"together); choose a binary head with output= (one of "
+            f"{[names[k] for k in classes] or names})."
+        )
     return MultiScorer({**heads, ALL_OUTPUTS: scorer})
