@@ -51,7 +51,7 @@ from .._validation import check_choice, check_positive_int
 from .engine_scores import EngineScores
 from .generic_engine import generic_scores
 from .groups import cluster_feature_groups, resolve_feature_groups
-from .head_kinds import scored_by_head
+from .head_scoring import scored_by_head
 from .keras_engine import ALGORITHMS, keras_scores
 from .plan import check_plan_size
 from .scoring import MultiScorer, warn_non_finite_scores
