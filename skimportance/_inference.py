@@ -190,26 +190,34 @@ def _automatic_loss(estimator, y) -> str | None:
 # --- tests ------------------------------------------------------------------------
 
 
-def row_test_pvalues(differences: np.ndarray) -> np.ndarray:
-    """One-sided t-test across rows of "mean loss difference <= 0", per feature.
+def row_test_pvalues(
+    differences: np.ndarray, *, alternative: str = "greater"
+) -> np.ndarray:
+    """t-test across rows of the mean loss difference, per feature.
 
-    ``differences`` has shape (n_features, n_rows). A feature whose every row
-    has the same difference has no spread to test: p = 1 when that difference
-    is <= 0 (e.g. a column the model ignores), else 0.
+    ``differences`` has shape (n_features, n_rows). ``alternative="greater"``
+    (importance) tests "mean <= 0" one-sided; ``"two-sided"`` (a signed
+    quantity, such as the interaction excess) tests "mean == 0". A feature
+    whose every row has the same difference has no spread to test: p = 1
+    when that difference is <= 0 (two-sided: == 0), else 0.
     """
     from scipy import stats
 
     differences = np.asarray(differences, dtype=float)
     n_rows = differences.shape[1]
     mean = differences.mean(axis=1)
+    effect = mean != 0 if alternative == "two-sided" else mean > 0
     if n_rows < 2:
-        return np.where(mean > 0, np.nan, 1.0)
+        return np.where(effect, np.nan, 1.0)
     sd = differences.std(axis=1, ddof=1)
     constant = sd <= 1e-12 * np.maximum(1.0, np.abs(mean))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = mean / (sd / np.sqrt(n_rows))
-    pvalues = stats.t.sf(t, df=n_rows - 1)
-    return np.where(constant, np.where(mean > 0, 0.0, 1.0), pvalues)
+    if alternative == "two-sided":
+        pvalues = 2 * stats.t.sf(np.abs(t), df=n_rows - 1)
+    else:
+        pvalues = stats.t.sf(t, df=n_rows - 1)
+    return np.where(constant, np.where(effect, 0.0, 1.0), pvalues)
 
 
 def nadeau_bengio_pvalues(
