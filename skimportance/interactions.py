@@ -179,8 +179,13 @@ def interaction_importance(
     >>> result = interaction_importance(model, X, max_samples=50, random_state=0)
     >>> result.top(1)
     [('x0', 'x1')]
-    >>> round(float(result.pairs["interaction"].iloc[0]), 3)
-    1.0
+    >>> bool(result.pairs["interaction"].iloc[1:].max() < 1e-6)  # additive pairs
+    True
+    >>> excess = interaction_importance(model, X, y, method="permutation",
+    ...                                 random_state=0)
+    >>> top = excess.pairs.iloc[0]
+    >>> top["feature_a"], top["feature_b"], bool(top["interaction"] < 0)
+    ('x0', 'x1', True)
     """
     method = check_choice("method", method, METHODS)
     algorithm = check_choice("algorithm", algorithm, ALGORITHMS)
@@ -227,6 +232,7 @@ def interaction_importance(
         caller="interaction_importance",
         max_samples=max_samples,
         feature_groups=feature_groups,
+        scored=False,
     )
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)

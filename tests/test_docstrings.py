@@ -13,6 +13,7 @@ MODULES = [
     "skimportance.weights",
     "skimportance.probe",
     "skimportance.gradient",
+    "skimportance.interactions",
     "skimportance.selection",
     "skimportance.model_selection",
     "skimportance.plotting",

@@ -247,8 +247,12 @@ def prepare_run(
     max_samples=1.0,
     feature_groups=None,
     cluster_threshold=0.7,
+    scored: bool = True,
 ) -> PerturbationRun:
     """Check everything a run needs, before any data reaches a model.
+
+    ``scored=False`` (a method that reads predictions, not scores) leaves
+    the run without a scorer.
 
     An N-D X (sequences for a model with one N-D input) is flattened, each
     feature of the input (a channel, a timestep, a mask's label; see
@@ -301,8 +305,8 @@ def prepare_run(
         groups, names = resolve_feature_groups(
             feature_groups, column_names, column_sources(X, n_columns)
         )
-    scorer = check_scoring(estimator, scoring=scoring)
-    if located is not None and len(located.layout.outputs) > 1:
+    scorer = check_scoring(estimator, scoring=scoring) if scored else None
+    if scored and located is not None and len(located.layout.outputs) > 1:
         if isinstance(scoring, (list, tuple, set, dict)):
             raise ValueError(
                 "A model with several output heads is scored per head with one "
