@@ -92,9 +92,9 @@ class InteractionResult:
             Indexed by (feature_a, feature_b): ``pvalue``, ``qvalue`` and
             ``selected`` (``qvalue <= alpha``).
         """
-        from ._result import _fdr_frame
+        from ._stats import fdr_frame
 
-        return _fdr_frame(self.pvalues(), alpha)
+        return fdr_frame(self.pvalues(), alpha)
 
     def to_frame(self):
         """:attr:`pairs` indexed by (feature_a, feature_b), strongest first."""

@@ -28,8 +28,9 @@ from sklearn.utils import check_random_state
 
 from ._engines.plan import draw_permutation_plan
 from ._engines.run import prepare_permutation_run
-from ._inference import resolve_loss, row_test_pvalues
+from ._inference import resolve_loss
 from ._interaction_result import InteractionResult
+from ._stats import two_sided_row_pvalues
 from .interactions import (
     _default_limit,
     check_finite,
@@ -152,8 +153,10 @@ def pair_permutation(
         kept = candidates
         limit = _default_limit(len(candidates), max_features)
         if limit < len(candidates):
-            baseline, grid, _ = scores([((f,), ()) for f in candidates], "screening")
-            importance = _first(baseline) - _first_grid(grid).mean(axis=1)
+            screen = scores([((f,), ()) for f in candidates], "screening")
+            importance = _first(screen.baseline) - _first_grid(screen.scores).mean(
+                axis=1
+            )
             order = np.argsort(-importance, kind="stable")[:limit]
             kept = sorted(candidates[i] for i in order)
             details["screened_from"] = len(candidates)
@@ -161,8 +164,10 @@ def pair_permutation(
     singles = sorted({f for pair in pairs for f in pair})
     slots = [((f,), ()) for f in singles] + [((), (f,)) for f in singles]
     slots += [((a,), (b,)) for a, b in pairs]
-    baseline, grid, differences = scores(slots, "interactions")
-    details.update(run.engine_details, loss=None if row_loss is None else row_loss.name)
+    scored = scores(slots, "interactions")
+    baseline, grid = scored.baseline, scored.scores
+    differences = scored.loss_differences
+    details.update(scored.details, loss=None if row_loss is None else row_loss.name)
     first = {f: k for k, f in enumerate(singles)}
     second_of = {f: len(singles) + k for k, f in enumerate(singles)}
     terms = [
@@ -196,7 +201,7 @@ def _result(all_names, pairs, excess, excess_rows, names, details, baseline):
     pvalues = (
         np.full(len(pairs), np.nan)
         if excess_rows is None
-        else row_test_pvalues(excess_rows, alternative="two-sided")
+        else two_sided_row_pvalues(excess_rows)
     )
     frame = pd.DataFrame(
         {

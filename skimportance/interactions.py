@@ -37,12 +37,8 @@ from ._engines.pd_grid import (
 )
 from ._engines.run import prepare_run
 from ._interaction_result import InteractionResult
-from ._validation import (
-    check_choice,
-    check_model_input,
-    check_positive_int,
-    resolve_outputs,
-)
+from ._outputs import resolve_outputs
+from ._validation import check_choice, check_model_input, check_positive_int
 
 __all__ = ["interaction_importance"]
 

@@ -31,6 +31,7 @@ import numpy as np
 from sklearn.utils.parallel import Parallel, delayed
 
 from .._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from .._replace import stack_replaced
 from .network_split import split_network
 from .separability import ModelRows, column_owners, perturbed_copy
 
@@ -57,23 +58,15 @@ def grid_rows(X_sub, columns, block) -> object:
     """Raw rows of a block of the grid: for each ``s`` in ``block``, every row
     of ``X_sub`` with ``columns`` set to row ``s``'s values."""
     n = len(X_sub)
-    block = np.asarray(block)
-    if hasattr(X_sub, "iloc"):
-        import pandas as pd
 
-        positions = np.tile(np.arange(n), len(block))
-        sources = np.repeat(block, n)
-        moved = set(int(j) for j in columns)
-        data = {
-            j: X_sub.iloc[:, j].array.take(sources if j in moved else positions)
-            for j in range(X_sub.shape[1])
-        }
-        frame = pd.DataFrame(data, copy=False)
-        frame.columns = X_sub.columns
-        return frame
-    out = np.tile(X_sub, (len(block), 1))
-    out[:, columns] = np.repeat(X_sub[np.ix_(block, columns)], n, axis=0)
-    return out
+    def row_values(s):
+        if hasattr(X_sub, "iloc"):
+            repeated = np.full(n, s)
+            return [X_sub.iloc[:, j].array.take(repeated) for j in columns]
+        return np.broadcast_to(X_sub[s, columns], (n, len(columns)))
+
+    changes = ([(columns, row_values(s))] for s in block)
+    return stack_replaced(X_sub, len(block), changes)
 
 
 class _Grid:
