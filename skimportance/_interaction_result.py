@@ -20,7 +20,8 @@ class InteractionResult:
     Attributes
     ----------
     pairs : pandas.DataFrame
-        One row per evaluated pair, strongest first (by ``|interaction|``):
+        One row per evaluated pair, strongest first (by ``h`` for ``"h2"``,
+        by ``|interaction|`` for ``"permutation"``):
         ``feature_a``, ``feature_b``, ``interaction`` (H² for ``"h2"``, the
         signed joint-permutation excess for ``"permutation"``), ``std`` (over
         the repeats; NaN for ``"h2"``), ``pvalue`` (two-sided, across rows;
@@ -38,6 +39,25 @@ class InteractionResult:
     excess_differences : ndarray of shape (n_pairs, n_rows) or None
         ``"permutation"``: each pair's per-row loss excess (in the order of
         ``pairs``), which the p-values test.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import PolynomialFeatures
+    >>> from skimportance import interaction_importance
+    >>> X = np.random.RandomState(0).uniform(-1, 1, size=(60, 3))
+    >>> y = 3 * X[:, 0] * X[:, 2] + X[:, 1]
+    >>> model = make_pipeline(PolynomialFeatures(2), LinearRegression()).fit(X, y)
+    >>> result = interaction_importance(model, X)
+    >>> result.top(1)
+    [('x0', 'x2')]
+    >>> square = result.matrix()
+    >>> bool(square.loc["x0", "x2"] == result.pairs["interaction"][0])
+    True
+    >>> result.total.index[:2].tolist()  # total H², strongest first
+    ['x0', 'x2']
     """
 
     pairs: object

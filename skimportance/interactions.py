@@ -92,7 +92,7 @@ def interaction_importance(
         ``sum_i (PD_jk - PD_j - PD_k)^2 / sum_i PD_jk^2`` over the rows, with
         centred partial dependences, plus the unnormalised ``h`` (the square
         root of the numerator, Inglis et al. 2022; H² inflates for pairs with
-        tiny effects) and each feature's total H²
+        tiny effects, so pairs are ranked by ``h``) and each feature's total H²
         ``sum_i (f - PD_j - PD_-j)^2 / sum_i f^2``. For classifiers, on the
         predicted probabilities (the positive class for binary ones); several
         response columns add up. ``"permutation"``: the score drop when
@@ -290,7 +290,9 @@ def _h2(
             kept = candidates
             limit = _default_limit(len(candidates), max_features)
             if limit < len(candidates):
-                # Screened on the first target's total H² (all heads share X).
+                # Screened on the first target's total H² (all heads share X);
+                # its denominator is common to every feature, so it ranks as
+                # the unnormalised total does.
                 first = totals[targets[0][0]]
                 order = np.argsort(
                     -first[[singles.index(f) for f in candidates]], kind="stable"
@@ -393,14 +395,18 @@ def _pairs_frame(names, pairs, single, joint, columns):
     frame = pd.DataFrame(rows, columns=["feature_a", "feature_b", "interaction", "h"])
     frame["std"] = np.nan
     frame["pvalue"] = np.nan
+    # Strongest first by h: H² is a share of the pair's own joint effect,
+    # so a pair of inputs the model barely uses can reach a large H² from a
+    # tiny, noisy numerator (Inglis et al. 2022); h measures the interaction
+    # itself, on the prediction's scale.
     return sort_pairs(
-        frame[["feature_a", "feature_b", "interaction", "std", "pvalue", "h"]]
+        frame[["feature_a", "feature_b", "interaction", "std", "pvalue", "h"]], by="h"
     )
 
 
-def sort_pairs(frame):
-    """Strongest first, by |interaction|; ties in the order evaluated."""
-    order = np.argsort(-np.abs(frame["interaction"].to_numpy()), kind="stable")
+def sort_pairs(frame, by: str = "interaction"):
+    """Strongest first, by ``|frame[by]|``; ties in the order evaluated."""
+    order = np.argsort(-np.abs(frame[by].to_numpy()), kind="stable")
     return frame.iloc[order].reset_index(drop=True)
 
 
