@@ -29,16 +29,15 @@ from sklearn.utils import check_random_state
 from ._engines.plan import draw_permutation_plan
 from ._engines.run import prepare_permutation_run
 from ._inference import resolve_loss
-from ._interaction_result import InteractionResult
-from ._stats import two_sided_row_pvalues
-from .interactions import (
-    _default_limit,
+from ._interaction_inputs import (
     check_finite,
     check_n_rows,
     check_not_constant,
     resolve_features,
-    sort_pairs,
 )
+from ._interaction_result import InteractionResult
+from ._stats import two_sided_row_pvalues
+from .interactions import _default_limit, sort_pairs
 
 __all__ = ["pair_permutation"]
 
@@ -119,7 +118,7 @@ def pair_permutation(
         algorithm="exact",
     )
     n_repeats, batch_size, _ = settings
-    check_finite(run.X, run.column_names)
+    check_finite(run.X, run.column_names, estimator)
     candidates, pairs = resolve_features(features, run.names)
     rng = check_random_state(random_state)
     plan = draw_permutation_plan(rng, len(run.X), run.n_rows, n_repeats)
