@@ -130,7 +130,7 @@ def test_h2_equals_the_brute_force_reference_and_ranks_the_product_first(
 
 def test_exact_and_incremental_engines_agree_and_match_the_reference(data, network):
     X, _ = data
-    X = X[:40]
+    X = X[:30]
     exact = interaction_importance(network, X, algorithm="exact")
     fast = interaction_importance(network, X, algorithm="incremental")
     assert exact.details["algorithm"] == "exact"
