@@ -180,6 +180,13 @@ def test_raw_columns_through_a_column_transformer_one_hot_times_numeric():
     np.testing.assert_allclose(
         fast.matrix().to_numpy(), exact.matrix().to_numpy(), atol=1e-5
     )
+    # The permutation excess on the same raw columns: the one-hot block moves
+    # as one feature, and the product pair is strongly negative.
+    y = model.predict(X) + 0.1 * rng.normal(size=n)
+    excess = interaction_importance(model, X, y, method="permutation", random_state=0)
+    top = excess.pairs.iloc[0]
+    assert (top["feature_a"], top["feature_b"]) == ("city", "dose")
+    assert top["interaction"] < 0 and top["pvalue"] < 1e-3
 
 
 def test_several_inputs_run_on_the_exact_engine_and_find_the_pair():
