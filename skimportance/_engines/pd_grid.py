@@ -18,8 +18,9 @@ Three engines build the same grids:
   permutation importance): setting ``S`` changes the first layer's
   pre-activation by a rank-|S| term,
   ``z(x_t with S := x_s[S]) = z(x_t) + (T(x_s) - T(x_t))[M] @ W[M]`` (``M`` the
-  model columns of ``S``), so the first layer is computed once and only the
-  rest of the network runs on the grid, with no preprocessing at all.
+  model columns of ``S``), an outer sum of a term of row t and a term of row
+  s. So the first layer is computed once, and only the rest of the network
+  runs on the grid, with no preprocessing at all.
 """
 
 from __future__ import annotations
@@ -130,13 +131,17 @@ class IncrementalGrid(_Grid):
     def __init__(self, located, response, base, owners, split, batch_size=None):
         self.located, self.response = located, response
         self.base, self.n_rows, self.owners = base, len(base), owners
-        pre_activation = base.astype(np.float64) @ split.kernel + split.bias
-        self.pre_activation = pre_activation.astype(np.float32)
-        self.kernel = split.kernel.astype(np.float32)
-        self.tail = split.tail
+        self.pre_activation = base.astype(np.float64) @ split.kernel + split.bias
+        self.kernel64 = split.kernel
+        self.outer_tail = split.outer_tail
         self.columns = []
-        rows = batch_size or located.rows_per_call
-        self.slices_per_block = max(1, min(rows // self.n_rows, self.n_rows))
+        # Blocks of equal size (the last one is padded to it), as large as a
+        # call of the network allows.
+        most = max(
+            1, min((batch_size or located.rows_per_call) // self.n_rows, self.n_rows)
+        )
+        n_blocks = -(-self.n_rows // most)
+        self.slices_per_block = -(-self.n_rows // n_blocks)
 
     def with_sets(self, sets) -> IncrementalGrid:
         """This grid for ``sets`` (tuples of features, positions in the groups
@@ -147,22 +152,18 @@ class IncrementalGrid(_Grid):
         return grid
 
     def values(self, set_index, block):
+        # z(x_t with S := x_s[S]) = z_t - T(x_t)[M] W[M] + T(x_s)[M] W[M]: an
+        # outer sum of a row term and a slice term, so no rank-k product per
+        # grid row at all.
         columns = self.columns[set_index]
-        n, units = self.pre_activation.shape
-        # Every call has the same shape (padded slices, a power-of-two width),
-        # so the compiled tail compiles once or twice per run.
-        m = self.slices_per_block
-        width = 1 << max(0, len(columns) - 1).bit_length()
-        d = np.zeros((m, n, width), dtype=np.float32)
-        d[: len(block), :, : len(columns)] = (
-            self.base[np.ix_(block, columns)][:, np.newaxis, :]
-            - self.base[:, columns][np.newaxis]
-        )
-        w = np.zeros((m, width, units), dtype=np.float32)
-        w[:, : len(columns)] = self.kernel[columns]
-        raw = self.tail(self.pre_activation, d, w)
-        raw = raw[: len(block) * n]
-        return self.response(raw).reshape(len(block), n, -1)
+        moved = self.base[:, columns].astype(np.float64) @ self.kernel64[columns]
+        rows = (self.pre_activation - moved).astype(np.float32)
+        # Every call has the same shape (padded slices), so the compiled tail
+        # compiles once per run.
+        slices = np.zeros((self.slices_per_block, rows.shape[1]), dtype=np.float32)
+        slices[: len(block)] = moved[block]
+        raw = self.outer_tail(rows, slices)[: len(block) * self.n_rows]
+        return self.response(raw).reshape(len(block), self.n_rows, -1)
 
 
 def grid_means(engine, n_sets: int, *, n_jobs=None, bar=None) -> list[GridMeans]:
