@@ -11,12 +11,20 @@ from sklearn.base import is_classifier
 from ._outputs import resolve_outputs
 
 __all__ = [
+    "DEFAULT_MAX_FEATURES",
     "check_finite",
     "check_n_rows",
     "check_not_constant",
+    "default_limit",
     "resolve_features",
     "response_and_targets",
+    "sort_pairs",
 ]
+
+#: Default screening: all pairs up to this many features, else the pairs of
+#: the strongest this many (190 pairs). The pairs cost grows with the square
+#: of the features; 20 keeps a default run to a few hundred grids.
+DEFAULT_MAX_FEATURES = 20
 
 
 # --- what is explained ----------------------------------------------------------------
@@ -168,3 +176,16 @@ def _position(feature, names) -> int:
     if str(feature) not in names:
         raise ValueError(f"Unknown feature {feature!r}; the features are {names}.")
     return names.index(str(feature))
+
+
+def sort_pairs(frame, by: str = "interaction"):
+    """Strongest first, by ``|frame[by]|``; ties in the order evaluated."""
+    order = np.argsort(-np.abs(frame[by].to_numpy()), kind="stable")
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def default_limit(n_features: int, max_features) -> int:
+    """How many features' pairs to evaluate (``max_features`` screening)."""
+    if max_features is not None:
+        return min(max_features, n_features)
+    return n_features if n_features <= DEFAULT_MAX_FEATURES else DEFAULT_MAX_FEATURES

@@ -56,11 +56,11 @@ def _draw_heatmap(ax, result, cmap):
     matrix = result.matrix()
     # Signed values (the permutation excess) on a diverging map centred on 0.
     values = matrix.to_numpy(dtype=float)
-    if result.method == "permutation":
+    if result.method == "h2":
+        image = ax.imshow(values, cmap=cmap, vmin=0)
+    else:
         bound = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
         image = ax.imshow(values, cmap="RdBu_r", vmin=-bound, vmax=bound)
-    else:
-        image = ax.imshow(values, cmap=cmap, vmin=0)
     names = list(matrix.index)
     ax.set_xticks(range(len(names)), names, rotation=90)
     ax.set_yticks(range(len(names)), names)

@@ -33,11 +33,13 @@ from ._interaction_inputs import (
     check_finite,
     check_n_rows,
     check_not_constant,
+    default_limit,
     resolve_features,
+    sort_pairs,
 )
 from ._interaction_result import InteractionResult
 from ._stats import two_sided_row_pvalues
-from .interactions import _default_limit, sort_pairs
+from .permutation import JOINT_PERMUTATION
 
 __all__ = ["pair_permutation"]
 
@@ -150,7 +152,7 @@ def pair_permutation(
     details = {"n_samples": run.n_rows, "engine": run.engine}
     if not pairs:
         kept = candidates
-        limit = _default_limit(len(candidates), max_features)
+        limit = default_limit(len(candidates), max_features)
         if limit < len(candidates):
             screen = scores([((f,), ()) for f in candidates], "screening")
             importance = _first(screen.baseline) - _first_grid(screen.scores).mean(
@@ -215,7 +217,7 @@ def _result(all_names, pairs, excess, excess_rows, names, details, baseline):
     frame = sort_pairs(frame)
     return InteractionResult(
         frame,
-        "permutation",
+        JOINT_PERMUTATION,
         names,
         details={**details, "baseline_score": float(baseline)},
         excess_differences=None if excess_rows is None else excess_rows[order],

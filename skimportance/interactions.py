@@ -37,21 +37,20 @@ from ._interaction_inputs import (
     check_finite,
     check_n_rows,
     check_not_constant,
+    default_limit,
     resolve_features,
     response_and_targets,
+    sort_pairs,
 )
 from ._interaction_result import InteractionResult
 from ._validation import check_choice, check_model_input, check_positive_int
+from .permutation import JOINT_PERMUTATION
 
 __all__ = ["interaction_importance"]
 
 #: ``method=`` of :func:`interaction_importance`.
-METHODS = ("h2", "permutation")
+METHODS = ("h2", JOINT_PERMUTATION)
 
-#: Default screening: all pairs up to this many features, else the pairs of
-#: the strongest this many (190 pairs). The pairs cost grows with the square
-#: of the features; 20 keeps a default run to a few hundred grids.
-DEFAULT_MAX_FEATURES = 20
 
 #: Default rows of the H-statistic: each grid has n * n rows.
 DEFAULT_H2_ROWS = 300
@@ -193,13 +192,13 @@ def interaction_importance(
             "method='h2' measures interactions of the fitted function from X "
             "alone and takes no y; pass y=None (or use method='permutation')."
         )
-    if method == "permutation" and y is None:
+    if method == JOINT_PERMUTATION and y is None:
         raise ValueError(
             "method='permutation' compares losses, so it needs y, the targets of X."
         )
     if max_features is not None:
         max_features = check_positive_int("max_features", max_features)
-    if method == "permutation":
+    if method == JOINT_PERMUTATION:
         from ._pair_permutation import pair_permutation
 
         return pair_permutation(
@@ -291,7 +290,7 @@ def _h2(
         totals = {t: _total_h2(single, singles, columns) for t, columns in targets}
         if not pairs:
             kept = candidates
-            limit = _default_limit(len(candidates), max_features)
+            limit = default_limit(len(candidates), max_features)
             if limit < len(candidates):
                 # Screened on the first target's total H² (all heads share X);
                 # its denominator is common to every feature, so it ranks as
@@ -407,12 +406,6 @@ def _pairs_frame(names, pairs, single, joint, columns):
     )
 
 
-def sort_pairs(frame, by: str = "interaction"):
-    """Strongest first, by ``|frame[by]|``; ties in the order evaluated."""
-    order = np.argsort(-np.abs(frame[by].to_numpy()), kind="stable")
-    return frame.iloc[order].reset_index(drop=True)
-
-
 def _total_series(names, singles, values, shown):
     import pandas as pd
 
@@ -421,9 +414,3 @@ def _total_series(names, singles, values, shown):
     )
     series = series[[names[f] for f in shown]]
     return series.sort_values(ascending=False, kind="stable")
-
-
-def _default_limit(n_features: int, max_features) -> int:
-    if max_features is not None:
-        return min(max_features, n_features)
-    return n_features if n_features <= DEFAULT_MAX_FEATURES else DEFAULT_MAX_FEATURES
