@@ -158,6 +158,21 @@ def test_parallel_blocks_give_the_same_numbers(data, network):
     pd.testing.assert_frame_equal(one.pairs, two.pairs)
 
 
+@pytest.mark.parametrize("algorithm", ["exact", "incremental"])
+def test_a_small_memory_budget_gives_the_same_numbers(data, network, algorithm):
+    from sklearn import config_context
+
+    X, _ = data
+    whole = interaction_importance(
+        network, X[:30], algorithm=algorithm, features=[0, 1, 2]
+    )
+    with config_context(working_memory=0.02):  # grids of a few slices at a time
+        chunked = interaction_importance(
+            network, X[:30], algorithm=algorithm, features=[0, 1, 2]
+        )
+    pd.testing.assert_frame_equal(whole.pairs, chunked.pairs, atol=1e-6)
+
+
 def test_raw_columns_through_a_column_transformer_one_hot_times_numeric():
     rng = np.random.RandomState(1)
     n = 60
