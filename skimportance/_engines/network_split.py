@@ -144,6 +144,7 @@ def _build_tail(model):
         return compiled
 
     tail = _with_fallback(compile_tail(True), compile_tail(False))
+    tail.rest = rest  # the layers after the product, for callers without updates
     outer_tail = _with_fallback(compile_outer(True), compile_outer(False))
     return dense, tail, outer_tail, _flops_per_row(rest)
 
