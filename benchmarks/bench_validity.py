@@ -29,11 +29,16 @@ Part 3, inference (``validity_inference.py``): correlated Gaussian inputs,
 and the type-I error, power and interval coverage of marginal permutation
 and conditional importance, over at least 20 seeds.
 
+Part 4, interactions (``validity_interactions.py``): a product term, Friedman
+#1 and a correlated additive pair; whether ``interaction_importance`` ranks
+the interacting pair first and leaves the others near 0, over 5 seeds.
+
 Usage::
 
     python benchmarks/bench_validity.py                   # every part, ~8 min
     python benchmarks/bench_validity.py --part mixed      # part 2 only, ~1.5 min
     python benchmarks/bench_validity.py --part inference  # part 3 only, ~5 min
+    python benchmarks/bench_validity.py --part interactions  # part 4, ~5 min
     python benchmarks/bench_validity.py --quick           # a smoke run, ~1 min
 
 A full run of a part writes ``benchmarks/results/validity-<part>.md`` and
@@ -68,6 +73,10 @@ from validity_inference import FULL as INFERENCE_FULL  # noqa: E402
 from validity_inference import QUICK as INFERENCE_QUICK  # noqa: E402
 from validity_inference import run as run_inference  # noqa: E402
 from validity_inference import section as inference_section  # noqa: E402
+from validity_interactions import FULL as INTERACTIONS_FULL  # noqa: E402
+from validity_interactions import QUICK as INTERACTIONS_QUICK  # noqa: E402
+from validity_interactions import run as run_interactions  # noqa: E402
+from validity_interactions import section as interactions_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -351,7 +360,8 @@ def document(parts: dict[str, str]) -> str:
         "does; part 2 whether it still does on mixed tabular data (raw scales, "
         "categorical columns, scaling inside the model), or refuses; part 3 "
         "whether the p-values and intervals of permutation and conditional "
-        "importance are *valid* when inputs are correlated.",
+        "importance are *valid* when inputs are correlated; part 4 whether "
+        "`interaction_importance` finds the pair of inputs that interacts.",
         "",
     ]
     return "\n".join(header) + "\n".join(parts[name] for name in PARTS)
@@ -422,7 +432,7 @@ def library_versions() -> str:
     )
 
 
-PARTS = ("ranking", "mixed", "inference")
+PARTS = ("ranking", "mixed", "inference", "interactions")
 
 
 def run_part(part: str, args) -> str:
@@ -448,6 +458,12 @@ def run_part(part: str, args) -> str:
             log=lambda message: print(message, file=sys.stderr),
         )
         lines = mixed_section(outcome, mean_sd)
+        flags = f" --seeds {args.seeds}" if args.seeds is not None else ""
+    elif part == "interactions":
+        config = INTERACTIONS_QUICK if args.quick else INTERACTIONS_FULL
+        if args.seeds is not None:
+            config = replace(config, seeds=args.seeds)
+        lines = interactions_section(run_interactions(config), config)
         flags = f" --seeds {args.seeds}" if args.seeds is not None else ""
     else:
         config = INFERENCE_QUICK if args.quick else INFERENCE_FULL

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from ._compare import rank_agreement  # noqa: F401
+    from ._interaction_result import InteractionResult  # noqa: F401
     from ._local_result import LocalResult  # noqa: F401
     from ._mlp import build_mlp  # noqa: F401
     from ._result import CVImportanceResult, ImportanceResult  # noqa: F401
     from .conditional import conditional_importance  # noqa: F401
     from .gradient import gradient_importance  # noqa: F401
+    from .interactions import interaction_importance  # noqa: F401
     from .local import local_importance  # noqa: F401
     from .model_selection import cross_validate_importance, importance_scorer  # noqa: F401
     from .permutation import permutation_importance  # noqa: F401
@@ -41,6 +43,8 @@ _EXPORTS = {
     "weight_importance": ".weights",
     "probe_importance": ".probe",
     "gradient_importance": ".gradient",
+    "interaction_importance": ".interactions",
+    "InteractionResult": "._interaction_result",
     "local_importance": ".local",
     "LocalResult": "._local_result",
     "sage_importance": ".sage",

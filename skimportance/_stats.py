@@ -7,7 +7,8 @@ Every interval, p-value and q-value a result reports is computed here, on
   (``ImportanceResult.ci``);
 * across test rows, a one-sided t-test of the per-row loss differences
   (``ImportanceResult.pvalues``; the losses themselves come from
-  ``_inference``);
+  ``_inference``), and a two-sided one of a signed per-row quantity (the
+  interaction excess, ``InteractionResult.pvalues``);
 * across folds, the Nadeau & Bengio (2003) corrected t statistic, whose
   variance factor ``1/k + n_test/n_train`` allows for the overlap of the
   training sets (``CVImportanceResult.ci(corrected=True)`` and ``pvalues``);
@@ -33,6 +34,7 @@ __all__ = [
     "nadeau_bengio_pvalues",
     "pvalue_series",
     "row_test_pvalues",
+    "two_sided_row_pvalues",
     "standard_error",
     "t_interval",
 ]
@@ -132,6 +134,27 @@ def row_test_pvalues(differences: np.ndarray) -> np.ndarray:
     sd = differences.std(axis=1, ddof=1)
     constant = sd <= 1e-12 * np.maximum(1.0, np.abs(mean))
     return _one_sided(mean, sd / np.sqrt(n_rows), n_rows - 1, constant)
+
+
+def two_sided_row_pvalues(differences: np.ndarray) -> np.ndarray:
+    """Two-sided t-test across rows of "mean difference == 0", per row of
+    ``differences`` (n_tests, n_rows): for a signed quantity, such as the
+    joint-permutation excess of a pair of features. Where every row has the
+    same difference there is no spread to test: p = 1 for a difference of
+    0, else 0. With one row a non-zero mean cannot be tested (NaN).
+    """
+    from scipy import stats
+
+    differences = np.asarray(differences, dtype=float)
+    n_rows = differences.shape[1]
+    mean = differences.mean(axis=1)
+    if n_rows < 2:
+        return np.where(mean != 0, np.nan, 1.0)
+    sd = differences.std(axis=1, ddof=1)
+    constant = sd <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pvalues = 2 * stats.t.sf(np.abs(mean / (sd / np.sqrt(n_rows))), df=n_rows - 1)
+    return np.where(constant, np.where(mean != 0, 0.0, 1.0), pvalues)
 
 
 def nadeau_bengio_pvalues(

@@ -13,6 +13,7 @@ import sys
 import time
 
 from . import _tabular
+from ._cli_interactions import print_interactions, save_heat_map
 from ._compat import quiet_tensorflow
 from ._methods import DEMO_METHODS, EXPLAIN_METHODS, REGISTRY, resolve_methods
 
@@ -85,6 +86,15 @@ def _build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--seed", type=int, default=0, help="random seed")
     explain.add_argument("--out", help="save a comparison figure (PNG)")
     explain.add_argument("--json", help="write the importances as JSON")
+    explain.add_argument(
+        "--interactions",
+        nargs="?",
+        const=5,
+        type=_positive_int,
+        metavar="K",
+        help="also print the K strongest pairwise interactions (H², default 5) "
+        "and, with --out, save their heat map next to the figure",
+    )
     explain.set_defaults(run=_run_explain)
     return parser
 
@@ -166,6 +176,11 @@ def _run_explain(args) -> int:
     _check_output_paths(args)  # before minutes of training
     if args.cv is not None and args.cv < 2:
         raise CommandError("--cv needs at least 2 folds")
+    if args.cv is not None and args.interactions is not None:
+        raise CommandError(
+            "--interactions runs on the held-out rows, which --cv does not keep; "
+            "drop one of the two"
+        )
     X, y = _tabular.read_table(args.data, args.target)
     task = _tabular.resolve_task(y, args.task)
     if args.cv is not None and args.cv > len(X):
@@ -209,10 +224,15 @@ def _run_explain(args) -> int:
     print(_format_table(results, calls))
     for name, reason in skipped.items():
         print(f"{name}: not computed: {reason}")
+    interactions = None
+    if args.interactions is not None:
+        interactions = print_interactions(model, X_test, args.interactions, args.seed)
     if args.out:
         _save_figure(results, args.out)
+        if interactions is not None:
+            save_heat_map(interactions, args.out)
     if args.json:
-        _write_json(results, args, task)
+        _write_json(results, args, task, interactions)
     return 0
 
 
@@ -297,13 +317,17 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _write_json(results, args, task: str) -> None:
+def _write_json(results, args, task: str, interactions=None) -> None:
     payload = {
         "data": args.data,
         "target": args.target,
         "task": task,
         "methods": {},
     }
+    if interactions is not None:
+        payload["interactions"] = interactions.pairs.head(args.interactions)[
+            ["feature_a", "feature_b", "interaction", "h"]
+        ].to_dict(orient="records")
     for name, result in results.items():
         frame = result.to_frame()
         if args.cv:

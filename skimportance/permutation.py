@@ -16,7 +16,12 @@ from ._engines.run import prepare_permutation_run
 from ._inference import resolve_loss
 from ._result import ImportanceResult
 
-__all__ = ["permutation_importance"]
+__all__ = ["JOINT_PERMUTATION", "permutation_importance"]
+
+#: ``interaction_importance(method=...)`` of the joint-permutation excess,
+#: which is built on this method's draws (the method's name is written here
+#: and in the registry only).
+JOINT_PERMUTATION = "permutation"
 
 
 def permutation_importance(

@@ -144,6 +144,43 @@ def test_explain_classification_with_cross_validation(labelled_csv, tmp_path, ca
     assert dose["lower"] <= dose["importance_mean"] <= dose["upper"]
 
 
+@pytest.mark.slow  # trains a network through the command line
+def test_explain_prints_the_strongest_interactions_and_their_heat_map(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.uniform(-1, 1, size=(160, 4)), columns=list("abcd"))
+    frame["y"] = 3 * frame["a"] * frame["b"] + frame["c"]
+    data = tmp_path / "product.csv"
+    frame.to_csv(data, index=False)
+    out_png = tmp_path / "fig.png"
+    code = main(
+        [
+            "explain",
+            str(data),
+            "--target",
+            "y",
+            "--epochs",
+            "80",
+            "--hidden",
+            "32",
+            "--methods",
+            "permutation",
+            "--interactions",
+            "2",
+            "--out",
+            str(out_png),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.split("Strongest interactions")[1].splitlines()
+    header, columns, first, second = lines[:4]
+    assert "H²" in header and columns.split() == ["pair", "H2", "h"]
+    assert first.split()[:3] == ["a", "x", "b"]  # the product pair first
+    assert len(second.split()) == 5  # two pairs printed, as asked
+    heat_map = tmp_path / "fig-interactions.png"
+    assert heat_map.stat().st_size > 1000
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -192,6 +229,10 @@ def test_explain_classification_with_cross_validation(labelled_csv, tmp_path, ca
         (
             ["{csv}", "--target", "response", "--json", "{tmp}"],
             "is a folder, not a file",
+        ),
+        (
+            ["{csv}", "--target", "response", "--cv", "2", "--interactions"],
+            "--interactions runs on the held-out rows",
         ),
     ],
 )

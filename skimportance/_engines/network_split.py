@@ -48,6 +48,10 @@ class NetworkSplit:
     bias: np.ndarray
     tail_flops: int
     tail: object
+    #: ``outer_tail(a, c)``: the raw output for the pre-activations
+    #: ``c[:, None] + a[None]`` (shapes (m, H), (n, H)), as (m * n, ...) rows.
+    #: The partial-dependence grids (``pd_grid``) are such outer sums.
+    outer_tail: object = None
 
     @property
     def units(self) -> int:
@@ -71,14 +75,14 @@ def split_network(model) -> NetworkSplit:
     if entry is None:
         entry = _build_tail(model)
         _TAILS[model] = entry
-    dense, tail, tail_flops = entry
+    dense, tail, outer_tail, tail_flops = entry
     kernel = np.asarray(dense.kernel.numpy(), dtype=np.float64)
     bias = (
         np.asarray(dense.bias.numpy(), dtype=np.float64)
         if dense.use_bias
         else np.zeros(kernel.shape[1])
     )
-    return NetworkSplit(kernel, bias, tail_flops, tail)
+    return NetworkSplit(kernel, bias, tail_flops, tail, outer_tail)
 
 
 # One compiled tail per model, dropped with the model.
@@ -129,21 +133,40 @@ def _build_tail(model):
 
         return compiled
 
-    fused, plain = compile_tail(True), compile_tail(False)
+    def compile_outer(xla: bool):
+        @tf.function(
+            input_signature=[spec_z, spec_z], reduce_retracing=True, jit_compile=xla
+        )
+        def compiled(a, c):
+            pre = tf.expand_dims(c, 1) + tf.expand_dims(a, 0)
+            return rest(tf.reshape(pre, (-1, units)), training=False)
+
+        return compiled
+
+    tail = _with_fallback(compile_tail(True), compile_tail(False))
+    tail.rest = rest  # the layers after the product, for callers without updates
+    outer_tail = _with_fallback(compile_outer(True), compile_outer(False))
+    return dense, tail, outer_tail, _flops_per_row(rest)
+
+
+def _with_fallback(fused, plain):
+    """Call the XLA-compiled function, or the plain graph from the first time
+    XLA cannot compile a layer on."""
+    import tensorflow as tf
+
     chosen = [fused]
 
-    def tail(z, d, w):
+    def call(*args):
         try:
-            return chosen[0](z, d, w).numpy()
+            return chosen[0](*args).numpy()
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
             if chosen[0] is plain:
                 raise
             chosen[0] = plain  # a layer XLA cannot compile: the plain graph
-            return plain(z, d, w).numpy()
+            return plain(*args).numpy()
 
-    tail.compiled = fused  # lets tests count traces
-    tail.rest = rest  # the layers after the product, for callers without updates
-    return dense, tail, _flops_per_row(rest)
+    call.compiled = fused  # lets tests count traces
+    return call
 
 
 def _first_dense(model):

@@ -269,8 +269,12 @@ def prepare_run(
     feature_groups=None,
     cluster_threshold=0.7,
     output=None,
+    scored: bool = True,
 ) -> PerturbationRun:
     """Check everything a run needs, before any data reaches a model.
+
+    ``scored=False`` (a method that reads predictions, not scores) leaves
+    the run without a scorer.
 
     An N-D X (sequences for a model with one N-D input) is flattened, each
     feature of the input (a channel, a timestep, a mask's label; see
@@ -325,8 +329,10 @@ def prepare_run(
         groups, names = resolve_feature_groups(
             feature_groups, column_names, column_sources(X, n_columns)
         )
-    scorer = check_scoring(estimator, scoring=scoring)
-    y, scorer = scored_by_head(located, scorer, scoring, y, output)
+    scorer = None
+    if scored:  # partial-dependence runs (interactions) score nothing
+        scorer = check_scoring(estimator, scoring=scoring)
+        y, scorer = scored_by_head(located, scorer, scoring, y, output)
     return PerturbationRun(
         caller=caller,
         estimator=estimator,
