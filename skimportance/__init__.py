@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from ._result import CVImportanceResult, ImportanceResult  # noqa: F401
     from .conditional import conditional_importance  # noqa: F401
     from .gradient import gradient_importance  # noqa: F401
+    from .loco import loco_importance  # noqa: F401
     from .model_selection import cross_validate_importance, importance_scorer  # noqa: F401
     from .permutation import permutation_importance  # noqa: F401
     from .plotting import ImportanceDisplay  # noqa: F401
@@ -37,6 +38,7 @@ _EXPORTS = {
     "weight_importance": "weights",
     "probe_importance": "probe",
     "gradient_importance": "gradient",
+    "loco_importance": "loco",
     "ImportanceEstimator": "selection",
     "ImportanceSelector": "selection",
     "cross_validate_importance": "model_selection",

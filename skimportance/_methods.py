@@ -27,6 +27,7 @@ from ._result import ImportanceResult
 from ._validation import check_positive_int
 from .conditional import conditional_importance
 from .gradient import gradient_importance
+from .loco import loco_importance
 from .permutation import permutation_importance
 from .probe import probe_importance
 from .weights import weight_importance
@@ -91,6 +92,11 @@ class MethodSpec:
         training data pass it through :meth:`MethodCall.with_training_data`:
         ``cross_validate_importance`` the training fold,
         ``ImportanceEstimator`` the rows it fitted the estimator on.
+    refits : bool
+        Fits clones of the estimator itself, on folds of X and y (LOCO):
+        the estimator it is given may be fitted or not, X and y are the rows
+        it cross-validates over, and its result is a ``CVImportanceResult``
+        (which reads like an ``ImportanceResult`` whose draws are folds).
     summary : str
         One line for tables and help texts.
     """
@@ -105,6 +111,7 @@ class MethodSpec:
     columns: tuple[str, ...] = ("raw", "model")
     keras_only: bool = True
     fit_data: str | None = None
+    refits: bool = False
     summary: str = ""
 
     @property
@@ -158,6 +165,15 @@ REGISTRY: dict[str, MethodSpec] = {
             keras_only=False,
             fit_data="X_fit",
             summary="drop in score when the column is drawn given the others",
+        ),
+        MethodSpec(
+            "loco",
+            loco_importance,
+            needs_y=True,
+            columns=("raw",),
+            keras_only=False,
+            refits=True,
+            summary="rise in loss when the model is refitted without the column",
         ),
         MethodSpec(
             "first_layer",
