@@ -26,6 +26,7 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from ._engines.dask_backend import raise_if_worker_lost
 from ._engines.fused_refits import (
     FusedRefitImpossible,
     FusedRefits,
@@ -34,9 +35,9 @@ from ._engines.fused_refits import (
 )
 from ._engines.groups import cluster_feature_groups, resolve_feature_groups
 from ._engines.refit_data import check_refittable, masked, refit_constants
-from ._engines.scoring import call_scorer
+from ._engines.scoring import ScoringContext, call_scorer
 from ._inference import resolve_loss
-from ._model import feature_names_of
+from ._model import feature_names_of, locate_keras_model
 from ._names import column_sources
 from ._result import CVImportanceResult, ImportanceResult
 from ._validation import check_choice
@@ -183,9 +184,7 @@ def loco_importance(
         fold = _FoldData(X, y, train, test, constants[k])
         if fused:
             try:
-                fitted = FusedRefits(template).fit(
-                    [fold.masked_train(columns) for columns in variants], fold.y_train
-                )
+                outcomes.append(_fused_fold(template, fold, variants, scorer, loss))
             except FusedRefitImpossible as impossible:
                 if refit == "fused":
                     raise ValueError(
@@ -193,20 +192,15 @@ def loco_importance(
                     ) from None
                 fused, reason = False, str(impossible)
             else:
-                outcomes.append(
-                    [
-                        _score(model, fold, columns, scorer, loss)
-                        for model, columns in zip(fitted, variants)
-                    ]
-                )
                 bar.update(len(variants))
                 continue
-        outcomes.append(
-            Parallel(n_jobs=n_jobs)(
-                delayed(_refit_and_score)(template, fold, columns, scorer, loss)
-                for columns in variants
+        with raise_if_worker_lost("loco_importance"):
+            outcomes.append(
+                Parallel(n_jobs=n_jobs)(
+                    delayed(_refit_and_score)(template, fold, columns, scorer, loss)
+                    for columns in variants
+                )
             )
-        )
         bar.update(len(variants))
     bar.close()
     details = {
@@ -327,12 +321,33 @@ def _refit_and_score(template, fold: _FoldData, columns, scorer, loss):
     """Fit a clone of ``template`` without ``columns`` and score it (a joblib
     task: it travels with its fold's rows)."""
     model = clone(template).fit(fold.masked_train(columns), fold.y_train)
-    return _score(model, fold, columns, scorer, loss)
+    return _score(model, fold.masked_test(columns), fold, scorer, loss)
 
 
-def _score(model, fold: _FoldData, columns, scorer, loss):
+def _fused_fold(template, fold: _FoldData, variants, scorer, loss) -> list:
+    """Every refit of one fold trained as one Keras model, then scored through
+    stand-ins answering from the copies' raw outputs (``CachedEstimator``)."""
+    refits = FusedRefits(template)
+    fitted = refits.fit([fold.masked_train(c) for c in variants], fold.y_train)
+    located = [locate_keras_model(model) for model in fitted]
+    X_tests = [fold.masked_test(columns) for columns in variants]
+    raw = refits.raw_outputs(
+        [where.to_model_input(X) for where, X in zip(located, X_tests)]
+    )
+    return [
+        _score(
+            ScoringContext.from_located(where).stand_in(X, output),
+            X,
+            fold,
+            scorer,
+            loss,
+        )
+        for where, X, output in zip(located, X_tests, raw)
+    ]
+
+
+def _score(model, X_test, fold: _FoldData, scorer, loss):
     """(score, per-row losses or None) of ``model`` on the masked test rows."""
-    X_test = fold.masked_test(columns)
     score = call_scorer(scorer, model, X_test, fold.y_test)
     row_loss = resolve_loss(loss, model, fold.y_test)
     rows = None if row_loss is None else row_loss.rows(model, X_test, fold.y_test)

@@ -171,6 +171,17 @@ ADAPTER_ROWS = [
 ROWS = METHOD_ROWS + ADAPTER_ROWS
 ROW_NAMES = [row.name for row in ROWS]
 FITTING_ROWS = {"ImportanceEstimator", "cross_validate_importance"}
+
+
+def _row_param(row: Row):
+    # A method that refits the network per feature and fold (LOCO) trains
+    # about ten networks per call: its end-to-end runs go with the slow tests
+    # (its generic row on a Ridge stays quick, tests/test_loco.py runs it fused).
+    heavy = row.spec is not None and row.spec.refits and row.estimator == "trainable"
+    return pytest.param(row, id=row.name, marks=[pytest.mark.slow] if heavy else [])
+
+
+ROW_PARAMS = [_row_param(row) for row in ROWS]
 ADAPTER_NAMES = {row.name for row in ADAPTER_ROWS}
 
 
@@ -677,7 +688,7 @@ def _memmap(array, path):
 
 
 @pytest.mark.parametrize("kind", ["ndarray", "dataframe", "memmap"])
-@pytest.mark.parametrize("row", ROWS, ids=ROW_NAMES)
+@pytest.mark.parametrize("row", ROW_PARAMS)
 def test_inputs_are_not_modified(row, kind, ctx, tmp_path):
     if kind == "ndarray":
         X, y = _read_only(ctx.X), _read_only(ctx.y)
@@ -721,7 +732,7 @@ def process_state() -> dict:
     }
 
 
-@pytest.mark.parametrize("row", ROWS, ids=ROW_NAMES)
+@pytest.mark.parametrize("row", ROW_PARAMS)
 def test_no_process_wide_state_is_changed(row, ctx):
     before = process_state()
     row(estimator_for(row, ctx), ctx.X, ctx.y)
