@@ -29,18 +29,23 @@ Part 3, inference (``validity_inference.py``): correlated Gaussian inputs,
 and the type-I error, power and interval coverage of marginal permutation
 and conditional importance, over at least 20 seeds.
 
+Part 4, LOCO (``validity_loco.py``): the design of part 3, and the type-I
+error, power and coverage of ``loco_importance`` (fused refits).
+
 Usage::
 
     python benchmarks/bench_validity.py                   # every part, ~8 min
     python benchmarks/bench_validity.py --part mixed      # part 2 only, ~1.5 min
     python benchmarks/bench_validity.py --part inference  # part 3 only, ~5 min
+    python benchmarks/bench_validity.py --part loco       # part 4 only
     python benchmarks/bench_validity.py --quick           # a smoke run, ~1 min
 
 A full run of a part writes ``benchmarks/results/validity-<part>.md`` and
 rebuilds ``docs/validity.md`` (and ``benchmarks/results/validity.md``) from
 the latest result of each part; ``--quick`` writes only
 ``benchmarks/results/validity-quick.md``. ``--seeds`` sets the seeds of
-parts 1 and 2, ``--inference-seeds`` those of part 3.
+parts 1 and 2, ``--inference-seeds`` those of part 3, ``--loco-seeds`` those
+of part 4.
 """
 
 from __future__ import annotations
@@ -68,6 +73,10 @@ from validity_inference import FULL as INFERENCE_FULL  # noqa: E402
 from validity_inference import QUICK as INFERENCE_QUICK  # noqa: E402
 from validity_inference import run as run_inference  # noqa: E402
 from validity_inference import section as inference_section  # noqa: E402
+from validity_loco import FULL as LOCO_FULL  # noqa: E402
+from validity_loco import QUICK as LOCO_QUICK  # noqa: E402
+from validity_loco import run as run_loco  # noqa: E402
+from validity_loco import section as loco_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -342,7 +351,8 @@ def document(parts: dict[str, str]) -> str:
         "does; part 2 whether it still does on mixed tabular data (raw scales, "
         "categorical columns, scaling inside the model), or refuses; part 3 "
         "whether the p-values and intervals of permutation and conditional "
-        "importance are *valid* when inputs are correlated.",
+        "importance are *valid* when inputs are correlated; part 4 the same "
+        "for LOCO, which refits the model without each input.",
         "",
     ]
     return "\n".join(header) + "\n".join(parts[name] for name in PARTS)
@@ -413,7 +423,7 @@ def library_versions() -> str:
     )
 
 
-PARTS = ("ranking", "mixed", "inference")
+PARTS = ("ranking", "mixed", "inference", "loco")
 
 
 def run_part(part: str, args) -> str:
@@ -440,6 +450,12 @@ def run_part(part: str, args) -> str:
         )
         lines = mixed_section(outcome, mean_sd)
         flags = f" --seeds {args.seeds}" if args.seeds is not None else ""
+    elif part == "loco":
+        config = LOCO_QUICK if args.quick else LOCO_FULL
+        if args.loco_seeds is not None:
+            config = replace(config, seeds=args.loco_seeds)
+        lines = loco_section(run_loco(config), config)
+        flags = f" --loco-seeds {args.loco_seeds}" if args.loco_seeds else ""
     else:
         config = INFERENCE_QUICK if args.quick else INFERENCE_FULL
         if args.inference_seeds is not None:
@@ -465,6 +481,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--inference-seeds", type=int, default=None, help="seeds of part 2"
     )
+    parser.add_argument("--loco-seeds", type=int, default=None, help="seeds of part 4")
     args = parser.parse_args(argv)
     parts = PARTS if args.part == "all" else (args.part,)
     results = ROOT / "benchmarks" / "results"
