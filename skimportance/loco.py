@@ -37,7 +37,7 @@ from ._engines.groups import cluster_feature_groups, resolve_feature_groups
 from ._engines.refit_data import check_refittable, masked, refit_constants
 from ._engines.scoring import ScoringContext, call_scorer
 from ._inference import resolve_loss
-from ._model import feature_names_of, locate_keras_model
+from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._names import column_sources
 from ._result import CVImportanceResult, ImportanceResult
 from ._validation import check_choice
@@ -321,7 +321,13 @@ def _refit_and_score(template, fold: _FoldData, columns, scorer, loss):
     """Fit a clone of ``template`` without ``columns`` and score it (a joblib
     task: it travels with its fold's rows)."""
     model = clone(template).fit(fold.masked_train(columns), fold.y_train)
-    return _score(model, fold.masked_test(columns), fold, scorer, loss)
+    X_test = fold.masked_test(columns)
+    if has_keras_model(model):
+        # One forward pass answers the scorer and the pointwise loss alike.
+        located = locate_keras_model(model)
+        raw = located.raw_predict(X_test)
+        model = ScoringContext.from_located(located).stand_in(X_test, raw)
+    return _score(model, X_test, fold, scorer, loss)
 
 
 def _fused_fold(template, fold: _FoldData, variants, scorer, loss) -> list:

@@ -115,7 +115,6 @@ class FusedRefits:
 
     def fit(self, X_variants, y) -> list:
         """One fitted clone per variant of the training rows, trained together."""
-        import keras
         from scikeras.utils.random_state import tensorflow_random_state
         from scikeras.wrappers import route_params
 
@@ -137,15 +136,7 @@ class FusedRefits:
         models = [wrapper.model_ for wrapper in wrappers]
         _check_models(models, inputs)
 
-        # The copies are the same Keras objects the wrappers hold: training
-        # the fused model trains each wrapper's own model_.
-        entries = [
-            keras.Input(model.inputs[0].shape[1:], dtype=model.inputs[0].dtype)
-            for model in models
-        ]
-        fused = keras.Model(
-            entries, [model(entry) for model, entry in zip(models, entries)]
-        )
+        fused, x = _fused_network(models, inputs)
         optimizer = models[0].optimizer
         fused.compile(
             optimizer=type(optimizer).from_config(optimizer.get_config()),
@@ -165,10 +156,15 @@ class FusedRefits:
         with no_leaked_tf_state():
             if seed is not None:
                 with tensorflow_random_state(seed):
-                    fused.fit(x=inputs, y=targets, **fit_args)
+                    fused.fit(x=x, y=targets, **fit_args)
             else:
-                fused.fit(x=inputs, y=targets, **fit_args)
+                fused.fit(x=x, y=targets, **fit_args)
         self.fused_model_ = fused
+        self.stacked_ = not isinstance(x, list)
+        if self.stacked_:
+            from .stacked_dense import write_back
+
+            write_back(fused, models)
         return fitted
 
     def raw_outputs(self, X_model_variants, rows: int = 4096) -> list:
@@ -181,20 +177,49 @@ class FusedRefits:
         import keras
 
         n_rows = len(X_model_variants[0])
+        if self.stacked_:
+            stacked = np.stack(X_model_variants, axis=1)
+            batches = (
+                stacked[start : start + rows] for start in range(0, n_rows, rows)
+            )
+        else:
+            batches = (
+                [X[start : start + rows] for X in X_model_variants]
+                for start in range(0, n_rows, rows)
+            )
         chunks = [
             self.fused_model_(
-                [
-                    keras.ops.convert_to_tensor(X[start : start + rows])
-                    for X in X_model_variants
-                ],
+                keras.tree.map_structure(keras.ops.convert_to_tensor, batch),
                 training=False,
             )
-            for start in range(0, n_rows, rows)
+            for batch in batches
         ]
         return [
             np.concatenate([keras.ops.convert_to_numpy(chunk[k]) for chunk in chunks])
             for k in range(len(X_model_variants))
         ]
+
+
+def _fused_network(models, inputs):
+    """(one Keras model training every copy, what to feed it).
+
+    A plain Dense network is stacked (``stacked_dense``: one network with a
+    copy axis, traced once); any other single-input network is nested: one
+    copy per variant side by side in one functional model, the very objects
+    the wrappers hold, so training it trains each wrapper's ``model_``.
+    """
+    import keras
+
+    from .stacked_dense import stackable, stacked_network
+
+    if all(stackable(model) for model in models):
+        return stacked_network(models), np.stack(inputs, axis=1)
+    entries = [
+        keras.Input(model.inputs[0].shape[1:], dtype=model.inputs[0].dtype)
+        for model in models
+    ]
+    outputs = [model(entry) for model, entry in zip(models, entries)]
+    return keras.Model(entries, outputs), list(inputs)
 
 
 def _initialized(wrapper, X, y):
