@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
+from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_consistent_length
@@ -31,7 +32,6 @@ from ._engines.fused_refits import (
     FusedRefitImpossible,
     FusedRefits,
     fused_obstacle,
-    keras_wrapper_of,
 )
 from ._engines.groups import cluster_feature_groups, resolve_feature_groups
 from ._engines.refit_data import check_refittable, masked, refit_constants
@@ -170,38 +170,34 @@ def loco_importance(
     resolve_loss(loss, estimator, None)  # the name, now; the classes after a fit
 
     fused, reason = _refit_choice(refit, estimator)
-    if fused:
-        wrapper = keras_wrapper_of(estimator)
-        if wrapper is not None and estimator is wrapper:
-            _check_finite_for_keras(X)
+    if has_keras_model(estimator) and not isinstance(estimator, Pipeline):
+        _check_finite_for_keras(X)  # nothing between X and the network
     seeds = _fold_seeds(random_state, len(splits))
-    constants = [refit_constants(X, train, n_columns) for train, _ in splits]
+    folds = [
+        _FoldData(X, y, train, test, refit_constants(X, train, n_columns))
+        for train, test in splits
+    ]
+    templates = [_seeded(clone(estimator), seed) for seed in seeds]
     variants = [None, *column_groups]
-    bar = _progress(verbose, len(splits) * len(variants))
-    outcomes = []
-    for k, (train, test) in enumerate(splits):
-        template = _seeded(clone(estimator), seeds[k])
-        fold = _FoldData(X, y, train, test, constants[k])
-        if fused:
-            try:
+    bar = _progress(verbose, len(folds) * len(variants))
+    outcomes = None
+    if fused:
+        try:
+            outcomes = []
+            for template, fold in zip(templates, folds):
                 outcomes.append(_fused_fold(template, fold, variants, scorer, loss))
-            except FusedRefitImpossible as impossible:
-                if refit == "fused":
-                    raise ValueError(
-                        f"refit='fused' is not exact here: {impossible}."
-                    ) from None
-                fused, reason = False, str(impossible)
-            else:
                 bar.update(len(variants))
-                continue
-        with raise_if_worker_lost("loco_importance"):
-            outcomes.append(
-                Parallel(n_jobs=n_jobs)(
-                    delayed(_refit_and_score)(template, fold, columns, scorer, loss)
-                    for columns in variants
-                )
-            )
-        bar.update(len(variants))
+        except FusedRefitImpossible as impossible:  # seen once a copy is built
+            if refit == "fused":
+                raise ValueError(
+                    f"refit='fused' is not exact here: {impossible}."
+                ) from None
+            fused, reason, outcomes = False, str(impossible), None
+            bar.reset()
+    if outcomes is None:
+        outcomes = _sequential_refits(
+            templates, folds, variants, scorer, loss, n_jobs, bar
+        )
     bar.close()
     details = {
         "refit": "fused" if fused else "sequential",
@@ -315,6 +311,23 @@ class _FoldData:
 
     def masked_test(self, columns):
         return masked(self.X_test, columns, self.constants)
+
+
+def _sequential_refits(templates, folds, variants, scorer, loss, n_jobs, bar):
+    """Every (fold, variant) refit as one joblib task, in one Parallel call
+    (so ``n_jobs`` and a dask cluster spread them all), regrouped per fold."""
+    tasks = (
+        delayed(_refit_and_score)(template, fold, columns, scorer, loss)
+        for template, fold in zip(templates, folds)
+        for columns in variants
+    )
+    scored = []
+    with raise_if_worker_lost("loco_importance"):
+        for outcome in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
+            scored.append(outcome)
+            bar.update(1)
+    width = len(variants)
+    return [scored[k : k + width] for k in range(0, len(scored), width)]
 
 
 def _refit_and_score(template, fold: _FoldData, columns, scorer, loss):

@@ -6,7 +6,9 @@ rows, each time with one raw column made constant. For our Keras wrappers
 together: one copy of the user's network per variant, each built by the
 wrapper's own build function under the same seed (so its initial weights are
 those of a lone fit), each fed its own masked input, their losses summed and
-one optimizer stepping over all copies' weights.
+one optimizer stepping over all copies' weights. A plain Dense network is
+stacked (``stacked_dense``: one network with a copy axis, traced once); any
+other is nested (the copies side by side in one functional model).
 
 Why that equals the lone fits: the copies share no weight, so the gradient of
 the summed loss with respect to a copy's weights is the gradient of that
