@@ -165,7 +165,7 @@ def loco_importance(
     column_groups, names, clustering = _groups(
         estimator, X, feature_groups, cluster_threshold
     )
-    splits = _splits(cv, estimator, X, y, groups)
+    splitter, splits = _splits(cv, estimator, X, y, groups)
     scorer = check_scoring(estimator, scoring=scoring)
     resolve_loss(loss, estimator, None)  # the name, now; the classes after a fit
 
@@ -202,7 +202,7 @@ def loco_importance(
     details = {
         "refit": "fused" if fused else "sequential",
         "refit_reason": reason,
-        "cv": repr(splits.splitter),
+        "cv": repr(splitter),
         "constants": "mean of numeric columns, mode of the others, per training fold",
     }
     if clustering is not None:
@@ -227,27 +227,21 @@ def _groups(estimator, X, feature_groups, cluster_threshold):
     return column_groups, names, clustering
 
 
-class _Splits(list):
-    """The (train, test) index pairs, with the splitter that made them."""
-
-    splitter = None
-
-
-def _splits(cv, estimator, X, y, groups) -> _Splits:
+def _splits(cv, estimator, X, y, groups) -> tuple:
+    """(the splitter, its list of (train, test) index pairs)."""
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and cv < 2:
         raise ValueError(
             f"cv={cv}: LOCO compares refits on held-out folds and needs at least "
             "2 folds (cv=2 or more)."
         )
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
-    splits = _Splits(splitter.split(X, y, groups))
+    splits = list(splitter.split(X, y, groups))
     if len(splits) < 2:
         raise ValueError(
             f"cv gives {len(splits)} split; LOCO needs at least 2 folds to test "
             "across them."
         )
-    splits.splitter = splitter
-    return splits
+    return splitter, splits
 
 
 def _refit_choice(refit: str, estimator) -> tuple[bool, str | None]:
