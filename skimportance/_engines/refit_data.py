@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.base import clone
 
 from .._compat import loaded_module
+from .._replace import replace_columns
 
 __all__ = ["check_refittable", "masked", "refit_constants"]
 
@@ -94,16 +95,19 @@ def masked(X, columns, constants):
     others keep their dtype (a categorical column keeps its categories)."""
     if columns is None:
         return X
-    if hasattr(X, "iloc"):
-        import pandas as pd
+    columns = list(columns)
+    if not hasattr(X, "iloc"):
+        values = [np.array([constants[j]]) for j in columns]
+        return replace_columns(X, [(columns, values)], promote=True)
+    import pandas as pd
 
-        X = X.copy()
-        for j in columns:
-            name = X.columns[j]
-            dtype = None if X[name].dtype.kind in "iuf" else X[name].dtype
-            X[name] = pd.Series(constants[j], index=X.index, dtype=dtype)
-        return X
-    X = X.astype(float) if X.dtype.kind in "iu" else X.copy()
+    values = []
     for j in columns:
-        X[:, j] = constants[j]
-    return X
+        dtype = X.iloc[:, j].dtype
+        numeric = dtype.kind in "iuf"
+        values.append(
+            np.array([constants[j]], dtype=float)
+            if numeric
+            else pd.array([constants[j]], dtype=dtype)
+        )
+    return replace_columns(X, [(columns, values)])
