@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_classifier, make_regressor
+from conftest import make_regressor
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LinearRegression, Ridge
@@ -19,6 +19,7 @@ from skimportance import (
     ImportanceDisplay,
     ImportanceEstimator,
     ImportanceSelector,
+    KerasClassifier,
     cross_validate_importance,
     from_keras,
     importance_scorer,
@@ -192,7 +193,15 @@ def test_fused_refits_equal_sequential_with_dropout_for_a_classifier():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(80, 3))
     y = np.where(X[:, 0] + 0.3 * rng.normal(size=80) > 0, "yes", "no")
-    estimator = make_classifier(model=build, epochs=3, batch_size=16)
+    estimator = KerasClassifier(
+        build,
+        loss="sparse_categorical_crossentropy",
+        optimizer="adam",
+        epochs=3,
+        batch_size=16,
+        verbose=0,
+        random_state=0,
+    )
     fused = loco_importance(estimator, X, y, cv=2, refit="fused", random_state=0)
     sequential = loco_importance(
         estimator, X, y, cv=2, refit="sequential", random_state=0

@@ -37,7 +37,7 @@ BatchNormalization normalises each copy over the same batch rows, as alone.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 from sklearn.pipeline import Pipeline
 
 from .._compat import loaded_module
@@ -232,6 +232,8 @@ def _initialized(wrapper, X, y):
     from .._compat import no_leaked_tf_state
 
     wrapper._check_target(y)
+    if is_classifier(wrapper):
+        wrapper.classes_ = None  # as scikeras's KerasClassifier.fit starts
     with no_leaked_tf_state():
         X, y = wrapper._initialize(X, y)
         wrapper._ensure_compiled_model()
