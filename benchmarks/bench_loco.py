@@ -25,7 +25,7 @@ Adam, batch_size=64.
 
 Usage::
 
-    python benchmarks/bench_loco.py           # about 5 minutes on 2 cores
+    python benchmarks/bench_loco.py           # ~25 min on a loaded 2-core machine
     python benchmarks/bench_loco.py --quick   # 10 features, fewer epochs
 
 Prints a table and writes benchmarks/results/loco.md (quick: loco-quick.md).

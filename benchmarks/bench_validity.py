@@ -37,7 +37,7 @@ Usage::
     python benchmarks/bench_validity.py                   # every part, ~8 min
     python benchmarks/bench_validity.py --part mixed      # part 2 only, ~1.5 min
     python benchmarks/bench_validity.py --part inference  # part 3 only, ~5 min
-    python benchmarks/bench_validity.py --part loco       # part 4 only
+    python benchmarks/bench_validity.py --part loco       # part 4 only, ~30 min
     python benchmarks/bench_validity.py --quick           # a smoke run, ~1 min
 
 A full run of a part writes ``benchmarks/results/validity-<part>.md`` and
