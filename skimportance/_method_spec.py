@@ -70,7 +70,11 @@ class MethodSpec:
         fitted on (conditional importance's ``X_fit``). Adapters that hold
         training data pass it through :meth:`MethodCall.with_training_data`:
         ``cross_validate_importance`` the training fold,
-        ``ImportanceEstimator`` the rows it fitted the estimator on.
+        ``ImportanceEstimator`` the rows it fitted the estimator on. SAGE
+        takes them as its background.
+    row_tests : bool
+        Its ``loss`` yields per-row loss differences (p-values); False where
+        the loss scores something else (SAGE's averaged predictions).
     refits : bool
         Fits clones of the estimator itself, on folds of X and y (LOCO):
         the estimator it is given may be fitted or not (a ``from_keras``
@@ -92,6 +96,7 @@ class MethodSpec:
     keras_only: bool = True
     fit_data: str | None = None
     refits: bool = False
+    row_tests: bool = True
     summary: str = ""
 
     @property
@@ -115,7 +120,7 @@ class MethodSpec:
     @property
     def tested(self) -> bool:
         """Records per-row loss differences, so its results have p-values."""
-        return "loss" in self.parameters
+        return self.row_tests and "loss" in self.parameters
 
     def selection_scores(self, importances_mean):
         """Non-negative scores for feature selection from mean importances."""

@@ -32,6 +32,7 @@ from .gradient import gradient_importance
 from .loco import loco_importance
 from .permutation import permutation_importance
 from .probe import probe_importance
+from .sage import sage_importance
 from .weights import weight_importance
 
 __all__ = [
@@ -77,6 +78,16 @@ REGISTRY: dict[str, MethodSpec] = {
             keras_only=False,
             refits=True,
             summary="rise in loss when the model is refitted without the column",
+        ),
+        MethodSpec(
+            "sage",
+            sage_importance,
+            needs_y=True,
+            columns=("raw",),
+            keras_only=False,
+            fit_data="background",
+            row_tests=False,
+            summary="Shapley share of the explained loss (SAGE, marginal imputation)",
         ),
         MethodSpec(
             "first_layer",
