@@ -32,6 +32,8 @@ and conditional importance, over at least 20 seeds.
 Part 4, interactions (``validity_interactions.py``): a product term, Friedman
 #1 and a correlated additive pair; whether ``interaction_importance`` ranks
 the interacting pair first and leaves the others near 0, over 5 seeds.
+Part 5, LOCO (``validity_loco.py``): the design of part 3, and the type-I
+error, power and coverage of ``loco_importance`` (fused refits).
 
 Usage::
 
@@ -39,13 +41,15 @@ Usage::
     python benchmarks/bench_validity.py --part mixed      # part 2 only, ~1.5 min
     python benchmarks/bench_validity.py --part inference  # part 3 only, ~5 min
     python benchmarks/bench_validity.py --part interactions  # part 4, ~5 min
+    python benchmarks/bench_validity.py --part loco       # part 5 only, ~30 min
     python benchmarks/bench_validity.py --quick           # a smoke run, ~1 min
 
 A full run of a part writes ``benchmarks/results/validity-<part>.md`` and
 rebuilds ``docs/validity.md`` (and ``benchmarks/results/validity.md``) from
 the latest result of each part; ``--quick`` writes only
 ``benchmarks/results/validity-quick.md``. ``--seeds`` sets the seeds of
-parts 1 and 2, ``--inference-seeds`` those of part 3.
+parts 1 and 2, ``--inference-seeds`` those of part 3, ``--loco-seeds`` those
+of part 4.
 """
 
 from __future__ import annotations
@@ -77,6 +81,10 @@ from validity_interactions import FULL as INTERACTIONS_FULL  # noqa: E402
 from validity_interactions import QUICK as INTERACTIONS_QUICK  # noqa: E402
 from validity_interactions import run as run_interactions  # noqa: E402
 from validity_interactions import section as interactions_section  # noqa: E402
+from validity_loco import FULL as LOCO_FULL  # noqa: E402
+from validity_loco import QUICK as LOCO_QUICK  # noqa: E402
+from validity_loco import run as run_loco  # noqa: E402
+from validity_loco import section as loco_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -361,7 +369,9 @@ def document(parts: dict[str, str]) -> str:
         "categorical columns, scaling inside the model), or refuses; part 3 "
         "whether the p-values and intervals of permutation and conditional "
         "importance are *valid* when inputs are correlated; part 4 whether "
-        "`interaction_importance` finds the pair of inputs that interacts.",
+        "`interaction_importance` finds the pair of inputs that interacts; "
+        "part 5 whether LOCO, which refits the model without each input, is "
+        "valid on the correlated inputs of part 3.",
         "",
     ]
     return "\n".join(header) + "\n".join(parts[name] for name in PARTS)
@@ -432,7 +442,7 @@ def library_versions() -> str:
     )
 
 
-PARTS = ("ranking", "mixed", "inference", "interactions")
+PARTS = ("ranking", "mixed", "inference", "interactions", "loco")
 
 
 def run_part(part: str, args) -> str:
@@ -465,6 +475,12 @@ def run_part(part: str, args) -> str:
             config = replace(config, seeds=args.seeds)
         lines = interactions_section(run_interactions(config), config)
         flags = f" --seeds {args.seeds}" if args.seeds is not None else ""
+    elif part == "loco":
+        config = LOCO_QUICK if args.quick else LOCO_FULL
+        if args.loco_seeds is not None:
+            config = replace(config, seeds=args.loco_seeds)
+        lines = loco_section(run_loco(config), config)
+        flags = f" --loco-seeds {args.loco_seeds}" if args.loco_seeds else ""
     else:
         config = INFERENCE_QUICK if args.quick else INFERENCE_FULL
         if args.inference_seeds is not None:
@@ -490,6 +506,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--inference-seeds", type=int, default=None, help="seeds of part 2"
     )
+    parser.add_argument("--loco-seeds", type=int, default=None, help="seeds of part 5")
     args = parser.parse_args(argv)
     parts = PARTS if args.part == "all" else (args.part,)
     results = ROOT / "benchmarks" / "results"

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from .gradient import gradient_importance  # noqa: F401
     from .interactions import interaction_importance  # noqa: F401
     from .local import local_importance  # noqa: F401
+    from .loco import loco_importance  # noqa: F401
     from .model_selection import cross_validate_importance, importance_scorer  # noqa: F401
     from .permutation import permutation_importance  # noqa: F401
     from .plotting import ImportanceDisplay  # noqa: F401
@@ -47,6 +48,7 @@ _EXPORTS = {
     "InteractionResult": "._interaction_result",
     "local_importance": ".local",
     "LocalResult": "._local_result",
+    "loco_importance": ".loco",
     "sage_importance": ".sage",
     "ImportanceEstimator": ".selection",
     "ImportanceSelector": ".selection",

@@ -77,6 +77,12 @@ class MethodSpec:
     row_tests : bool
         Its ``loss`` yields per-row loss differences (p-values); False where
         the loss scores something else (SAGE's averaged predictions).
+    refits : bool
+        Fits clones of the estimator itself, on folds of X and y (LOCO):
+        the estimator it is given may be fitted or not (a ``from_keras``
+        model is refused: it has no recipe to refit), X and y are the rows it
+        cross-validates over, and its result is a ``CVImportanceResult``,
+        which reads like an ``ImportanceResult`` whose draws are folds.
     summary : str
         One line for tables and help texts (``skimportance --help``).
     """
@@ -91,6 +97,7 @@ class MethodSpec:
     columns: tuple[str, ...] = ("raw", "model")
     keras_only: bool = True
     fit_data: str | None = None
+    refits: bool = False
     row_tests: bool = True
     summary: str = ""
 

@@ -29,6 +29,7 @@ from ._method_spec import DATA_PARAMETERS, RUN_PARAMETERS, MethodCall, MethodSpe
 from ._validation import check_positive_int
 from .conditional import conditional_importance
 from .gradient import gradient_importance
+from .loco import loco_importance
 from .permutation import permutation_importance
 from .probe import probe_importance
 from .sage import sage_importance
@@ -68,6 +69,15 @@ REGISTRY: dict[str, MethodSpec] = {
             keras_only=False,
             fit_data="X_fit",
             summary="drop in score when the column is drawn given the others",
+        ),
+        MethodSpec(
+            "loco",
+            loco_importance,
+            needs_y=True,
+            columns=("raw",),
+            keras_only=False,
+            refits=True,
+            summary="rise in loss when the model is refitted without the column",
         ),
         MethodSpec(
             "sage",

@@ -368,6 +368,15 @@ class CVImportanceResult:
         """The mean held-out score."""
         return self.summary.baseline_score
 
+    @property
+    def loss_differences(self) -> np.ndarray | None:
+        """Every held-out row's loss differences, fold after fold, shape
+        (n_features, total held-out rows); None unless every fold has them."""
+        parts = [fold.loss_differences for fold in self.fold_results]
+        if any(part is None for part in parts):
+            return None
+        return np.concatenate(parts, axis=1)
+
     def __getitem__(self, key: str):
         return self.summary[key]
 

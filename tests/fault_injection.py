@@ -3,7 +3,8 @@
 Runs in its own process (the test bounds it with a timeout, so a hang fails
 the test instead of stalling the suite) against a 2-process LocalCluster:
 
-``permutation_importance`` and ``cross_validate_importance`` with a scorer
+``permutation_importance``, ``cross_validate_importance`` and the sequential
+refits of ``loco_importance`` with a scorer
 that kills the worker it first runs on: each call must finish with the
 numbers of a clean run, or fail with an error saying that a worker was lost;
 never a bare CancelledError, never a hang.
@@ -34,7 +35,12 @@ import numpy as np
 from distributed import Client, LocalCluster, get_worker
 from sklearn.metrics import r2_score
 
-from skimportance import cross_validate_importance, from_keras, permutation_importance
+from skimportance import (
+    cross_validate_importance,
+    from_keras,
+    loco_importance,
+    permutation_importance,
+)
 from skimportance._engines.dask_backend import WorkerLostError
 
 MARKERS = Path(tempfile.mkdtemp())
@@ -126,9 +132,24 @@ def runs(network, X, y):
         )
         return result.importances
 
+    def loco():
+        result = loco_importance(
+            cv_model(),
+            X,
+            y,
+            cv=2,
+            feature_groups=[[0, 1], [2, 3], [4, 5]],
+            refit="sequential",
+            random_state=0,
+            n_jobs=2,
+            scoring=killing_r2,
+        )
+        return result.importances
+
     return {
         "permutation_importance": permutation,
         "cross_validate_importance": cross_validation,
+        "loco_importance": loco,
     }
 
 

@@ -63,7 +63,7 @@ COLUMNS = ["a", "b", "c", "d"]
 # --- the rows: every public way to compute an importance ------------------------------
 
 #: Small, fast, seeded values for the parameters a method takes.
-SMALL = {"n_repeats": 2, "random_state": 0, "n_steps": 4}
+SMALL = {"n_repeats": 2, "random_state": 0, "n_steps": 4, "cv": 2}
 
 
 def method_row_params(spec: MethodSpec) -> dict:
@@ -154,7 +154,10 @@ def _method_rows():
             choice=next(iter(spec.fixed), None),
             spec=spec,
         )
-        yield Row(spec.name, **common)
+        # A method that refits the estimator (LOCO) takes a trainable one.
+        yield Row(
+            spec.name, estimator="trainable" if spec.refits else "keras", **common
+        )
         if not spec.keras_only:
             yield Row(f"{spec.name}[generic]", estimator="ridge", **common)
 
@@ -170,6 +173,17 @@ ADAPTER_ROWS = [
 ROWS = METHOD_ROWS + ADAPTER_ROWS
 ROW_NAMES = [row.name for row in ROWS]
 FITTING_ROWS = {"ImportanceEstimator", "cross_validate_importance"}
+
+
+def _row_param(row: Row):
+    # A method that refits the network per feature and fold (LOCO) trains
+    # about ten networks per call: its end-to-end runs go with the slow tests
+    # (its generic row on a Ridge stays quick, tests/test_loco.py runs it fused).
+    heavy = row.spec is not None and row.spec.refits and row.estimator == "trainable"
+    return pytest.param(row, id=row.name, marks=[pytest.mark.slow] if heavy else [])
+
+
+ROW_PARAMS = [_row_param(row) for row in ROWS]
 ADAPTER_NAMES = {row.name for row in ADAPTER_ROWS}
 
 
@@ -523,6 +537,15 @@ _PARAMETER_CHECKS = {
 }
 
 
+_REFIT_WELCOMES = {
+    "unfitted_estimator": "an unfitted estimator is what it needs",
+    "too_few_columns": "X is training data, its width is learnt",
+    "too_many_columns": "X is training data, its width is learnt",
+    "several_model_inputs": "a bare keras.Model is refused as having no recipe "
+    "to refit (tests/test_loco.py::test_bad_input_is_refused_before_any_fit)",
+}
+
+
 def declared_not_applicable(check: str, row: Row) -> str | None:
     """Why ``check`` does not apply to a method row, from its registry entry."""
     spec = row.spec
@@ -530,6 +553,11 @@ def declared_not_applicable(check: str, row: Row) -> str | None:
         return f"method {spec.name!r} takes no {_PARAMETER_CHECKS[check]}"
     if check == "y_wrong_length" and not spec.needs_y:
         return f"method {spec.name!r} takes no y (needs_y=False)"
+    if spec.refits and check in _REFIT_WELCOMES:
+        return (
+            f"method {spec.name!r} refits clones of the estimator on folds of X: "
+            + _REFIT_WELCOMES[check]
+        )
     if check == "unknown_method_name" and not spec.fixed:
         return f"{spec.function.__name__} has no method or kind argument"
     if check == "unsupported_layer_for_weights" and spec.reads != "weights":
@@ -662,7 +690,7 @@ def _memmap(array, path):
 
 
 @pytest.mark.parametrize("kind", ["ndarray", "dataframe", "memmap"])
-@pytest.mark.parametrize("row", ROWS, ids=ROW_NAMES)
+@pytest.mark.parametrize("row", ROW_PARAMS)
 def test_inputs_are_not_modified(row, kind, ctx, tmp_path):
     if kind == "ndarray":
         X, y = _read_only(ctx.X), _read_only(ctx.y)
@@ -706,7 +734,7 @@ def process_state() -> dict:
     }
 
 
-@pytest.mark.parametrize("row", ROWS, ids=ROW_NAMES)
+@pytest.mark.parametrize("row", ROW_PARAMS)
 def test_no_process_wide_state_is_changed(row, ctx):
     before = process_state()
     row(estimator_for(row, ctx), ctx.X, ctx.y)

@@ -32,7 +32,11 @@ def test_a_worker_killed_mid_run_changes_nothing_or_is_reported():
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for call in ("permutation_importance", "cross_validate_importance"):
+    for call in (
+        "permutation_importance",
+        "cross_validate_importance",
+        "loco_importance",
+    ):
         assert f"{call}, one worker killed:" in done.stdout
         assert f"{call}, no nannies, every worker killed: raised" in done.stdout
     assert (
