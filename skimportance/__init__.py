@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from ._compare import rank_agreement  # noqa: F401
     from ._mlp import build_mlp  # noqa: F401
+    from ._persistence import load  # noqa: F401
     from ._result import CVImportanceResult, ImportanceResult  # noqa: F401
     from .conditional import conditional_importance  # noqa: F401
     from .gradient import gradient_importance  # noqa: F401
@@ -17,6 +18,7 @@ if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from .permutation import permutation_importance  # noqa: F401
     from .plotting import ImportanceDisplay  # noqa: F401
     from .probe import probe_importance  # noqa: F401
+    from .report import report  # noqa: F401
     from .selection import ImportanceEstimator, ImportanceSelector  # noqa: F401
     from .weights import weight_importance  # noqa: F401
     from .wrappers import KerasClassifier, KerasRegressor, from_keras  # noqa: F401
@@ -43,7 +45,12 @@ _EXPORTS = {
     "cross_validate_importance": ".model_selection",
     "importance_scorer": ".model_selection",
     "ImportanceDisplay": ".plotting",
+    "load": "._persistence",
+    "report": ".report",
 }
+
+#: Public result classes: ``load`` imports them so that their types register.
+_RESULT_TYPES = ("ImportanceResult", "CVImportanceResult")
 
 __all__ = sorted(_EXPORTS)
 
