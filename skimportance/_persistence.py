@@ -12,11 +12,11 @@ One versioned format for every result type. A file is one JSON object::
   the values flattened in C order. Floats are written with Python's shortest
   repr, which reads back to the same float64 (or float32) bit for bit; NaN
   and infinities, which JSON lacks, are the strings ``"nan"``, ``"inf"`` and
-  ``"-inf"``. Text arrays are lists of strings.
-* tuples, dicts with non-string keys, pandas Series and DataFrames, numpy
-  scalars, and nested results (a cross-validated result's folds) each as a
-  small tagged object; plain lists, str-keyed dicts, numbers, text and None
-  as themselves.
+  ``"-inf"``. Object arrays (names, mixed raw cells) encode each cell.
+* tuples, dicts with non-string keys, pandas Index, Series and DataFrames
+  (a categorical column comes back as object), numpy scalars, and nested
+  results (a cross-validated result's folds) each as a small tagged object;
+  plain lists, str-keyed dicts, numbers, text and None as themselves.
 
 Anything else (a fitted estimator, a splitter, a function) is not saved: the
 field is written as null and its path listed under ``not_saved``, so a loaded
@@ -224,8 +224,11 @@ def encode(value, not_saved: list, where: str):
     if isinstance(value, float):
         return value if math.isfinite(value) else {"__float__": str(value)}
     if isinstance(value, np.ndarray):
+        if value.dtype == object:  # text, or mixed cells: each encoded itself
+            data = [encode(v, not_saved, where) for v in value.ravel().tolist()]
+            return {"__ndarray__": "object", "shape": list(value.shape), "data": data}
         return {
-            "__ndarray__": value.dtype.str if value.dtype != object else "str",
+            "__ndarray__": value.dtype.str,
             "shape": list(value.shape),
             "data": _array_data(value),
         }
@@ -257,6 +260,10 @@ def _encode_pandas(value, not_saved, where):
     import pandas as pd
 
     name = None
+    if isinstance(value, pd.Index) and not isinstance(value, pd.MultiIndex):
+        values = np.asarray(value, dtype=object if value.dtype == object else None)
+        return {"__index__": encode(values, not_saved, where),
+                "name": encode(value.name, not_saved, where)}  # fmt: skip
     if isinstance(value, pd.Series):
         name, value, kind = value.name, value.to_frame(), "__series__"
     elif isinstance(value, pd.DataFrame):
@@ -276,8 +283,6 @@ def _array_data(array: np.ndarray) -> list:
     flat = array.ravel().tolist()
     if array.dtype.kind in "fc":
         return [_float(v) for v in flat]
-    if array.dtype == object:
-        return [None if v is None else str(v) for v in flat]
     return flat
 
 
@@ -289,8 +294,10 @@ def decode(data):
         return data
     if "__ndarray__" in data:
         dtype = data["__ndarray__"]
-        if dtype == "str":
-            return np.array(data["data"], dtype=object).reshape(data["shape"])
+        if dtype == "object":
+            cells = np.empty(len(data["data"]), dtype=object)
+            cells[:] = [decode(v) for v in data["data"]]
+            return cells.reshape(data["shape"])
         values = [float(v) if isinstance(v, str) else v for v in data["data"]]
         return np.array(values, dtype=np.dtype(dtype)).reshape(data["shape"])
     if "__scalar__" in data:
@@ -306,6 +313,10 @@ def decode(data):
         return {_hashable(decode(k)): decode(v) for k, v in data["__dict__"]}
     if "__result__" in data:
         return _build(data["__result__"], decode(data["payload"]), "this file")
+    if "__index__" in data:
+        import pandas as pd
+
+        return pd.Index(decode(data["__index__"]), name=decode(data["name"]))
     for kind in ("__frame__", "__series__"):
         if kind in data:
             return _decode_pandas(data, kind)

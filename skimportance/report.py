@@ -79,8 +79,7 @@ def report(
 
     from . import __version__
 
-    importance, others = _split(named_results(results) if not _is_other(results)
-                                else {type(results).__name__: results})  # fmt: skip
+    importance, others = _split(_named(results))
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("skimportance", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -109,8 +108,23 @@ def _is_importance(result) -> bool:
     return hasattr(result, "importances_mean") and hasattr(result, "feature_names")
 
 
-def _is_other(results) -> bool:
-    return not isinstance(results, (Mapping, Sequence)) and not _is_importance(results)
+def _named(results) -> dict:
+    """{name: result}: a dict as given, else keyed by each result's method
+    (repeats numbered as ``named_results`` does for importance results)."""
+    if isinstance(results, Mapping):
+        return dict(results)
+    listed = list(results) if isinstance(results, Sequence) else [results]
+    if all(_is_importance(r) for r in listed):
+        return named_results(listed)
+    named = {}
+    for result in listed:
+        base = str(getattr(result, "method", type(result).__name__))
+        name, k = base, 1
+        while name in named:
+            k += 1
+            name = f"{base} ({k})"
+        named[name] = result
+    return named
 
 
 def _split(results: Mapping):
@@ -172,8 +186,18 @@ def _other_section(name, result) -> dict:
         "table": Markup(
             frame.head(20).to_html(float_format=lambda v: f"{v:.4g}", border=0)
         ),  # fmt: skip
-        "svg": _svg(result.plot().figure_),
+        "svg": _svg(_figure_of(result.plot())),
     }
+
+
+def _figure_of(drawn):
+    """The matplotlib Figure behind what a result's ``plot()`` returned (a
+    Display with ``figure_``, an Axes, a Figure)."""
+    for attribute in ("figure_", "figure"):
+        figure = getattr(drawn, attribute, None)
+        if figure is not None:
+            return figure
+    return drawn
 
 
 def _svg(figure):

@@ -45,6 +45,8 @@ def assert_same(a, b, where="result"):
         assert type(a) is type(b) and len(a) == len(b), where
         for i, (x, y) in enumerate(zip(a, b)):
             assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, pd.Index):
+        pd.testing.assert_index_equal(a, b, exact=True)
     elif isinstance(a, (pd.DataFrame, pd.Series)):
         (pd.testing.assert_frame_equal if isinstance(a, pd.DataFrame)
          else pd.testing.assert_series_equal)(a, b, check_exact=True)  # fmt: skip
@@ -78,6 +80,8 @@ def test_awkward_values_round_trip(tmp_path):
         "series": pd.Series([0.1, 0.2], index=["p", "q"], name="s"),
         "nan": float("nan"),
         "nested": [{"deep": np.eye(2)}],
+        "mixed": np.array([1.5, "a", None, 2], dtype=object),
+        "index": pd.Index(["r1", "r2"], name="row"),
     }
     result = ImportanceResult(
         rng.normal(size=(2, 4)), ["a", "b"], method="permutation",

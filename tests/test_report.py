@@ -127,3 +127,22 @@ def test_cli_report_renders_in_headless_chromium(tmp_path):
     if os.environ.get("SKIMPORTANCE_DOCS_SCREENSHOT"):  # refresh the docs' picture
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, DOCS_SCREENSHOT)
+
+
+def test_other_result_types_get_a_section_from_their_frame_and_plot(results, tmp_path):
+    import matplotlib.pyplot as plt
+
+    class PairsResult:  # any result with to_frame() and plot(), e.g. interactions
+        method = "pairs"
+
+        def to_frame(self):
+            return pd.DataFrame({"interaction": [0.25]}, index=["bmi x s5"])
+
+        def plot(self):
+            _, ax = plt.subplots()
+            ax.set_title("pair heat map")
+            return ax
+
+    html = report({**results, "pairs": PairsResult()}, tmp_path / "o.html").read_text()
+    assert html.count("<svg") == 3 and "pair heat map" in html
+    assert "bmi x s5" in html and "(PairsResult)" in html
