@@ -14,11 +14,11 @@ if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from ._result import CVImportanceResult, ImportanceResult  # noqa: F401
     from .conditional import conditional_importance  # noqa: F401
     from .gradient import gradient_importance  # noqa: F401
+    from .html_report import report  # noqa: F401
     from .model_selection import cross_validate_importance, importance_scorer  # noqa: F401
     from .permutation import permutation_importance  # noqa: F401
     from .plotting import ImportanceDisplay  # noqa: F401
     from .probe import probe_importance  # noqa: F401
-    from .report import report  # noqa: F401
     from .selection import ImportanceEstimator, ImportanceSelector  # noqa: F401
     from .weights import weight_importance  # noqa: F401
     from .wrappers import KerasClassifier, KerasRegressor, from_keras  # noqa: F401
@@ -46,7 +46,7 @@ _EXPORTS = {
     "importance_scorer": ".model_selection",
     "ImportanceDisplay": ".plotting",
     "load": "._persistence",
-    "report": ".report",
+    "report": ".html_report",
 }
 
 #: Public result classes: ``load`` imports them so that their types register.

@@ -264,7 +264,7 @@ def _run_explain(args) -> int:
                   "score": score_line, "skipped": skipped}  # fmt: skip
         write_json(results, args.json, header)
     if args.report:
-        from .report import report
+        from .html_report import report
 
         summary = _tabular.summary(X, y, args.data, task)
         report(results, args.report, data_summary=summary, score=score_line,

@@ -146,3 +146,10 @@ def test_other_result_types_get_a_section_from_their_frame_and_plot(results, tmp
     html = report({**results, "pairs": PairsResult()}, tmp_path / "o.html").read_text()
     assert html.count("<svg") == 3 and "pair heat map" in html
     assert "bmi x s5" in html and "(PairsResult)" in html
+
+
+def test_importing_the_module_never_hides_the_function():
+    import skimportance
+    import skimportance.html_report  # noqa: F401
+
+    assert skimportance.report is skimportance.html_report.report
