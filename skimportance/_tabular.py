@@ -111,7 +111,7 @@ def summary(X, y, path: str, task: str) -> dict:
     its kind and how many cells are missing."""
     categorical = set(categorical_columns(X))
     return {
-        "file": str(path),
+        "file": Path(path).name,
         "rows": len(X),
         "target": f"{y.name} ({task})",
         "columns": {

@@ -315,7 +315,11 @@ def _eligible(calls, X):
     """The methods that can report on the table's raw columns, and why the
     others cannot: weights of one-hot or missing-indicator columns have no
     sound sum per CSV column (the methods refuse them)."""
-    encoded = _tabular.categorical_columns(X) + X.columns[X.isna().any()].tolist()
+    encoded = list(  # categorical or imputed, each named once
+        dict.fromkeys(
+            _tabular.categorical_columns(X) + X.columns[X.isna().any()].tolist()
+        )
+    )
     if not encoded:
         return calls, {}
     reason = (

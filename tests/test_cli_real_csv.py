@@ -94,3 +94,17 @@ def test_help_lists_every_registered_method_and_the_defaults(capsys):
     for default in ("(default: 0.25)", "(default: 64,64)", "(default: 100)",
                     "(default: auto)"):  # fmt: skip
         assert default in text
+
+
+def test_scoring_names_a_scikit_learn_scorer_for_the_held_out_score():
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import mean_absolute_error
+
+    from skimportance.cli import _score
+
+    X, y = load_diabetes(return_X_y=True)
+    ridge = Ridge().fit(X[:300], y[:300])
+    mae = _score(ridge, X[300:], y[300:], "neg_mean_absolute_error")
+    assert mae == -mean_absolute_error(y[300:], ridge.predict(X[300:]))
+    assert _score(ridge, X[300:], y[300:], None) == ridge.score(X[300:], y[300:])
