@@ -36,6 +36,7 @@ def clinics_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # trains a network for a minute on 2 cores
 def test_default_methods_survive_missing_cells_and_ignore_the_noise_clinic(
     clinics_csv, tmp_path, capsys
 ):
