@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from .permutation import permutation_importance  # noqa: F401
     from .plotting import ImportanceDisplay  # noqa: F401
     from .probe import probe_importance  # noqa: F401
+    from .sage import sage_importance  # noqa: F401
     from .selection import ImportanceEstimator, ImportanceSelector  # noqa: F401
     from .weights import weight_importance  # noqa: F401
     from .wrappers import KerasClassifier, KerasRegressor, from_keras  # noqa: F401
@@ -40,6 +41,7 @@ _EXPORTS = {
     "weight_importance": ".weights",
     "probe_importance": ".probe",
     "gradient_importance": ".gradient",
+    "sage_importance": ".sage",
     "ImportanceEstimator": ".selection",
     "ImportanceSelector": ".selection",
     "cross_validate_importance": ".model_selection",

@@ -70,7 +70,11 @@ class MethodSpec:
         fitted on (conditional importance's ``X_fit``). Adapters that hold
         training data pass it through :meth:`MethodCall.with_training_data`:
         ``cross_validate_importance`` the training fold,
-        ``ImportanceEstimator`` the rows it fitted the estimator on.
+        ``ImportanceEstimator`` the rows it fitted the estimator on. SAGE
+        takes them as its background.
+    row_tests : bool
+        Its ``loss`` yields per-row loss differences (p-values); False where
+        the loss scores something else (SAGE's averaged predictions).
     summary : str
         One line for tables and help texts (``skimportance --help``).
     """
@@ -85,6 +89,7 @@ class MethodSpec:
     columns: tuple[str, ...] = ("raw", "model")
     keras_only: bool = True
     fit_data: str | None = None
+    row_tests: bool = True
     summary: str = ""
 
     @property
@@ -108,7 +113,7 @@ class MethodSpec:
     @property
     def tested(self) -> bool:
         """Records per-row loss differences, so its results have p-values."""
-        return "loss" in self.parameters
+        return self.row_tests and "loss" in self.parameters
 
     def selection_scores(self, importances_mean):
         """Non-negative scores for feature selection from mean importances."""

@@ -31,6 +31,7 @@ from .conditional import conditional_importance
 from .gradient import gradient_importance
 from .permutation import permutation_importance
 from .probe import probe_importance
+from .sage import sage_importance
 from .weights import weight_importance
 
 __all__ = [
@@ -67,6 +68,16 @@ REGISTRY: dict[str, MethodSpec] = {
             keras_only=False,
             fit_data="X_fit",
             summary="drop in score when the column is drawn given the others",
+        ),
+        MethodSpec(
+            "sage",
+            sage_importance,
+            needs_y=True,
+            columns=("raw",),
+            keras_only=False,
+            fit_data="background",
+            row_tests=False,
+            summary="Shapley share of the explained loss (SAGE, marginal imputation)",
         ),
         MethodSpec(
             "first_layer",
