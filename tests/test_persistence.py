@@ -139,3 +139,14 @@ def test_pickle_still_works(diabetes):
     X, y = diabetes
     result = permutation_importance(Ridge().fit(X, y), X, y, n_repeats=2)
     assert_same(result, pickle.loads(pickle.dumps(result)))
+
+
+def test_sage_result_round_trips(diabetes, tmp_path):
+    from skimportance import sage_importance
+
+    X, y = diabetes
+    model = Ridge().fit(X[:150], y[:150])
+    result = sage_importance(
+        model, X[150:190], y[150:190], background=X[:30], random_state=0
+    )
+    assert_same(result, skimportance.load(result.save(tmp_path / "sage.json")))
