@@ -203,10 +203,12 @@ def all_importances(model, X_train, X_test, y_test, seed: int, permutation) -> d
     results["profile"] = probe_importance(
         model, X_test, kind="profile"
     ).importances_mean
-    for method in ("saliency", "integrated_gradients"):
-        results[method] = gradient_importance(
-            model, X_test, method=method
-        ).importances_mean
+    results["saliency"] = gradient_importance(
+        model, X_test, method="saliency"
+    ).importances_mean
+    results["integrated_gradients"] = gradient_importance(  # from the training mean
+        model, X_test, method="integrated_gradients", background=X_train
+    ).importances_mean
     results["permutation"] = permutation(
         model, X_test, y_test, n_repeats=5, random_state=seed
     ).importances_mean

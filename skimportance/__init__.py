@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from ._compare import rank_agreement  # noqa: F401
+    from ._local_result import LocalResult  # noqa: F401
     from ._mlp import build_mlp  # noqa: F401
     from ._persistence import load  # noqa: F401
     from ._result import CVImportanceResult, ImportanceResult  # noqa: F401
     from .conditional import conditional_importance  # noqa: F401
     from .gradient import gradient_importance  # noqa: F401
     from .html_report import report  # noqa: F401
+    from .local import local_importance  # noqa: F401
     from .model_selection import cross_validate_importance, importance_scorer  # noqa: F401
     from .permutation import permutation_importance  # noqa: F401
     from .plotting import ImportanceDisplay  # noqa: F401
@@ -41,6 +43,8 @@ _EXPORTS = {
     "weight_importance": ".weights",
     "probe_importance": ".probe",
     "gradient_importance": ".gradient",
+    "local_importance": ".local",
+    "LocalResult": "._local_result",
     "sage_importance": ".sage",
     "ImportanceEstimator": ".selection",
     "ImportanceSelector": ".selection",
@@ -52,7 +56,7 @@ _EXPORTS = {
 }
 
 #: Public result classes: ``load`` imports them so that their types register.
-_RESULT_TYPES = ("ImportanceResult", "CVImportanceResult")
+_RESULT_TYPES = ("ImportanceResult", "CVImportanceResult", "LocalResult")
 
 __all__ = sorted(_EXPORTS)
 

@@ -66,12 +66,14 @@ class MethodSpec:
         refuse an estimator without one before training
         (:meth:`MethodCall.check_estimator`).
     fit_data : str or None
-        The keyword of ``function`` that takes the rows its own models are
-        fitted on (conditional importance's ``X_fit``). Adapters that hold
+        The keyword of ``function`` that takes training rows: those its own
+        models are fitted on (conditional importance's ``X_fit``), or the
+        background its reference point is taken from (occlusion's and
+        integrated gradients' ``background``). Adapters that hold
         training data pass it through :meth:`MethodCall.with_training_data`:
         ``cross_validate_importance`` the training fold,
-        ``ImportanceEstimator`` the rows it fitted the estimator on. SAGE
-        takes them as its background.
+        ``ImportanceEstimator`` the rows it fitted the estimator on (SAGE
+        takes them as its background too).
     row_tests : bool
         Its ``loss`` yields per-row loss differences (p-values); False where
         the loss scores something else (SAGE's averaged predictions).

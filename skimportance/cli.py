@@ -192,7 +192,7 @@ def _run_demo(args) -> int:
         f"Trained in {time.perf_counter() - start:.1f} s; "
         f"{_score_name('regression')} = {model.score(X_test, y_test):.3f}\n"
     )
-    results, failed = _measure(model, X_test, y_test, calls, args.seed)
+    results, failed = _measure(model, X_test, y_test, calls, args.seed, X_train)
     print(format_table(results, calls))
     for name, reason in failed.items():
         print(f"{name}: not computed: {reason}")
@@ -250,7 +250,7 @@ def _run_explain(args) -> int:
         model.fit(X_train, y_train)
         score_line = f"{metric}: {_score(model, X_test, y_test, args.scoring):.3f}"
         print(score_line + "\n")
-        results, failed = _measure(model, X_test, y_test, calls, seed)
+        results, failed = _measure(model, X_test, y_test, calls, seed, X_train)
     skipped.update(failed)
     if not results:
         raise CommandError(f"no method could answer: {'; '.join(failed.values())}")
@@ -424,14 +424,16 @@ def _parse_methods(text: str, **run_params):
         raise CommandError(str(error)) from None
 
 
-def _measure(estimator, X, y, calls, seed):
+def _measure(estimator, X, y, calls, seed, X_train):
     """({method: ImportanceResult}, {method: why it could not answer}) on
-    held-out data, with a progress bar. A method that refuses this data
-    (a ValueError or TypeError, raised before long work) is skipped so the
-    others still print."""
+    held-out data, with a progress bar; the training rows are the background
+    of methods that need one. A method that refuses this data (a ValueError
+    or TypeError, raised before long work) is skipped so the others still
+    print."""
     from tqdm.auto import tqdm
 
     results, failed = {}, {}
+    calls = [call.with_training_data(X_train) for call in calls]
     for call in tqdm(calls, desc="importance", unit="method", file=sys.stderr):
         try:
             results[call.name] = call.seeded_with(seed).single(

@@ -150,3 +150,15 @@ def test_sage_result_round_trips(diabetes, tmp_path):
         model, X[150:190], y[150:190], background=X[:30], random_state=0
     )
     assert_same(result, skimportance.load(result.save(tmp_path / "sage.json")))
+
+
+def test_local_result_round_trips(diabetes, tmp_path):
+    from skimportance import LocalResult, local_importance
+
+    X, y = diabetes
+    model = Ridge().fit(X, y)
+    result = local_importance(model, X.iloc[:3], background=X.iloc[50:90])
+    assert isinstance(result, LocalResult)
+    loaded = skimportance.load(result.save(tmp_path / "local.json"))
+    assert_same(result._to_payload(), loaded._to_payload())
+    pd.testing.assert_frame_equal(result.to_frame(), loaded.to_frame())

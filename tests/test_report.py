@@ -153,3 +153,12 @@ def test_importing_the_module_never_hides_the_function():
     import skimportance.html_report  # noqa: F401
 
     assert skimportance.report is skimportance.html_report.report
+
+
+def test_a_local_result_gets_its_own_section(results, tmp_path):
+    from skimportance import local_importance
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    local = local_importance(Ridge().fit(X, y), X.iloc[:2], background=X.iloc[50:90])
+    html = report({**results, "one patient": local}, tmp_path / "l.html").read_text()
+    assert html.count("<svg") == 3 and "(LocalResult)" in html
