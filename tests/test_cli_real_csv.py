@@ -79,7 +79,7 @@ def test_a_method_that_cannot_answer_is_skipped_with_its_reason():
     ridge = Ridge().fit(X, y)
     # a gradient method needs a Keras model; permutation works on any model
     calls = resolve_methods(["permutation", "saliency"], run_params={"n_repeats": 2})
-    results, failed = _measure(ridge, X[:50], y[:50], calls, seed=0)
+    results, failed = _measure(ridge, X[:50], y[:50], calls, seed=0, X_train=X[50:])
     assert list(results) == ["permutation"]
     assert list(failed) == ["saliency"] and "Keras" in failed["saliency"]
     assert "\n" not in failed["saliency"]
