@@ -12,9 +12,11 @@ if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from ._interaction_result import InteractionResult  # noqa: F401
     from ._local_result import LocalResult  # noqa: F401
     from ._mlp import build_mlp  # noqa: F401
+    from ._persistence import load  # noqa: F401
     from ._result import CVImportanceResult, ImportanceResult  # noqa: F401
     from .conditional import conditional_importance  # noqa: F401
     from .gradient import gradient_importance  # noqa: F401
+    from .html_report import report  # noqa: F401
     from .interactions import interaction_importance  # noqa: F401
     from .local import local_importance  # noqa: F401
     from .loco import loco_importance  # noqa: F401
@@ -55,7 +57,12 @@ _EXPORTS = {
     "cross_validate_importance": ".model_selection",
     "importance_scorer": ".model_selection",
     "ImportanceDisplay": ".plotting",
+    "load": "._persistence",
+    "report": ".html_report",
 }
+
+#: Public result classes: ``load`` imports them so that their types register.
+_RESULT_TYPES = ("ImportanceResult", "CVImportanceResult", "LocalResult")
 
 __all__ = sorted(_EXPORTS)
 

@@ -15,7 +15,11 @@ from ._compat import boxplot_horizontal
 __all__ = [
     "import_pyplot",
     "largest_abs_mean",
-    "consensus_order",
+    "default_reference",
+    "reference_order",
+    "order_note",
+    "interval_note",
+    "draw_marks",
     "panels",
     "bar_errors",
     "draw_boxes",
@@ -43,25 +47,34 @@ def largest_abs_mean(result) -> float:
     return largest if largest > 0 else 1.0
 
 
-def consensus_order(
-    results: dict, rows: dict, top_n: int | None, signed: dict
-) -> np.ndarray:
-    """Feature positions, most important first by mean normalised importance.
+def default_reference(results: dict, signed: dict) -> str:
+    """The first unsigned result's name (the first result if all are signed)."""
+    return next((name for name in results if not signed[name]), next(iter(results)))
 
-    A signed result (``signed[name]``: its method's spec says so) counts by
-    magnitude: a strongly negative feature matters as much as a positive one.
-    """
-    consensus = np.mean(
-        [
-            (np.abs if signed[name] else np.asarray)(
-                result.importances_mean[rows[name]]
-            )
-            / largest_abs_mean(result)
-            for name, result in results.items()
-        ],
-        axis=0,
+
+def reference_order(
+    results: dict, rows: dict, reference: str, signed: bool, top_n: int | None
+) -> np.ndarray:
+    """Feature positions, most important first by the ``reference`` result:
+    by value, or by magnitude for a signed method (a strongly negative feature
+    matters as much as a positive one)."""
+    values = results[reference].importances_mean[rows[reference]]
+    return np.argsort(-(np.abs(values) if signed else values), kind="stable")[:top_n]
+
+
+def interval_note(results: dict, errorbars, level: float) -> str:
+    """A second title line naming the tests behind ``errorbars="test"`` bars."""
+    if errorbars != "test":
+        return ""
+    tests = sorted(
+        {r.test_name for r in results.values() if r.test_interval(level) is not None}
     )
-    return np.argsort(-consensus, kind="stable")[:top_n]
+    return f"\nerror bars: {level:.0%} interval, {'; '.join(tests)}" if tests else ""
+
+
+def order_note(reference: str, signed: bool) -> str:
+    how = "|mean importance|" if signed else "mean importance"
+    return f"Rows ordered by {how} of {reference}, largest first"
 
 
 def panels(plt, ax, n_panels: int, n_rows: int, bars_per_row: int) -> np.ndarray:
@@ -88,7 +101,13 @@ def panels(plt, ax, n_panels: int, n_rows: int, bars_per_row: int) -> np.ndarray
 
 
 def bar_errors(result, rows, errorbars, level) -> np.ndarray | None:
-    """Error bar half-widths (std) or (2, n) lower/upper distances (ci)."""
+    """Error bar half-widths (std) or (2, n) lower/upper distances (ci, test)."""
+    if errorbars == "test":  # the interval of the result's own test, if any
+        interval = result.test_interval(level)
+        if interval is None:
+            return None
+        mean, lower, upper = interval.to_numpy()[rows].T
+        return np.vstack([mean - lower, upper - mean])
     if errorbars is None or result.importances.shape[1] < 2:
         return None  # one draw has no spread to show
     if errorbars == "std":
@@ -111,20 +130,41 @@ def draw_boxes(panel, positions, draws, height, color, box_kwargs):
     return panel.boxplot(list(draws), **{**options, **(box_kwargs or {})})
 
 
+def draw_marks(panel, result, result_rows, at, widths, xerr, alpha) -> dict:
+    """A star after each bar whose feature ``result.fdr(alpha)`` selects;
+    {feature: Text}. None for a result without p-values."""
+    try:
+        selected = result.fdr(alpha)["selected"].to_numpy()[result_rows]
+    except ValueError:  # no test, so nothing to mark
+        return {}
+    reach = np.zeros_like(widths) if xerr is None else np.atleast_2d(xerr)[-1]
+    marks = {}
+    for j in np.flatnonzero(selected):
+        end = widths[j] + np.copysign(np.nan_to_num(reach[j]), widths[j])
+        marks[result.feature_names[result_rows[j]]] = panel.text(
+            end, at[j], "*", va="center", ha="left" if end >= 0 else "right",
+            fontweight="bold",
+        )  # fmt: skip
+    return marks
+
+
 def draw_importances(
     axes, results, rows, order, *, kind, grouped, normalize, errorbars, level,
-    bar_kwargs, box_kwargs,
+    bar_kwargs, box_kwargs, signed, significance=None,
 ):  # fmt: skip
     """Bars (``kind="bar"``) or boxes of every result in ``order``: grouped in
     one panel, or one panel each; then a legend or titles naming the results.
+    A signed result's negative bars are hatched and its name says "signed";
+    with ``significance`` (an FDR level) selected features get a star.
 
-    Returns the lists (bars, error bars, boxes), one entry per result.
+    Returns the lists (bars, error bars, boxes, marks), one entry per result.
     """
     n_results, n_rows = len(results), len(order)
     height = 0.8 / n_results if grouped else 0.8
     offsets = (np.arange(n_results) - (n_results - 1) / 2) * height
     positions = np.arange(n_rows)
-    bars_, errorbars_, boxes_ = [], [], []
+    bars_, errorbars_, boxes_, marks_ = [], [], [], []
+    labels = [f"{name} (signed)" if signed[name] else name for name in results]
     for i, (name, result) in enumerate(results.items()):
         panel = axes[0] if grouped else axes[i]
         at = positions + (offsets[i] if grouped else 0.0)
@@ -138,21 +178,31 @@ def draw_importances(
                 result.importances_mean[result_rows] / scale,
                 height=height,
                 xerr=None if xerr is None else xerr / scale,
-                label=name,
+                label=labels[i],
                 **{**style, **(bar_kwargs or {})},
             )
+            if signed[name]:
+                for patch in bars.patches:
+                    patch.set_hatch("///" if patch.get_width() < 0 else None)
             bars_.append(bars)
             errorbars_.append(bars.errorbar)
+            widths = result.importances_mean[result_rows] / scale
+            if significance is not None:
+                reach = None if xerr is None else xerr / scale
+                marks_.append(
+                    draw_marks(panel, result, result_rows, at, widths, reach,
+                               significance)
+                )  # fmt: skip
         else:
             draws = result.importances[result_rows] / scale
             boxes_.append(draw_boxes(panel, at, draws, height, i, box_kwargs))
     if grouped and n_results > 1:
         handles = bars_ if kind == "bar" else [b["boxes"][0] for b in boxes_]
-        axes[0].legend(handles, list(results), title="method")
+        axes[0].legend(handles, labels, title="method")
     else:
-        for panel, name in zip(axes, results):
-            panel.set_title(name)
-    return bars_, errorbars_, boxes_
+        for panel, label in zip(axes, labels):
+            panel.set_title(label)
+    return bars_, errorbars_, boxes_, marks_
 
 
 def draw_feature_axes(axes, features, normalize: bool) -> None:

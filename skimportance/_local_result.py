@@ -7,13 +7,15 @@ from typing import Any
 
 import numpy as np
 
+from ._persistence import ResultIO, register_result
 from ._result import ImportanceResult
 
 __all__ = ["LocalResult"]
 
 
+@register_result("local")
 @dataclass
-class LocalResult:
+class LocalResult(ResultIO):
     """Local attributions: how much each feature moved each row's prediction.
 
     Parameters

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._names import check_unique_names
+from ._persistence import ResultIO, register_result
 from ._stats import (
     check_level,
     fdr_frame,
@@ -19,6 +20,7 @@ from ._stats import (
     standard_error,
     t_interval,
 )
+from ._tables import FOLDS_TEST, ROWS_TEST, importance_frame, rows_interval
 
 __all__ = ["CVImportanceResult", "ImportanceResult"]
 
@@ -29,8 +31,9 @@ MEASURED_ON = "measured_on"
 TRAINING_ROWS = "training rows"
 
 
+@register_result("importance")
 @dataclass(repr=False, eq=False)
-class ImportanceResult:
+class ImportanceResult(ResultIO):
     """Per-feature importances, shaped like scikit-learn's permutation Bunch.
 
     Code written for ``sklearn.inspection.permutation_importance`` keeps working:
@@ -181,7 +184,6 @@ class ImportanceResult:
             on the estimator's training rows (``ImportanceEstimator`` without
             ``validation_fraction``).
         """
-
         if self.loss_differences is None:
             raise ValueError(
                 f"This {self.method!r} result carries no per-row loss differences, "
@@ -212,33 +214,28 @@ class ImportanceResult:
         """
         return fdr_frame(self.pvalues(), alpha)
 
-    def to_frame(self, sort: bool = True):
-        """A pandas DataFrame indexed by feature, most important first.
+    @property
+    def test_name(self) -> str | None:
+        """The test this result offers: across rows, with loss differences."""
+        return None if self.loss_differences is None else ROWS_TEST
 
-        Columns: ``importance_mean``, ``importance_std``.
-        """
-        import pandas as pd
+    def test_interval(self, level: float = 0.95):
+        """The row test's ``level`` interval (``importance_mean``, ``lower``,
+        ``upper``; see ``_stats.row_interval``), or None without a test."""
+        return rows_interval(self, check_level(level))
 
-        frame = pd.DataFrame(
-            {
-                "importance_mean": self.importances_mean,
-                "importance_std": self.importances_std,
-            },
-            index=pd.Index(self.feature_names, name="feature"),
-        )
-        if sort:
-            frame = frame.sort_values("importance_mean", ascending=False, kind="stable")
-        return frame
+    def to_frame(self, sort: bool = True, *, level: float = 0.95, alpha=0.05):
+        """A pandas DataFrame indexed by feature, most important first: the mean,
+        std, the test's interval, p-value, q-value and FDR decision (columns
+        described in ``docs/guide.md``; ``pd.DataFrame(result)`` is not
+        supported, this is the table)."""
+        return importance_frame(self, sort=sort, level=level, alpha=alpha)
 
     def plot(self, **kwargs):
-        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib).
+        """``ImportanceDisplay.from_result(result).plot(**kwargs)`` (matplotlib).
 
-        Short for ``ImportanceDisplay.from_result(result).plot(**kwargs)``. The
-        Display is looked up on the public package, which loads it on first
-        use: results sit below the Display (which imports the method registry,
-        which imports the methods, which import results), so this module never
-        imports ``plotting`` itself.
-        """
+        The Display is found on the public package: results sit below it
+        (docs/design.md), so this module never imports ``plotting``."""
         import skimportance
 
         return skimportance.ImportanceDisplay.from_result(self).plot(**kwargs)
@@ -255,8 +252,9 @@ class ImportanceResult:
         )
 
 
+@register_result("cv_importance")
 @dataclass(repr=False, eq=False)
-class CVImportanceResult:
+class CVImportanceResult(ResultIO):
     """Importances measured on the held-out fold of each cross-validation split.
 
     It holds every fold's full :class:`ImportanceResult` (``fold_results``,
@@ -387,9 +385,18 @@ class CVImportanceResult:
         """Feature names from most to least important (by mean over folds)."""
         return self.summary.ranking()
 
-    def to_frame(self, sort: bool = True):
-        """A DataFrame of the mean and spread over folds, most important first."""
-        return self.summary.to_frame(sort=sort)
+    @property
+    def test_name(self) -> str | None:
+        return FOLDS_TEST if self.n_folds > 1 else None
+
+    def test_interval(self, level: float = 0.95):
+        """``ci(level, corrected=True)``, the interval of the test across folds."""
+        return self.ci(level, corrected=True) if self.n_folds > 1 else None
+
+    def to_frame(self, sort: bool = True, *, level: float = 0.95, alpha=0.05):
+        """The table of :meth:`ImportanceResult.to_frame` over folds: mean, spread,
+        the corrected interval and, where defined, p-values and FDR."""
+        return importance_frame(self, sort=sort, level=level, alpha=alpha)
 
     def ci(self, level: float = 0.95, *, corrected: bool = False):
         """Confidence interval of the mean importance across folds.
@@ -431,13 +438,9 @@ class CVImportanceResult:
         pandas.Series
             Indexed by feature, in the features' original order.
 
-        Raises
-        ------
-        ValueError
-            Fewer than two folds, or folds of a method whose importance is
-            not a loss difference.
+        Raises ValueError with fewer than two folds, or folds of a method
+        whose importance is not a loss difference.
         """
-
         untestable = [
             k
             for k, fold in enumerate(self.fold_results)

@@ -33,6 +33,7 @@ __all__ = [
     "interval_frame",
     "nadeau_bengio_pvalues",
     "pvalue_series",
+    "row_interval",
     "row_test_pvalues",
     "two_sided_row_pvalues",
     "standard_error",
@@ -105,6 +106,30 @@ def interval_frame(mean, bounds, feature_names):
         {"importance_mean": mean, "lower": lower, "upper": upper},
         index=pd.Index(feature_names, name="feature"),
     )
+
+
+def row_interval(importance_mean, differences, level: float):
+    """(lower, upper) of each importance from the t-test across rows.
+
+    The Student-t interval of the mean per-row loss difference, carried to
+    the importance's units by the ratio ``|importance / mean difference|``
+    (exact when the score is linear in the mean loss, as R^2 and the mean
+    squared error are for the squared error). So the interval excludes 0
+    exactly when the two-sided row test rejects at ``1 - level``. NaN where
+    the mean difference is 0 or there are fewer than two rows.
+    """
+    from scipy import stats
+
+    differences = np.asarray(differences, dtype=float)
+    n_rows = differences.shape[1]
+    mean = differences.mean(axis=1)
+    if n_rows < 2:
+        nan = np.full_like(mean, np.nan)
+        return nan, nan
+    half = stats.t.ppf((1 + level) / 2, df=n_rows - 1) * standard_error(differences)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(mean != 0, np.abs(importance_mean / mean), np.nan)
+    return importance_mean - half * ratio, importance_mean + half * ratio
 
 
 def _one_sided(mean, scale, df: int, constant) -> np.ndarray:

@@ -106,6 +106,25 @@ def categorical_columns(X) -> list:
     return [c for c in X.columns if not _is_number_column(X[c])]
 
 
+def summary(X, y, path: str, task: str) -> dict:
+    """The data summary the HTML report shows: sizes, the task, and per column
+    its kind and how many cells are missing."""
+    categorical = set(categorical_columns(X))
+    return {
+        "file": Path(path).name,
+        "rows": len(X),
+        "target": f"{y.name} ({task})",
+        "columns": {
+            str(c): {
+                "kind": "categorical" if c in categorical else "numeric",
+                "missing": int(X[c].isna().sum()),
+                "distinct": int(X[c].nunique()),
+            }
+            for c in X.columns
+        },
+    }
+
+
 def check_classes(y, n_folds: int) -> None:
     """Every class needs a row in each of ``n_folds`` stratified folds."""
     counts = y.value_counts()

@@ -8,14 +8,26 @@ Problems with the user's input end as one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 from . import _tabular
 from ._cli_interactions import print_interactions, save_heat_map
+from ._cli_output import format_table, save_figure, signed_note, write_json
 from ._compat import quiet_tensorflow
 from ._methods import DEMO_METHODS, EXPLAIN_METHODS, REGISTRY, resolve_methods
+
+
+class _HelpFormatter(
+    argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
+):
+    """Keeps the method list's lines and shows every option's default (an
+    option without one says in its help what happens instead)."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 class CommandError(Exception):
@@ -42,7 +54,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="skimportance",
         description="Which inputs matter in my Keras neural network?",
         epilog=_methods_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command")
 
@@ -50,7 +62,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "demo",
         help="train a small MLP on load_diabetes and compare every method",
         epilog=_methods_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     demo.add_argument(
         "--epochs", type=_positive_int, default=60, help="training epochs"
@@ -61,31 +73,69 @@ def _build_parser() -> argparse.ArgumentParser:
         default=",".join(DEMO_METHODS),
         help="comma-separated methods (listed below)",
     )
-    demo.add_argument("--out", help="also save a comparison figure (PNG)")
+    demo.add_argument(
+        "--out", help="also save a comparison figure (PNG); default: none"
+    )
     demo.set_defaults(run=_run_demo)
 
     explain = commands.add_parser(
         "explain",
         help="train an MLP on a CSV file and explain which columns matter",
         epilog=_methods_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     explain.add_argument("data", help="CSV file with a header row")
     explain.add_argument("--target", required=True, help="column to predict")
-    explain.add_argument("--task", choices=_tabular.TASKS, default="auto")
+    explain.add_argument(
+        "--task",
+        choices=_tabular.TASKS,
+        default="auto",
+        help="auto: classification for text or few integer labels",
+    )
     explain.add_argument(
         "--methods",
         default=",".join(EXPLAIN_METHODS),
         help="comma-separated methods (listed below)",
     )
     explain.add_argument(
-        "--cv", type=_positive_int, help="K-fold cross-validated importance (K >= 2)"
+        "--cv",
+        type=_positive_int,
+        help="K-fold cross-validated importance (K >= 2); default: one held-out split",
     )
-    explain.add_argument("--epochs", type=_positive_int, default=100)
+    explain.add_argument(
+        "--epochs", type=_positive_int, default=100, help="most training epochs"
+    )
     explain.add_argument("--hidden", default="64,64", help="hidden layer sizes")
     explain.add_argument("--seed", type=int, default=0, help="random seed")
-    explain.add_argument("--out", help="save a comparison figure (PNG)")
-    explain.add_argument("--json", help="write the importances as JSON")
+    explain.add_argument(
+        "--n-repeats",
+        type=_positive_int,
+        help="repeats of the methods that draw (default: each method's own)",
+    )
+    explain.add_argument(
+        "--scoring",
+        help="a scikit-learn scorer name (e.g. r2, neg_mean_absolute_error, "
+        "roc_auc) for the held-out score and the methods that score; "
+        "default: R^2 or accuracy",
+    )
+    explain.add_argument(
+        "--test-size",
+        type=_fraction,
+        default=0.25,
+        help="fraction of rows held out for the score and the importances",
+    )
+    explain.add_argument(
+        "--random-state",
+        type=int,
+        help="seed of the held-out split and the methods' draws (default: --seed)",
+    )
+    explain.add_argument("--out", help="save a comparison figure (PNG); default: none")
+    explain.add_argument(
+        "--json", help="write the importances, p-values and FDR as JSON; default: none"
+    )
+    explain.add_argument(
+        "--report",
+        help="write a self-contained HTML report (tables, figures); default: none",
     explain.add_argument(
         "--interactions",
         nargs="?",
@@ -109,14 +159,11 @@ def _methods_help() -> str:
     return "methods (for --methods):\n" + "\n".join(lines)
 
 
-def _signed_note(calls) -> str:
-    """Which of the computed methods give signed importances, in words."""
-    signed = [call.name for call in calls if call.spec.signed]
-    if not signed:
-        return ""
-    if len(signed) == 1:
-        return f" {signed[0]} is signed."
-    return f" {', '.join(signed[:-1])} and {signed[-1]} are signed."
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -154,14 +201,16 @@ def _run_demo(args) -> int:
         f"Trained in {time.perf_counter() - start:.1f} s; "
         f"{_score_name('regression')} = {model.score(X_test, y_test):.3f}\n"
     )
-    results = _measure(model, X_test, y_test, calls, args.seed, X_train)
-    print(_format_table(results, calls))
+    results, failed = _measure(model, X_test, y_test, calls, args.seed, X_train)
+    print(format_table(results, calls))
+    for name, reason in failed.items():
+        print(f"{name}: not computed: {reason}")
     print(
         "Scales differ between methods: compare rankings, not raw numbers."
-        + _signed_note(calls)
+        + signed_note(calls)
     )
     if args.out:
-        _save_figure(results, args.out)
+        save_figure(results, args.out)
     return 0
 
 
@@ -171,7 +220,7 @@ def _run_demo(args) -> int:
 def _run_explain(args) -> int:
     from sklearn.model_selection import train_test_split
 
-    calls = _parse_methods(args.methods)
+    calls = _parse_methods(args.methods, n_repeats=args.n_repeats, scoring=args.scoring)
     hidden = _parse_hidden(args.hidden)
     _check_output_paths(args)  # before minutes of training
     if args.cv is not None and args.cv < 2:
@@ -197,43 +246,90 @@ def _run_explain(args) -> int:
     model = _mlp_pipeline(
         _tabular.preprocessor(X), task, hidden, args.epochs, args.seed, progress=True
     )
+    seed = args.seed if args.random_state is None else args.random_state
+    metric = f"held-out {args.scoring or _default_metric(task)}"
     if args.cv:
-        from .model_selection import cross_validate_importance
-
-        results = cross_validate_importance(
-            model,
-            X,
-            y,
-            cv=args.cv,
-            method=[call.name for call in calls],
-            random_state=args.seed,
+        results, failed, scores = _cross_validate(model, X, y, calls, args, seed)
+        if scores is None:
+            raise CommandError(f"no method could answer: {'; '.join(failed.values())}")
+        score_line = (
+            f"{args.cv}-fold {metric}: {scores.mean():.3f} +/- {scores.std():.3f}"
         )
-        score = next(iter(results.values())).test_scores
-        print(
-            f"{args.cv}-fold {_score_name(task)}: {score.mean():.3f} "
-            f"+/- {score.std():.3f}\n"
-        )
+        print(score_line + "\n")
     else:
         stratify = y if task == "classification" else None
         X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=0.25, random_state=args.seed, stratify=stratify
+            X, y, test_size=args.test_size, random_state=seed, stratify=stratify
         )
         model.fit(X_train, y_train)
-        print(f"{_score_name(task)}: {model.score(X_test, y_test):.3f}\n")
-        results = _measure(model, X_test, y_test, calls, args.seed, X_train)
-    print(_format_table(results, calls))
+        score_line = f"{metric}: {_score(model, X_test, y_test, args.scoring):.3f}"
+        print(score_line + "\n")
+        results, failed = _measure(model, X_test, y_test, calls, seed, X_train)
+    skipped.update(failed)
+    if not results:
+        raise CommandError(f"no method could answer: {'; '.join(failed.values())}")
+    print(format_table(results, calls))
     for name, reason in skipped.items():
         print(f"{name}: not computed: {reason}")
     interactions = None
     if args.interactions is not None:
         interactions = print_interactions(model, X_test, args.interactions, args.seed)
     if args.out:
-        _save_figure(results, args.out)
+        save_figure(results, args.out)
         if interactions is not None:
             save_heat_map(interactions, args.out)
     if args.json:
-        _write_json(results, args, task, interactions)
+        header = {"data": args.data, "target": args.target, "task": task,
+                  "score": score_line, "skipped": skipped}  # fmt: skip
+        if interactions is not None:
+            header["interactions"] = interactions.pairs.head(args.interactions)[
+                ["feature_a", "feature_b", "interaction", "h"]
+            ].to_dict(orient="records")
+        write_json(results, args.json, header)
+    if args.report:
+        from .html_report import report
+
+        summary = _tabular.summary(X, y, args.data, task)
+        shown = dict(results)
+        if interactions is not None:  # its own section: the pairs and heat map
+            shown["interactions"] = interactions
+        report(shown, args.report, data_summary=summary, score=score_line,
+               skipped=skipped)  # fmt: skip
+        print(f"Report written to {args.report}")
     return 0
+
+
+def _default_metric(task: str) -> str:
+    return "R^2" if task == "regression" else "accuracy"
+
+
+def _score(model, X, y, scoring) -> float:
+    """The held-out score by scikit-learn's scorer ``scoring`` (None: .score)."""
+    from sklearn.metrics import check_scoring
+
+    return float(check_scoring(model, scoring=scoring)(model, X, y))
+
+
+def _cross_validate(model, X, y, calls, args, seed):
+    """(results, {method: why it failed}, fold scores), one method at a time so
+    that one method's failure leaves the others' results."""
+    from .model_selection import cross_validate_importance
+
+    results, failed = {}, {}
+    for call in calls:
+        try:
+            results[call.name] = cross_validate_importance(
+                model, X, y, cv=args.cv, method=call.name, scoring=args.scoring,
+                random_state=seed, method_params=dict(call.params) or None,
+            )  # fmt: skip
+        except (ValueError, TypeError) as error:
+            failed[call.name] = _first_line(error)
+    scores = next(iter(results.values())).test_scores if results else None
+    return results, failed, scores
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
 
 
 def _score_name(task: str) -> str:
@@ -245,7 +341,11 @@ def _eligible(calls, X):
     """The methods that can report on the table's raw columns, and why the
     others cannot: weights of one-hot or missing-indicator columns have no
     sound sum per CSV column (the methods refuse them)."""
-    encoded = _tabular.categorical_columns(X) + X.columns[X.isna().any()].tolist()
+    encoded = list(  # categorical or imputed, each named once
+        dict.fromkeys(
+            _tabular.categorical_columns(X) + X.columns[X.isna().any()].tolist()
+        )
+    )
     if not encoded:
         return calls, {}
     reason = (
@@ -264,7 +364,7 @@ def _check_output_paths(args) -> None:
     """Refuse an --out or --json path that cannot be written, before training."""
     from pathlib import Path
 
-    for option in ("out", "json"):
+    for option in ("out", "json", "report"):
         path = getattr(args, option, None)
         if path is None:
             continue
@@ -317,30 +417,6 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _write_json(results, args, task: str, interactions=None) -> None:
-    payload = {
-        "data": args.data,
-        "target": args.target,
-        "task": task,
-        "methods": {},
-    }
-    if interactions is not None:
-        payload["interactions"] = interactions.pairs.head(args.interactions)[
-            ["feature_a", "feature_b", "interaction", "h"]
-        ].to_dict(orient="records")
-    for name, result in results.items():
-        frame = result.to_frame()
-        if args.cv:
-            frame = frame.join(result.ci(corrected=True)[["lower", "upper"]])
-        payload["methods"][name] = {
-            "ranking": frame.index.tolist(),
-            "importances": frame.to_dict(orient="index"),
-        }
-    with open(args.json, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2)
-    print(f"Importances written to {args.json}")
-
-
 # --- shared ---------------------------------------------------------------------
 
 
@@ -381,67 +457,36 @@ def _mlp_pipeline(preprocessing, task, hidden, epochs, seed, progress=False):
     return make_pipeline(preprocessing, wrapper)
 
 
-def _parse_methods(text: str):
-    """The method calls of ``--methods``, checked against the registry."""
-
+def _parse_methods(text: str, **run_params):
+    """The method calls of ``--methods``, checked against the registry, with
+    the run parameters the user set (``--n-repeats``, ``--scoring``)."""
     methods = [name.strip() for name in text.split(",") if name.strip()]
     if not methods:
         raise CommandError("--methods is empty")
     try:
-        return resolve_methods(methods)
+        return resolve_methods(methods, run_params=run_params)
     except ValueError as error:
         raise CommandError(str(error)) from None
 
 
 def _measure(estimator, X, y, calls, seed, X_train):
-    """{method: ImportanceResult} on held-out data, with a progress bar; the
-    training rows are the background of methods that need one."""
+    """({method: ImportanceResult}, {method: why it could not answer}) on
+    held-out data, with a progress bar; the training rows are the background
+    of methods that need one. A method that refuses this data (a ValueError
+    or TypeError, raised before long work) is skipped so the others still
+    print."""
     from tqdm.auto import tqdm
 
+    results, failed = {}, {}
     calls = [call.with_training_data(X_train) for call in calls]
-    return {
-        call.name: call.seeded_with(seed).single(estimator, X, y, who="skimportance")
-        for call in tqdm(calls, desc="importance", unit="method", file=sys.stderr)
-    }
-
-
-def _format_table(results, calls) -> str:
-    """A features x methods table of mean importances, as text, with a line
-    saying how the rows are ordered.
-
-    Rows follow the most reliable method computed: one that measures the
-    drop of the held-out score (permutation), else the first one; a signed
-    method orders by magnitude. Most important first.
-    """
-    import pandas as pd
-
-    table = pd.DataFrame(
-        {
-            name: pd.Series(r.importances_mean, index=r.feature_names)
-            for name, r in results.items()
-        }
-    )
-    scored = [call for call in calls if call.spec.needs_y]
-    reference = (scored or calls)[0]
-    order = (
-        table[reference.name].abs() if reference.spec.signed else table[reference.name]
-    )
-    table = table.reindex(order.sort_values(ascending=False, kind="stable").index)
-    table.index.name = "feature"
-    how = "|value|" if reference.spec.signed else "value"
-    return (
-        table.to_string(float_format=lambda v: f"{v:.4g}")
-        + f"\n\nRows ordered by {reference.name} ({reference.spec.summary}), by "
-        + f"{how}, most important first."
-    )
-
-
-def _save_figure(results, path: str) -> None:
-    from .plotting import ImportanceDisplay
-
-    display = ImportanceDisplay.from_result(results).plot(layout="grouped")
-    display.figure_.savefig(path, dpi=120, bbox_inches="tight")
-    print(f"Figure written to {path}")
+    for call in tqdm(calls, desc="importance", unit="method", file=sys.stderr):
+        try:
+            results[call.name] = call.seeded_with(seed).single(
+                estimator, X, y, who="skimportance"
+            )
+        except (ValueError, TypeError) as error:
+            failed[call.name] = _first_line(error)
+    return results, failed
 
 
 if __name__ == "__main__":  # pragma: no cover

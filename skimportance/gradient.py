@@ -9,8 +9,10 @@ rows of X, and the per-row values are kept on the result.
 
 On the user's raw columns (the default), the attributions of a column's
 model inputs (a one-hot block) are summed for input x gradient and integrated
-gradients, which keeps completeness, and combined by their Euclidean norm for
-saliency. A gradient cannot see through a cast to integers, an Embedding
+gradients, which keeps completeness; saliency of such a block is the mean
+first-order change when the column takes another row's value (its categories,
+a missing cell), not the gradient's length, which grows with the number of
+categories. A gradient cannot see through a cast to integers, an Embedding
 lookup or an integer input: rather than report such an input's importance as
 0.0, the method checks (with a forward pass) whether the output moves with
 it, and refuses, naming the input and the layer.
@@ -121,8 +123,9 @@ default=None
         default the memory budget, scikit-learn's ``working_memory``, decides;
         a given value whose batches would not fit it is refused.
     columns : {"raw", "model"}, default="raw"
-        Report on the estimator's input columns (a one-hot block summed, or
-        normed for saliency) or on the columns the Keras model sees.
+        Report on the estimator's input columns (a one-hot block summed; for
+        saliency, the first-order change to other rows' values) or on the
+        columns the Keras model sees.
 
     Returns
     -------
@@ -249,15 +252,44 @@ default=None
 
     names = model_names
     if mapping is not None:
-        # A one-column block keeps its signed gradient; a wider block's
-        # gradient is a vector, summarised by its length.
-        wide = not mapping.one_to_one
-        how = "norm" if method == "saliency" and wide else "sum"
-        attributions = mapping.aggregate(attributions, how, axis=1)
+        # A one-column block keeps its signed gradient. A wider block (one-hot
+        # categories, a value beside its missing-value indicator) cannot move
+        # by a unit along its gradient: see _block_saliency.
+        if method == "saliency" and not mapping.one_to_one:
+            attributions = _block_saliency(attributions, X_model, mapping)
+        else:
+            attributions = mapping.aggregate(attributions, "sum", axis=1)
         names = mapping.raw_names
     importances = np.abs(attributions).mean(axis=2).T
     details["attributions"] = _squeeze(attributions, outputs)
     return ImportanceResult(importances, names, method=method, details=details)
+
+
+def _block_saliency(gradients, X_model, mapping, n_others: int = 50):
+    """Saliency on raw columns, shape (n_rows, n_raw, n_outputs).
+
+    A one-column block keeps its gradient. A wider block's raw column can
+    only take values the data has (another category, a missing cell), so its
+    saliency at row i is the mean first-order change of the output when the
+    block takes another row's encoding, ``mean_k |g_i . (z_k - z_i)|``, over
+    up to ``n_others`` rows spread through X. The norm of the block's
+    gradient would grow with the number of categories: a noise categorical
+    of eight levels would outrank the columns the model uses.
+    """
+    n_rows = X_model.shape[0]
+    others = np.unique(np.linspace(0, n_rows - 1, min(n_rows, n_others)).astype(int))
+    parts = []
+    for block in mapping.blocks:
+        if len(block) == 0:
+            parts.append(np.zeros((n_rows, gradients.shape[2])))
+        elif len(block) == 1:
+            parts.append(gradients[:, block[0], :])
+        else:
+            z = np.asarray(X_model[:, block], dtype=np.float64)
+            moves = z[others][np.newaxis, :, :] - z[:, np.newaxis, :]
+            change = np.einsum("nmw,nwc->nmc", moves, gradients[:, block, :])
+            parts.append(np.abs(change).mean(axis=1))
+    return np.stack(parts, axis=1)
 
 
 def _baseline(located, baseline, background, mapping) -> np.ndarray:

@@ -17,15 +17,19 @@ import numpy as np
 from ._compare import aligned_rows, named_results, rank_agreement
 from ._drawing import (
     clustering_of,
-    consensus_order,
+    default_reference,
     draw_dendrogram,
     draw_feature_axes,
     draw_heatmap,
     draw_importances,
     import_pyplot,
+    interval_note,
+    order_note,
     panels,
+    reference_order,
 )
 from ._methods import DEFAULT_METHOD, is_signed, resolve_methods
+from ._stats import check_alpha
 from ._validation import check_choice, check_positive_int
 
 if TYPE_CHECKING:
@@ -36,19 +40,17 @@ if TYPE_CHECKING:
 __all__ = ["ImportanceDisplay"]
 
 _KINDS = ("bar", "box")
-_ERRORBARS = ("std", "ci", None)
+_ERRORBARS = ("test", "std", "ci", None)
 _LAYOUTS = ("panels", "grouped")
 
 
 class ImportanceDisplay:
     """Bar, box and rank-agreement plots of one or several importance results.
 
-    Build it with ``from_result`` (results you already have) or
-    ``from_estimator`` (computes them), then draw with ``plot`` or
-    ``plot_rank_agreement``. Unlike scikit-learn's displays, the ``from_*``
-    constructors do not draw: computing importances can be slow and one
-    computation usually deserves several views (bars, boxes, agreement), so
-    drawing is always an explicit ``.plot()`` call.
+    Build it with ``from_result`` or ``from_estimator`` (computes them),
+    then draw with ``plot`` or ``plot_rank_agreement``. Unlike scikit-learn's
+    displays, ``from_*`` do not draw: one slow computation usually deserves
+    several views, so drawing is an explicit ``.plot()`` call.
 
     Several results are compared either in one panel per method
     (``layout="panels"``, each on its own scale, features in one shared order)
@@ -65,25 +67,14 @@ class ImportanceDisplay:
 
     Attributes
     ----------
-    figure_ : matplotlib Figure
-        The figure of the latest drawing.
-    ax_ : matplotlib Axes
-        The axes of the latest drawing; the first panel when there are several.
-    axes_ : ndarray of matplotlib Axes
-        Every panel of the latest drawing, left to right.
+    figure_, ax_, axes_ : matplotlib Figure, Axes, ndarray of Axes
+        Of the latest drawing (``ax_``: the first panel).
     features_ : ndarray of str
         The features drawn by ``plot``, most important first (top to bottom).
-    bars_ : list of matplotlib BarContainer
-        One per result for ``kind="bar"``; empty for ``kind="box"``.
-    errorbars_ : list of matplotlib ErrorbarContainer or None
-        One per result for ``kind="bar"``; None where no error bars are drawn.
-    boxes_ : list of dict
-        One per result for ``kind="box"`` (as returned by ``Axes.boxplot``);
-        empty for ``kind="bar"``.
-    agreement_ : pandas.DataFrame
-        Set by ``plot_rank_agreement``: the matrix it draws.
-    image_ : matplotlib AxesImage
-        Set by ``plot_rank_agreement``.
+    bars_, errorbars_, boxes_, marks_ : list
+        What ``plot`` drew, one entry per result (see ``plot``).
+    agreement_, image_ : pandas.DataFrame, matplotlib AxesImage
+        Set by ``plot_rank_agreement``: the matrix it draws, and its image.
     dendrogram_ : dict
         Set by ``plot_dendrogram``: what ``scipy.cluster.hierarchy.dendrogram``
         returned (``ivl`` holds the leaves in drawing order).
@@ -107,11 +98,6 @@ class ImportanceDisplay:
     >>> both = ImportanceDisplay.from_result([perm, olden])
     >>> both.plot(layout="grouped").axes_.shape
     (1,)
-    >>> from skimportance import rank_agreement
-    >>> rank_agreement([perm, olden]).round(2)
-                 permutation  olden
-    permutation          1.0    0.5
-    olden                0.5    1.0
     """
 
     def __init__(self, results: Mapping[str, ImportanceResult]):
@@ -137,8 +123,6 @@ class ImportanceDisplay:
         Returns
         -------
         ImportanceDisplay
-            Call ``plot``, ``plot_rank_agreement`` or
-            ``rank_agreement`` on it.
 
         Examples
         --------
@@ -243,8 +227,10 @@ class ImportanceDisplay:
         *,
         top_n: int | None = None,
         ax: Axes | Sequence[Axes] | None = None,
-        errorbars: str | None = "std",
+        errorbars: str | None = "test",
         level: float = 0.95,
+        order_by: str | None = None,
+        significance: float | None = None,
         layout: str = "panels",
         normalize: bool | None = None,
         bar_kwargs: Mapping[str, Any] | None = None,
@@ -252,11 +238,11 @@ class ImportanceDisplay:
     ) -> ImportanceDisplay:
         """Draw the importances as horizontal bars or boxes.
 
-        Features run top to bottom from most to least important. With several
-        results they are ordered by their mean normalised importance across the
-        methods (each method divided by its largest absolute mean), so every
-        method is drawn in the same order. A signed method's results (a
-        registry entry with ``signed=True``) count by magnitude.
+        Features run top to bottom from most to least important according to
+        one reference result (``order_by``), and every result is drawn in that
+        order; the figure's title says which. A signed method's results (a
+        registry entry with ``signed=True``) are ordered by magnitude, drawn
+        with their sign (negative bars hatched) and named "(signed)".
 
         Parameters
         ----------
@@ -269,13 +255,22 @@ class ImportanceDisplay:
         ax : matplotlib Axes or list of Axes, default=None
             Where to draw. One Axes, or with ``layout="panels"`` and several
             results one Axes per result. A new figure is made if None.
-        errorbars : {"std", "ci"} or None, default="std"
-            For ``kind="bar"``: the standard deviation of the draws, the
-            ``level`` confidence interval of the mean from the result's
-            ``ci``, or none. Results with a single draw (e.g. weight methods)
-            get no error bars.
+        errorbars : {"test", "std", "ci"} or None, default="test"
+            For ``kind="bar"``. ``"test"``: the ``level`` interval of the test
+            the result's p-values come from (``result.test_interval``: across
+            held-out rows, or Nadeau-Bengio corrected over folds), none for a
+            result without a test; so a bar whose interval excludes 0 is one
+            the two-sided test rejects. ``"std"``: the standard deviation of
+            the draws; ``"ci"``: the result's ``ci(level)`` over its draws
+            (permutation repeats measure only the shuffling noise: not a test).
         level : float, default=0.95
-            Confidence level for ``errorbars="ci"``.
+            Confidence level for ``errorbars="test"`` and ``"ci"``.
+        order_by : str, default=None
+            The name (a key of ``results``) of the result that orders the
+            rows; None: the first unsigned one (the first if all are signed).
+        significance : float, default=None
+            A false discovery rate: mark with a star each feature that
+            ``result.fdr(significance)`` selects (results with p-values only).
         layout : {"panels", "grouped"}, default="panels"
             How several results are compared: one panel per result, or grouped
             bars (or boxes) in one panel. Ignored for a single result.
@@ -292,7 +287,9 @@ class ImportanceDisplay:
         -------
         ImportanceDisplay
             ``self``, with ``figure_``, ``ax_``, ``axes_``, ``features_``,
-            ``bars_``, ``errorbars_`` and ``boxes_`` set.
+            ``bars_``, ``errorbars_``, ``boxes_``, ``marks_`` (one dict
+            feature -> star Text per result, with ``significance``) and
+            ``order_note_`` (the sentence on the figure) set.
 
         Examples
         --------
@@ -308,7 +305,9 @@ class ImportanceDisplay:
         check_choice("layout", layout, _LAYOUTS)
         if top_n is not None:
             top_n = check_positive_int("top_n", top_n)
-        if errorbars == "ci" and not 0 < level < 1:
+        if significance is not None:
+            significance = check_alpha(significance)
+        if errorbars in ("ci", "test") and not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level!r}.")
         plt = import_pyplot(f"{type(self).__name__}.plot")
 
@@ -319,17 +318,24 @@ class ImportanceDisplay:
         if normalize is None:
             normalize = layout == "grouped" and n_results > 1
         signed = {name: is_signed(result.method) for name, result in results.items()}
-        order = consensus_order(results, rows, top_n, signed)
+        if order_by is None:
+            order_by = default_reference(results, signed)
+        check_choice("order_by", order_by, tuple(results))
+        order = reference_order(results, rows, order_by, signed[order_by], top_n)
         n_rows = len(order)
         axes = panels(
             plt, ax, 1 if grouped else n_results, n_rows, n_results if grouped else 1
         )
-        self.bars_, self.errorbars_, self.boxes_ = draw_importances(
+        self.bars_, self.errorbars_, self.boxes_, self.marks_ = draw_importances(
             axes, results, rows, order, kind=kind, grouped=grouped,
             normalize=normalize, errorbars=errorbars, level=level,
-            bar_kwargs=bar_kwargs, box_kwargs=box_kwargs,
+            bar_kwargs=bar_kwargs, box_kwargs=box_kwargs, signed=signed,
+            significance=significance,
         )  # fmt: skip
         draw_feature_axes(axes, features[order], normalize)
+        self.order_note_ = order_note(order_by, signed[order_by])
+        bars_note = interval_note(results, errorbars if kind == "bar" else None, level)
+        axes[0].figure.suptitle(self.order_note_ + bars_note, fontsize="medium")
         self.features_ = features[order]
         self.axes_ = axes
         self.ax_ = axes[0]

@@ -63,7 +63,8 @@ def test_demo_prints_a_features_by_methods_table(capsys):
     out = capsys.readouterr().out
     assert code == 0
     header = next(line for line in out.splitlines() if "permutation" in line)
-    assert header.split() == ["permutation", "olden", "saliency"]
+    # a tested method is followed by its p-value column
+    assert header.split() == ["permutation", "permutation", "p", "olden", "saliency"]
     assert set(table_rows(out)) <= {
         "age",
         "sex",

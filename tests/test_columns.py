@@ -151,12 +151,29 @@ def test_integrated_gradients_sums_blocks_and_stays_complete(pipe, data):
     )
 
 
-def test_saliency_takes_the_norm_of_a_block(pipe, data):
+def test_saliency_of_a_block_is_the_first_order_change_to_other_rows(pipe, data):
     raw = gradient_importance(pipe, data, method="saliency")
     model = gradient_importance(pipe, data, method="saliency", columns="model")
+    gradients = model.details["attributions"]
+    z = np.asarray(pipe[0].transform(data), dtype=float)
+    others = np.unique(np.linspace(0, len(z) - 1, min(len(z), 50)).astype(int))
+    for j, block in enumerate(column_map(locate_keras_model(pipe), data).blocks):
+        if len(block) == 1:  # a plain column keeps its gradient
+            np.testing.assert_allclose(
+                raw.details["attributions"][:, j], gradients[:, block[0]]
+            )
+            continue
+        # by hand: mean over other rows k of |g_i . (z_k - z_i)|, row by row
+        expected = [
+            np.mean([abs(gradients[i, block] @ (z[k, block] - z[i, block]))
+                     for k in others])
+            for i in range(len(z))
+        ]  # fmt: skip
+        np.testing.assert_allclose(raw.details["attributions"][:, j], expected)
+    # not the block's gradient length, which grows with the number of columns
     city = column_map(locate_keras_model(pipe), data).blocks[2]
-    norms = np.linalg.norm(model.details["attributions"][:, city], axis=1)
-    np.testing.assert_allclose(raw.details["attributions"][:, 2], norms)
+    norms = np.linalg.norm(gradients[:, city], axis=1)
+    assert not np.allclose(raw.details["attributions"][:, 2], norms)
 
 
 def test_probes_set_raw_categories(pipe, data):

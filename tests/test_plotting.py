@@ -153,20 +153,87 @@ def test_panels_one_per_method_in_one_feature_order(perm, olden, saliency):
 
     assert len(display.axes_) == 3
     assert display.ax_ is display.axes_[0]
-    assert [ax.get_title() for ax in display.axes_] == ["perm", "olden", "grad"]
-    # one feature order for all panels: the mean of normalised importances
-    normalised = [
-        pd.Series(by_name(r)) / np.abs(r.importances_mean).max()
-        for r in (perm, olden, saliency)
-    ]
-    consensus = pd.concat(normalised, axis=1).mean(axis=1).loc[FEATURES]
-    expected = consensus.sort_values(ascending=False, kind="stable").index[:4]
+    titles = ["perm", "olden (signed)", "grad"]  # olden's spec says signed
+    assert [ax.get_title() for ax in display.axes_] == titles
+    # one feature order for all panels: the first unsigned result's, stated
+    expected = pd.Series(by_name(perm)).sort_values(ascending=False).index[:4]
     assert display.features_.tolist() == expected.tolist()
+    assert display.figure_._suptitle.get_text() == (
+        "Rows ordered by mean importance of perm, largest first"
+    )
     assert tick_labels(display.axes_[0]) == expected.tolist()  # shared by all
     for ax, bars, result in zip(display.axes_, display.bars_, results.values()):
         np.testing.assert_array_equal(ax.get_yticks(), np.arange(4))
         widths = [patch.get_width() for patch in bars.patches]
         np.testing.assert_allclose(widths, [by_name(result)[f] for f in expected])
+
+
+def with_row_test(result, seed, n_rows=60):
+    """``result`` with per-row loss differences whose means are its means."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 0.4, size=(result.n_features, n_rows))
+    noise -= noise.mean(axis=1, keepdims=True)
+    return replace(result, loss_differences=result.importances_mean[:, None] + noise)
+
+
+def drawn_intervals(container):
+    segments = container.lines[2][0].get_segments()
+    return np.sort([[seg[0][0], seg[1][0]] for seg in segments], axis=1)
+
+
+def test_error_bars_are_the_row_test_interval_and_marks_follow_fdr(perm):
+    tested = with_row_test(perm, 0)
+    display = ImportanceDisplay.from_result(tested).plot(significance=0.05)
+    interval = tested.test_interval().loc[display.features_]
+    np.testing.assert_allclose(
+        drawn_intervals(display.errorbars_[0]), interval[["lower", "upper"]]
+    )
+    selected = tested.fdr(0.05)["selected"]
+    assert 0 < selected.sum() < tested.n_features  # the check can fail both ways
+    assert set(display.marks_[0]) == set(selected.index[selected])
+    assert all(text.get_text() == "*" for text in display.marks_[0].values())
+
+
+def test_cv_error_bars_are_corrected_over_folds():
+    from skimportance import CVImportanceResult
+
+    rng = np.random.default_rng(0)
+    folds = [
+        ImportanceResult(rng.normal([[0.5], [0.2], [0.0]], 0.1), ["a", "b", "c"],
+                         method="permutation")
+        for _ in range(5)
+    ]  # fmt: skip
+    cv = CVImportanceResult(folds, [0.5] * 5, n_train=[80] * 5, n_test=[20] * 5)
+    display = ImportanceDisplay.from_result(cv).plot()
+    corrected = cv.ci(corrected=True).loc[display.features_]
+    np.testing.assert_allclose(
+        drawn_intervals(display.errorbars_[0]), corrected[["lower", "upper"]]
+    )
+    plain = cv.ci().loc[display.features_]
+    assert (
+        (corrected["upper"] - corrected["lower"])
+        .gt(plain["upper"] - plain["lower"])
+        .all()
+    )
+
+
+def test_rows_follow_the_named_reference_and_signed_bars_keep_their_sign(perm, olden):
+    results = {"perm": perm, "olden": olden}
+    display = ImportanceDisplay.from_result(results).plot(order_by="olden")
+    # olden is signed: by magnitude, so a large negative weight would lead
+    magnitude = pd.Series(by_name(olden)).abs().sort_values(ascending=False)
+    assert display.features_.tolist() == magnitude.index.tolist()
+    assert "|mean importance| of olden" in display.order_note_
+    negative = {"bmi": -0.9, "bp": 0.4, "age": 0.1, "sex": 0.05, "s1": -0.2}
+    signed = ImportanceResult(list(negative.values()), list(negative), method="olden")
+    display = ImportanceDisplay.from_result(signed).plot()
+    assert display.features_.tolist() == ["bmi", "bp", "s1", "age", "sex"]
+    widths = [patch.get_width() for patch in display.bars_[0].patches]
+    assert widths[0] == -0.9 and widths[2] == -0.2  # drawn left of zero
+    hatched = [bool(patch.get_hatch()) for patch in display.bars_[0].patches]
+    assert hatched == [True, False, True, False, False]
+    with pytest.raises(ValueError, match="order_by"):
+        ImportanceDisplay.from_result(results).plot(order_by="nope")
 
 
 def test_panels_in_given_axes(perm, saliency):
@@ -185,7 +252,8 @@ def test_grouped_one_group_per_method_normalised(perm, olden, saliency, kind):
 
     assert len(display.axes_) == 1
     legend = display.ax_.get_legend()
-    assert [text.get_text() for text in legend.get_texts()] == list(results)
+    labels = ["perm", "olden (signed)", "grad"]
+    assert [text.get_text() for text in legend.get_texts()] == labels
     if kind == "bar":
         assert len(display.bars_) == 3
         for bars, result in zip(display.bars_, results.values()):

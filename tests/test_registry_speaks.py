@@ -26,6 +26,7 @@ from skimportance import (
     cross_validate_importance,
     importance_scorer,
 )
+from skimportance._cli_output import signed_note
 from skimportance._methods import (
     DEFAULT_METHOD,
     DEMO_METHODS,
@@ -137,7 +138,7 @@ def test_cli_says_which_methods_are_signed_from_their_specs(monkeypatch):
     signed = {name for name, spec in REGISTRY.items() if spec.signed}
     unsigned = [name for name in REGISTRY if name not in signed]
     assert signed and unsigned
-    note = cli._signed_note(calls)
+    note = signed_note(calls)
     assert set(note.replace(",", " ").split()) - {"and", "is", "are", "signed."} == (
         signed
     )
@@ -147,11 +148,11 @@ def test_cli_says_which_methods_are_signed_from_their_specs(monkeypatch):
     for name in signed:
         flipped(monkeypatch, name, signed=False)
     calls = resolve_methods(list(REGISTRY))
-    assert cli._signed_note(calls) == f" {unsigned[0]} is signed."
+    assert signed_note(calls) == f" {unsigned[0]} is signed."
     assert signed_in_help() == {unsigned[0]}
     for name in signed:
         flipped(monkeypatch, name, signed=True)
-    assert cli._signed_note(resolve_methods(unsigned[1:])) == ""
+    assert signed_note(resolve_methods(unsigned[1:])) == ""
 
 
 def test_cli_help_lists_every_method_with_its_summary(monkeypatch):
@@ -243,4 +244,4 @@ def test_a_new_method_is_one_registry_entry(monkeypatch):
     meta = ImportanceEstimator(Ridge(alpha=1e-6), method="doubled").fit(X, y)
     np.testing.assert_allclose(meta.feature_importances_, [6.0, 2.0, 0.0], atol=1e-4)
     assert "doubled" in cli._methods_help()
-    assert cli._signed_note(cli._parse_methods("doubled")) == " doubled is signed."
+    assert signed_note(cli._parse_methods("doubled")) == " doubled is signed."
