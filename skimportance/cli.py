@@ -136,6 +136,7 @@ def _build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--report",
         help="write a self-contained HTML report (tables, figures); default: none",
+    )
     explain.add_argument(
         "--interactions",
         nargs="?",
