@@ -37,7 +37,11 @@ def dtype_of(X) -> np.dtype | None:
             return np.result_type(*dtypes)
         except (TypeError, ValueError):  # extension dtypes (categorical), no columns
             return None
-    return np.asarray(X).dtype if not hasattr(X, "dtype") else np.dtype(X.dtype)
+    dtype = getattr(X, "dtype", None)
+    if isinstance(dtype, np.dtype):
+        return dtype
+    # No dtype, or a pandas extension dtype (pandas 3's strings): what it becomes.
+    return np.asarray(X).dtype
 
 
 def relative_weights(sample_weight) -> np.ndarray:

@@ -79,11 +79,13 @@ class SklearnFixes:
 
     # -- tags and representation ---------------------------------------------------
     def __sklearn_tags__(self):
-        return fix_estimator_tags(
+        tags = fix_estimator_tags(
             super().__sklearn_tags__(),
             self._estimator_type_name,
             seeded=getattr(self, "random_state", None) is not None,
         )
+        tags.input_tags.sparse = True  # made dense, by chunks at predict time
+        return tags
 
     # scikeras prints every parameter, one per line; scikit-learn's repr shows
     # only the changed ones and keeps test ids and error messages readable.
