@@ -49,6 +49,7 @@ from .scoring import CacheMiss
 from .separability import (
     ModelRows,
     column_owners,
+    identity_owners,
     moved_columns,
     perturbed_copy,
     replaced,
@@ -153,23 +154,27 @@ def plan_incremental(exact, *, rows_per_call: int, favourable, details: dict):
 
     if not worth_it([len(g) * n_model / n_raw for g in groups]):
         return None
-    # At once: the model rows of X and of one perturbed copy (float32), which
-    # column moved (bool), and the perturbed copy of the raw rows.
-    needed = n_rows * (9 * n_model + _raw_bytes_per_row(X_sub))
-    if needed > budget_bytes():
-        raise IncrementalUnavailable(
-            f"it needs about {needed / 2**20:,.0f} MiB at once (two model-ready "
-            "copies of X and a raw one), more than the memory budget of "
-            f"{budget_bytes() / 2**20:,.0f} MiB; raise it with "
-            "sklearn.set_config(working_memory=<MiB>)"
-        )
     transform = ModelRows(located, n_raw, n_model)
-    base = transform(X_sub)
-    first = perturbed_copy(X_sub, groups, exact.perturbation, 0)
-    owners, first_moved = column_owners(transform, X_sub, groups, first, base)
-    del first
-    if not worth_it([np.count_nonzero(owners == g) for g in range(len(groups))]):
-        return None
+    # The network takes X's own columns: no model-ready copy of X at all.
+    owners = identity_owners(transform, X_sub, groups, exact.perturbation, n_model)
+    base = first_moved = None
+    if owners is None:
+        # At once: the model rows of X and of one perturbed copy (float32),
+        # which column moved (bool), and the perturbed copy of the raw rows.
+        needed = n_rows * (9 * n_model + _raw_bytes_per_row(X_sub))
+        if needed > budget_bytes():
+            raise IncrementalUnavailable(
+                f"it needs about {needed / 2**20:,.0f} MiB at once (two model-ready "
+                "copies of X and a raw one), more than the memory budget of "
+                f"{budget_bytes() / 2**20:,.0f} MiB; raise it with "
+                "sklearn.set_config(working_memory=<MiB>)"
+            )
+        base = transform(X_sub)
+        first = perturbed_copy(X_sub, groups, exact.perturbation, 0)
+        owners, first_moved = column_owners(transform, X_sub, groups, first, base)
+        del first
+        if not worth_it([np.count_nonzero(owners == g) for g in range(len(groups))]):
+            return None
     return IncrementalSlices(
         located=located,
         transform=transform,
@@ -223,18 +228,22 @@ class IncrementalSlices(Slices):
     ):
         super().__init__(**slices)
         self.transform = transform
-        self.base = base
+        self.base = base  # None: the network takes X_sub's columns as they are
         self.owners = owners
-        self.pre_activation = (base.astype(np.float64) @ kernel + bias).astype(
-            np.float32
-        )
+        self.pre_activation = np.empty((len(self.X_sub), len(bias)), dtype=np.float32)
+        step = transform.rows_per_block
+        for start in range(0, len(self.X_sub), step):  # in blocks: no float64 X
+            rows = slice(start, start + step)
+            block = self.X_sub[rows] if base is None else base[rows]
+            self.pre_activation[rows] = block.astype(np.float64) @ kernel + bias
         self.kernel = kernel.astype(np.float32)
         self.rows_per_call = rows_per_call
         self.placeholder = scorer_only_predicts(self.scorer)
         self.columns = [np.flatnonzero(owners == g) for g in range(len(self.groups))]
         self._init_local()
-        first_moved -= base  # in place: the change of repeat 0
-        self._changes = {0: first_moved}
+        if first_moved is not None:
+            first_moved -= base  # in place: the change of repeat 0
+            self._changes = {0: first_moved}
 
     def _init_local(self):
         self._lock = threading.Lock()
@@ -256,7 +265,7 @@ class IncrementalSlices(Slices):
     @property
     def slices_per_call(self) -> int:
         """Slices per call of the tail: as many whole slices as fit."""
-        per_call = max(1, self.rows_per_call // len(self.base))
+        per_call = max(1, self.rows_per_call // len(self.pre_activation))
         return min(per_call, len(self.groups))
 
     def chunks(self):
@@ -276,7 +285,7 @@ class IncrementalSlices(Slices):
         update's width with zero columns up to a power of two.
         """
         repeat, groups = chunk
-        change = self._change(repeat)
+        changes = self._group_changes(repeat, groups)
         if self._tail is None:
             self._tail = split_network(self.located.model).tail
         n_rows, units = self.pre_activation.shape
@@ -292,24 +301,29 @@ class IncrementalSlices(Slices):
             w = np.zeros((n_slices, width, units), dtype=np.float32)
             for i, group in enumerate(groups):
                 columns = self.columns[group]
-                d[i, :, : len(columns)] = change[rows][:, columns]
+                d[i, :, : len(columns)] = changes[group][rows]
                 w[i, : len(columns)] = self.kernel[columns]
             raw = self._tail(self.pre_activation[rows], d, w)
             raw = raw.reshape(n_slices, n_block, *raw.shape[1:])
             outputs.append(raw[: len(groups)])
         raw = np.concatenate(outputs, axis=1) if len(outputs) > 1 else outputs[0]
-        return chunk, raw
+        # Groups none of whose model columns moved (a constant column).
+        still = {g for g in groups if not np.any(changes[g])}
+        return chunk, raw, still
 
     def score(self, prepared) -> list:
         """[((group, repeat), score, loss differences or None)] of a prepared
         chunk."""
-        (repeat, groups), raw = prepared
+        (repeat, groups), raw, still = prepared
         scored = []
         # The baseline call validated the scorer's parameters (see keras_engine).
         with config_context(skip_parameter_validation=True):
             for i, group in enumerate(groups):
                 scored.append(
-                    ((group, repeat), *self._score_slice(group, repeat, raw[i]))
+                    (
+                        (group, repeat),
+                        *self._score_slice(group, repeat, raw[i], group in still),
+                    )
                 )
         return scored
 
@@ -317,6 +331,21 @@ class IncrementalSlices(Slices):
         return self.score(self.prepare(chunk))
 
     # -- helpers -----------------------------------------------------------------------
+    def _group_changes(self, repeat: int, groups) -> dict:
+        """{group: the change of its model columns, (n_rows, k) float32}."""
+        if self.base is not None:
+            change = self._change(repeat)
+            return {g: change[:, self.columns[g]] for g in groups}
+        changes = {}
+        for g in groups:  # model columns are raw columns: in ascending order
+            order = np.argsort(self.groups[g], kind="stable")
+            columns = np.asarray(self.groups[g])[order]
+            new = self.perturbation.values(self.X_sub, g, repeat)[:, order]
+            changes[g] = new.astype(np.float32) - self.X_sub[:, columns].astype(
+                np.float32
+            )
+        return changes
+
     def _change(self, repeat: int) -> np.ndarray:
         """T(X with every group perturbed) - T(X) for ``repeat``; one cached."""
         with self._lock:
@@ -338,9 +367,9 @@ class IncrementalSlices(Slices):
                 self._changes = {repeat: change}  # one repeat at a time
             return change
 
-    def _score_slice(self, group, repeat, raw):
+    def _score_slice(self, group, repeat, raw, still: bool):
         """(score, loss differences or None) of one slice."""
-        if len(self.columns[group]) == 0 and self.unperturbed_raw is not None:
+        if still and self.unperturbed_raw is not None:
             # No model column moves (a constant column, one the preprocessing
             # drops): the exact engine's own output, so that the importance
             # and every loss difference are exactly 0, as there, not the

@@ -16,7 +16,14 @@ import numpy as np
 from .._budget import rows_within_budget
 from .network_split import IncrementalUnavailable
 
-__all__ = ["ModelRows", "column_owners", "moved_columns", "perturbed_copy", "replaced"]
+__all__ = [
+    "ModelRows",
+    "column_owners",
+    "identity_owners",
+    "moved_columns",
+    "perturbed_copy",
+    "replaced",
+]
 
 
 class ModelRows:
@@ -50,6 +57,36 @@ class ModelRows:
         if hasattr(X_model, "toarray"):  # sparse, from e.g. OneHotEncoder
             X_model = X_model.toarray()
         return np.asarray(X_model, dtype=np.float32)
+
+
+def identity_owners(transform, X_sub, groups, perturbation, n_model: int):
+    """The group of each column when the network takes X's columns as they
+    are (cast to float32), else None.
+
+    Then model column j is raw column j, and the incremental engine needs no
+    model-ready copy of X or of a perturbed X: a slice's change is its
+    group's new values minus its old ones, built group by group. Checked on
+    the data, in row blocks of the memory budget: every row of X, and a block
+    of repeat 0's perturbed rows, must come out of the preprocessing as
+    themselves.
+    """
+    if hasattr(X_sub, "iloc") or X_sub.dtype.kind != "f" or X_sub.shape[1] != n_model:
+        return None
+    n_rows, step = len(X_sub), transform.rows_per_block
+    for start in range(0, n_rows, step):
+        block = X_sub[start : start + step]
+        if not np.array_equal(transform.one_call(block), block.astype(np.float32)):
+            return None
+    sample = slice(0, min(n_rows, step))
+    perturbed = np.array(X_sub[sample])
+    for group, columns in enumerate(groups):
+        perturbed[:, columns] = perturbation.values(X_sub, group, 0)[sample]
+    if not np.array_equal(transform.one_call(perturbed), perturbed.astype(np.float32)):
+        return None
+    owners = np.full(n_model, -1)
+    for group, columns in enumerate(groups):
+        owners[columns] = group
+    return owners
 
 
 def perturbed_copy(X_sub, groups, perturbation, repeat: int):
