@@ -27,8 +27,8 @@ so the call passes ``loss=None``: only the importances are computed.
 
 Usage::
 
-    python benchmarks/bench_scale.py            # the full workload, ~30 minutes on 2 cores
-    python benchmarks/bench_scale.py --quick    # 20,000 x 200, and a small scaling grid
+    python benchmarks/bench_scale.py          # the full workload, ~30 min on 2 cores
+    python benchmarks/bench_scale.py --quick  # 20,000 x 200, a small scaling grid
 
 Prints tables, writes benchmarks/results/scale.md (the quick run:
 scale-quick.md) and the figure docs/scale.png (quick: not written).
@@ -256,7 +256,8 @@ def figure(points: list[dict], path: Path) -> None:
 
 
 def markdown(main_row, points, quick: bool, loads) -> str:
-    r = main_row
+    r, nan = main_row, float("nan")
+    speed_up = r["sklearn_estimate_s"] / r["ours_s"]
     lines = [
         "# The DALEX #348 workload: permutation importance at scale",
         "",
@@ -270,9 +271,9 @@ def markdown(main_row, points, quick: bool, loads) -> str:
         "| 2-worker dask cluster (s) | largest difference, dask vs in-process |",
         "|---|---|---|---|---|---|---|---|---|---|",
         f"| {r['size']} | {r['algorithm']} | {r['ours_s']:.1f} | "
-        f"~{r['sklearn_estimate_s']:.0f} | ~{r['sklearn_estimate_s'] / r['ours_s']:.0f}x "
+        f"~{r['sklearn_estimate_s']:.0f} | ~{speed_up:.0f}x "
         f"| {r['growth_mib']:.0f} | {r['x_mib']:.0f} | {r['budget_mib']} | "
-        f"{r.get('dask_s', float('nan')):.1f} | {r.get('dask_max_difference', float('nan')):.1e} |",
+        f"{r.get('dask_s', nan):.1f} | {r.get('dask_max_difference', nan):.1e} |",
         "",
         f"Baseline R² {r['baseline_r2']:.3f} (one epoch of training, "
         f"{r['train_s']:.0f} s); top 5 features by importance: {r['top']} (the "
@@ -310,7 +311,10 @@ def main(argv=None) -> int:
         return 0
     size = QUICK if args.quick else FULL
     before = load()
-    points = [in_subprocess(n, p, size[2], 0) for n, p in (QUICK_SCALING if args.quick else SCALING)]
+    points = [
+        in_subprocess(n, p, size[2], 0)
+        for n, p in (QUICK_SCALING if args.quick else SCALING)
+    ]
     main_row = in_subprocess(*size, 0 if args.no_dask else 1)
     points.append(main_row)
     after = load()

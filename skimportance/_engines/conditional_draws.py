@@ -232,7 +232,9 @@ def _shared_ridge_draws(ridge, groups, kinds, X_fit, X_sub):
     centre = Z_fit.mean(axis=0)
     Z_fit -= centre
     where = _design_columns(design, kinds)
-    numeric = np.array([where[j][0] for j, kind in enumerate(kinds) if kind == "numeric"])
+    numeric = np.array(
+        [where[j][0] for j, kind in enumerate(kinds) if kind == "numeric"]
+    )
     fit = ridge.fit(Z_fit, numeric)
     Z_sub = np.asarray(design.transform(X_sub), dtype=float) - centre
     scale = _numeric_scale(design, kinds)

@@ -79,8 +79,14 @@ def identity_owners(transform, X_sub, groups, perturbation, n_model: int):
             return None
     sample = slice(0, min(n_rows, step))
     perturbed = np.array(X_sub[sample])
-    for group, columns in enumerate(groups):
-        perturbed[:, columns] = perturbation.values(X_sub, group, 0)[sample]
+    for start in range(0, len(groups), 64):  # 64 groups per gather of rows
+        window = range(start, min(start + 64, len(groups)))
+        if hasattr(perturbation, "many_values"):
+            new = perturbation.many_values(X_sub, window, 0)
+        else:
+            new = [perturbation.values(X_sub, group, 0) for group in window]
+        for group, values in zip(window, new):
+            perturbed[:, groups[group]] = values[sample]
     if not np.array_equal(transform.one_call(perturbed), perturbed.astype(np.float32)):
         return None
     owners = np.full(n_model, -1)

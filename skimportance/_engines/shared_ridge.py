@@ -97,6 +97,8 @@ class SharedRidgeFit:
 
     def coefficients(self, design_column: int) -> np.ndarray:
         """Coefficients of one design column on every other (its own: 0)."""
-        column = -self.inverse[:, design_column] / self.inverse[design_column, design_column]
+        column = (
+            -self.inverse[:, design_column] / self.inverse[design_column, design_column]
+        )
         column[design_column] = 0.0
         return column
