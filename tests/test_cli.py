@@ -226,6 +226,7 @@ def test_user_errors_are_one_line_with_exit_code_2(
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # a subprocess
 def test_console_script_reports_errors_without_traceback(tmp_path):
     result = subprocess.run(
         [
@@ -246,6 +247,7 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_no_tensorflow_start_up_noise(tmp_path):
     result = subprocess.run(
         [

@@ -66,6 +66,7 @@ def dask_client():
         yield client
 
 
+@pytest.mark.slow  # a dask cluster of two processes
 @pytest.mark.parametrize("function", [permutation_importance, conditional_importance])
 @pytest.mark.parametrize("engine", ["keras", "generic"])
 def test_same_numbers_for_any_n_jobs_and_the_dask_backend(
@@ -131,6 +132,7 @@ def loads_per_worker(client) -> dict:
     return client.run(lambda: (_distributed.LOADS, _distributed.MODEL_LOADS))
 
 
+@pytest.mark.slow  # a dask cluster of two processes
 @pytest.mark.parametrize("algorithm", ["exact", "incremental"])
 def test_the_model_travels_to_each_worker_once(cases, dask_client, algorithm):
     from distributed import get_task_stream
@@ -166,6 +168,7 @@ def test_the_model_travels_to_each_worker_once(cases, dask_client, algorithm):
     assert set(threads.values()) == {"1"}
 
 
+@pytest.mark.slow  # a dask cluster of two processes
 def test_a_changed_model_is_sent_again(cases, dask_client):
     network, X, y, _ = cases["keras"]
     model = network.model_

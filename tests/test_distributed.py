@@ -18,6 +18,7 @@ import pytest
 from skimportance._engines.dask_backend import WorkerLostError, raise_if_worker_lost
 
 
+@pytest.mark.slow  # a subprocess running a dask cluster
 def test_a_worker_killed_mid_run_changes_nothing_or_is_reported():
     pytest.importorskip("distributed")
     script = Path(__file__).with_name("fault_injection.py")

@@ -18,6 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
 
+
+def _page_param(page: Path):
+    # A page whose examples start a dask cluster takes tens of seconds: slow.
+    starts_a_cluster = "LocalCluster(" in page.read_text(encoding="utf-8")
+    marks = [pytest.mark.slow] if starts_a_cluster else []
+    return pytest.param(page, id=page.name, marks=marks)
+
+
 # An opening ```python fence (possibly indented, e.g. inside a list or an
 # admonition), the code, and the closing fence at the same indentation.
 _BLOCK = re.compile(
@@ -47,7 +55,7 @@ def test_docs_exist():
     assert {"index.md", "guide.md", "api.md"} <= {page.name for page in PAGES}
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+@pytest.mark.parametrize("page", [_page_param(page) for page in PAGES])
 def test_page_examples_run(page, tmp_path, monkeypatch):
     blocks = python_blocks(page.read_text(encoding="utf-8"))
     if not blocks:

@@ -10,6 +10,7 @@ import skimportance
 HEAVY = ("tensorflow", "keras", "matplotlib", "dask", "scikeras")
 
 
+@pytest.mark.slow  # a subprocess
 def test_import_does_not_load_heavy_libraries():
     code = (
         f"import sys, skimportance; print([m for m in {HEAVY!r} if m in sys.modules])"

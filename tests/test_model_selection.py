@@ -131,6 +131,7 @@ def test_stratified_cv_object_is_accepted():
     assert result.n_folds == 2
 
 
+@pytest.mark.slow  # a dask cluster of two processes
 def test_dask_cluster_equals_sequential_run(friedman_small):
     # Conditional importance fits its models on each fold's training rows:
     # those rows travel to the workers with the test rows.
