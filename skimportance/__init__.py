@@ -23,25 +23,26 @@ if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public name -> module that defines it (relative: a module shares its name
+# with a registered method, and method names live in the registry alone)
 _EXPORTS = {
-    "KerasClassifier": "wrappers",
-    "KerasRegressor": "wrappers",
-    "from_keras": "wrappers",
-    "ImportanceResult": "_result",
-    "CVImportanceResult": "_result",
-    "rank_agreement": "_compare",
-    "build_mlp": "_mlp",
-    "permutation_importance": "permutation",
-    "conditional_importance": "conditional",
-    "weight_importance": "weights",
-    "probe_importance": "probe",
-    "gradient_importance": "gradient",
-    "ImportanceEstimator": "selection",
-    "ImportanceSelector": "selection",
-    "cross_validate_importance": "model_selection",
-    "importance_scorer": "model_selection",
-    "ImportanceDisplay": "plotting",
+    "KerasClassifier": ".wrappers",
+    "KerasRegressor": ".wrappers",
+    "from_keras": ".wrappers",
+    "ImportanceResult": "._result",
+    "CVImportanceResult": "._result",
+    "rank_agreement": "._compare",
+    "build_mlp": "._mlp",
+    "permutation_importance": ".permutation",
+    "conditional_importance": ".conditional",
+    "weight_importance": ".weights",
+    "probe_importance": ".probe",
+    "gradient_importance": ".gradient",
+    "ImportanceEstimator": ".selection",
+    "ImportanceSelector": ".selection",
+    "cross_validate_importance": ".model_selection",
+    "importance_scorer": ".model_selection",
+    "ImportanceDisplay": ".plotting",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -51,7 +52,7 @@ def __getattr__(name):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'skimportance' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
+    value = getattr(import_module(module, __name__), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ._model import feature_names_of
+from ._replace import replace_columns
 
 __all__ = ["COLUMNS", "ColumnMap", "check_columns", "column_map"]
 
@@ -299,15 +300,7 @@ def _moved(X, j: int):
             new = np.asarray(column, dtype=np.float64) + 1.0
         except (TypeError, ValueError):
             return None
-    if hasattr(X, "iloc"):
-        moved = X.copy(deep=False)
-        moved.isetitem(j, new)
-        return moved
-    moved = np.array(X, copy=True)
-    if moved.dtype.kind in "iub":
-        moved = moved.astype(np.float64)
-    moved[:, j] = new
-    return moved
+    return replace_columns(X, [([j], [new])], promote=True)
 
 
 def _changed(moved: np.ndarray, original: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ __all__ = [
     "panels",
     "bar_errors",
     "draw_boxes",
+    "draw_importances",
     "draw_feature_axes",
     "draw_heatmap",
     "clustering_of",
@@ -42,11 +43,20 @@ def largest_abs_mean(result) -> float:
     return largest if largest > 0 else 1.0
 
 
-def consensus_order(results: dict, rows: dict, top_n: int | None) -> np.ndarray:
-    """Feature positions, most important first by mean normalised importance."""
+def consensus_order(
+    results: dict, rows: dict, top_n: int | None, signed: dict
+) -> np.ndarray:
+    """Feature positions, most important first by mean normalised importance.
+
+    A signed result (``signed[name]``: its method's spec says so) counts by
+    magnitude: a strongly negative feature matters as much as a positive one.
+    """
     consensus = np.mean(
         [
-            result.importances_mean[rows[name]] / largest_abs_mean(result)
+            (np.abs if signed[name] else np.asarray)(
+                result.importances_mean[rows[name]]
+            )
+            / largest_abs_mean(result)
             for name, result in results.items()
         ],
         axis=0,
@@ -99,6 +109,50 @@ def draw_boxes(panel, positions, draws, height, color, box_kwargs):
         **boxplot_horizontal(),
     }
     return panel.boxplot(list(draws), **{**options, **(box_kwargs or {})})
+
+
+def draw_importances(
+    axes, results, rows, order, *, kind, grouped, normalize, errorbars, level,
+    bar_kwargs, box_kwargs,
+):  # fmt: skip
+    """Bars (``kind="bar"``) or boxes of every result in ``order``: grouped in
+    one panel, or one panel each; then a legend or titles naming the results.
+
+    Returns the lists (bars, error bars, boxes), one entry per result.
+    """
+    n_results, n_rows = len(results), len(order)
+    height = 0.8 / n_results if grouped else 0.8
+    offsets = (np.arange(n_results) - (n_results - 1) / 2) * height
+    positions = np.arange(n_rows)
+    bars_, errorbars_, boxes_ = [], [], []
+    for i, (name, result) in enumerate(results.items()):
+        panel = axes[0] if grouped else axes[i]
+        at = positions + (offsets[i] if grouped else 0.0)
+        scale = largest_abs_mean(result) if normalize else 1.0
+        result_rows = rows[name][order]
+        if kind == "bar":
+            xerr = bar_errors(result, result_rows, errorbars, level)
+            style = {"color": f"C{i}", "ecolor": "0.2", "capsize": 3}
+            bars = panel.barh(
+                at,
+                result.importances_mean[result_rows] / scale,
+                height=height,
+                xerr=None if xerr is None else xerr / scale,
+                label=name,
+                **{**style, **(bar_kwargs or {})},
+            )
+            bars_.append(bars)
+            errorbars_.append(bars.errorbar)
+        else:
+            draws = result.importances[result_rows] / scale
+            boxes_.append(draw_boxes(panel, at, draws, height, i, box_kwargs))
+    if grouped and n_results > 1:
+        handles = bars_ if kind == "bar" else [b["boxes"][0] for b in boxes_]
+        axes[0].legend(handles, list(results), title="method")
+    else:
+        for panel, name in zip(axes, results):
+            panel.set_title(name)
+    return bars_, errorbars_, boxes_
 
 
 def draw_feature_axes(axes, features, normalize: bool) -> None:

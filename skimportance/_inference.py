@@ -1,41 +1,27 @@
-"""p-values for "importance <= 0", and Benjamini-Hochberg selection.
+"""Pointwise losses: each row's loss, for the tests across rows.
 
-Two tests, each on the variation that matters for its question:
-
-* **One result, one fitted model: across test rows.** The importance of a
-  feature decomposes into per-row loss differences
-  ``d_i = mean_r loss(y_i, f(x_i perturbed in repeat r)) - loss(y_i, f(x_i))``
-  (averaged over the repeats first), and a one-sided t-test across the rows
-  asks whether their mean exceeds 0, as in Chamma, Engemann & Thirion (2023)
-  and Williamson et al. (2021). A t-test across the *repeats* would measure
-  only the permutation noise: it rejects any non-zero reliance of the fitted
-  model, however small, so it is not offered.
-* **Cross-validated results: across folds,** with the Nadeau & Bengio (2003)
-  correction for the overlap of the training sets (the same statistic as
-  ``CVImportanceResult.ci(corrected=True)``).
-
-The per-row losses need a *pointwise* loss: :func:`resolve_loss` turns the
-``loss`` argument of the methods into a :class:`PointwiseLoss`, which the
-perturbation engines apply to the predictions they already have.
+The importance of a feature measured by permutation or conditional
+importance decomposes into per-row loss differences
+``d_i = mean_r loss(y_i, f(x_i perturbed in repeat r)) - loss(y_i, f(x_i))``
+(averaged over the repeats first); ``_stats.row_test_pvalues`` tests their
+mean across the rows, as in Chamma, Engemann & Thirion (2023) and Williamson
+et al. (2021). Those per-row losses need a *pointwise* loss:
+:func:`resolve_loss` turns the ``loss`` argument of the methods into a
+:class:`PointwiseLoss`, which the perturbation engines apply to the
+predictions they already have. The tests themselves (across rows, across
+folds with the Nadeau-Bengio correction, Benjamini-Hochberg) live in
+``_stats``.
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import is_classifier
 
-__all__ = [
-    "LOSSES",
-    "PointwiseLoss",
-    "benjamini_hochberg",
-    "nadeau_bengio_pvalues",
-    "resolve_loss",
-    "row_test_pvalues",
-]
+__all__ = ["LOSSES", "PointwiseLoss", "resolve_loss"]
 
 
 # --- pointwise losses -------------------------------------------------------------
@@ -185,83 +171,3 @@ def _automatic_loss(estimator, y) -> str | None:
         and bool(np.isin(y, np.asarray(classes)).all())
     )
     return "log_loss" if readable else "zero_one"
-
-
-# --- tests ------------------------------------------------------------------------
-
-
-def row_test_pvalues(differences: np.ndarray) -> np.ndarray:
-    """One-sided t-test across rows of "mean loss difference <= 0", per feature.
-
-    ``differences`` has shape (n_features, n_rows). A feature whose every row
-    has the same difference has no spread to test: p = 1 when that difference
-    is <= 0 (e.g. a column the model ignores), else 0.
-    """
-    from scipy import stats
-
-    differences = np.asarray(differences, dtype=float)
-    n_rows = differences.shape[1]
-    mean = differences.mean(axis=1)
-    if n_rows < 2:
-        return np.where(mean > 0, np.nan, 1.0)
-    sd = differences.std(axis=1, ddof=1)
-    constant = sd <= 1e-12 * np.maximum(1.0, np.abs(mean))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = mean / (sd / np.sqrt(n_rows))
-    pvalues = stats.t.sf(t, df=n_rows - 1)
-    return np.where(constant, np.where(mean > 0, 0.0, 1.0), pvalues)
-
-
-def nadeau_bengio_pvalues(
-    fold_values: np.ndarray, n_train: np.ndarray, n_test: np.ndarray
-) -> np.ndarray:
-    """One-sided corrected t-test over folds of "mean importance <= 0".
-
-    ``t = mean / sqrt((1/k + n_test/n_train) * var)`` with k - 1 degrees of
-    freedom over the k fold values (Nadeau & Bengio 2003), per feature.
-    NaN folds (failed fits) give NaN.
-    """
-    from scipy import stats
-
-    fold_values = np.asarray(fold_values, dtype=float)
-    k = fold_values.shape[1]
-    if k < 2:
-        raise ValueError(
-            "A test across folds needs at least 2 folds; this result has one."
-        )
-    mean = fold_values.mean(axis=1)
-    variance = fold_values.var(axis=1, ddof=1)
-    factor = 1.0 / k + float(np.mean(np.asarray(n_test) / np.asarray(n_train)))
-    scale = np.sqrt(factor * variance)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pvalues = stats.t.sf(mean / scale, df=k - 1)
-    constant = np.isfinite(mean) & (scale <= 1e-12 * np.maximum(1.0, np.abs(mean)))
-    return np.where(constant, np.where(mean > 0, 0.0, 1.0), pvalues)
-
-
-def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values); NaN stays NaN.
-
-    A feature is selected at false discovery rate ``alpha`` when its q-value
-    is at most ``alpha``. Computed by :func:`scipy.stats.false_discovery_control`
-    over the finite p-values.
-    """
-    from scipy.stats import false_discovery_control
-
-    pvalues = np.asarray(pvalues, dtype=float)
-    adjusted = np.full_like(pvalues, np.nan)
-    finite = np.isfinite(pvalues)
-    if finite.any():
-        adjusted[finite] = false_discovery_control(pvalues[finite], method="bh")
-    return adjusted
-
-
-def check_alpha(alpha) -> float:
-    """``alpha`` as a float in (0, 1), else a ValueError naming it."""
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, numbers.Real)
-        or not 0 < alpha < 1
-    ):
-        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}.")
-    return float(alpha)

@@ -10,20 +10,22 @@ they need to know (does it need y, is it seeded, is it signed) is declared by
 the method's :class:`MethodSpec`.
 
 Adding a method means one ``MethodSpec`` in ``REGISTRY``, its own module and
-its tests; no adapter changes. The method modules are imported statically
-here, and none of them imports TensorFlow at import time.
+its tests; no adapter changes. No method name is written outside this module
+and the method's own: adapters take their defaults from ``DEFAULT_METHOD``,
+``EXPLAIN_METHODS`` and ``DEMO_METHODS`` below (tests/test_registry_speaks.py
+checks it). What a spec declares is defined in ``_method_spec``. The method
+modules are imported statically here, and none of them imports TensorFlow at
+import time.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sklearn.metrics import check_scoring
 
-from ._result import ImportanceResult
+from ._method_spec import DATA_PARAMETERS, RUN_PARAMETERS, MethodCall, MethodSpec
 from ._validation import check_positive_int
 from .conditional import conditional_importance
 from .gradient import gradient_importance
@@ -32,6 +34,9 @@ from .probe import probe_importance
 from .weights import weight_importance
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "DEMO_METHODS",
+    "EXPLAIN_METHODS",
     "METHOD_NAMES",
     "REGISTRY",
     "RUN_PARAMETERS",
@@ -39,105 +44,9 @@ __all__ = [
     "check_scoring_argument",
     "MethodSpec",
     "get_spec",
+    "is_signed",
     "resolve_methods",
 ]
-
-#: Parameters every adapter that runs a method accepts by name. Each is passed
-#: to the methods that take it; ``random_state`` is ignored by deterministic
-#: methods (nothing to seed), any other one given to a method that does not
-#: take it is an error.
-RUN_PARAMETERS = ("random_state", "n_repeats", "scoring", "n_jobs", "batch_size")
-
-#: Parameters the adapters pass themselves, never through ``method_params``.
-_DATA_PARAMETERS = frozenset({"estimator", "X", "y"})
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One importance method: its function and what adapters need to know.
-
-    Attributes
-    ----------
-    name : str
-        The ``method=`` name every adapter accepts.
-    function : callable
-        The public function computing it, called as
-        ``function(estimator, X=..., y=..., **fixed, **params)``.
-    fixed : mapping
-        Keyword arguments that select this method within its function
-        (``{"method": "olden"}``); a user cannot override them.
-    unused : tuple of str
-        Parameters of ``function`` that this method ignores (a profile takes
-        no ``probe``); refused like unknown ones.
-    needs_y : bool
-        Scores predictions against targets.
-    signed : bool
-        Its importances carry a direction (negative = pushes the output
-        down), so selection ranks by magnitude. Unsigned methods that can go
-        negative (permutation: worse than noise) are clipped at zero instead.
-    reads : {"predictions", "weights", "gradients"}
-        What of the model it uses: any model gives predictions; weights need
-        a chain of Dense layers; gradients need a differentiable path.
-    columns : tuple of str
-        Which columns it can report: ``"raw"`` (the estimator's input columns,
-        before any preprocessing; the default of every method) and/or
-        ``"model"`` (those the Keras model sees, chosen with
-        ``columns="model"``).
-    keras_only : bool
-        Needs a Keras model inside the estimator.
-    fit_data : str or None
-        The keyword of ``function`` that takes the rows its own models are
-        fitted on (conditional importance's ``X_fit``). Adapters that hold
-        training data pass it through :meth:`MethodCall.with_training_data`:
-        ``cross_validate_importance`` the training fold,
-        ``ImportanceEstimator`` the rows it fitted the estimator on.
-    summary : str
-        One line for tables and help texts.
-    """
-
-    name: str
-    function: Callable[..., Any]
-    fixed: Mapping[str, Any] = field(default_factory=dict)
-    unused: tuple[str, ...] = ()
-    needs_y: bool = False
-    signed: bool = False
-    reads: str = "predictions"
-    columns: tuple[str, ...] = ("raw", "model")
-    keras_only: bool = True
-    fit_data: str | None = None
-    summary: str = ""
-
-    @property
-    def parameters(self) -> tuple[str, ...]:
-        """The keyword arguments a user may give this method."""
-        names = inspect.signature(self.function).parameters
-        excluded = _DATA_PARAMETERS | set(self.fixed) | set(self.unused)
-        return tuple(name for name in names if name not in excluded)
-
-    @property
-    def needs_X(self) -> bool:
-        """X is a required argument of the function."""
-        parameter = inspect.signature(self.function).parameters.get("X")
-        return parameter is not None and parameter.default is inspect.Parameter.empty
-
-    @property
-    def seeded(self) -> bool:
-        """Takes a ``random_state`` (its numbers depend on random draws)."""
-        return "random_state" in self.parameters
-
-    @property
-    def tested(self) -> bool:
-        """Records per-row loss differences, so its results have p-values."""
-        return "loss" in self.parameters
-
-    def selection_scores(self, importances_mean):
-        """Non-negative scores for feature selection from mean importances."""
-        import numpy as np
-
-        if self.signed:
-            return np.abs(importances_mean)
-        return np.clip(importances_mean, 0.0, None)
-
 
 REGISTRY: dict[str, MethodSpec] = {
     spec.name: spec
@@ -231,80 +140,42 @@ REGISTRY: dict[str, MethodSpec] = {
 
 METHOD_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
+#: The method an adapter runs when none is named: it works for any fitted
+#: estimator, measures what the held-out score depends on and has p-values.
+DEFAULT_METHOD = "permutation"
+
+#: What ``skimportance explain`` compares unless ``--methods`` says otherwise:
+#: one method per family that reports on a CSV's raw columns quickly.
+EXPLAIN_METHODS: tuple[str, ...] = ("permutation", "olden", "probe", "saliency")
+
+#: What ``skimportance demo`` compares: the families side by side, with the
+#: naive first-layer sum for contrast.
+DEMO_METHODS: tuple[str, ...] = (
+    "permutation",
+    "olden",
+    "garson",
+    "first_layer",
+    "probe",
+    "saliency",
+    "integrated_gradients",
+)
+
+
+def is_signed(method) -> bool:
+    """Results named ``method`` carry a direction, so they rank by magnitude;
+    False for a name outside the registry."""
+    spec = REGISTRY.get(method) if isinstance(method, str) else None
+    return spec is not None and spec.signed
+
 
 def get_spec(method) -> MethodSpec:
     """The registry entry of ``method``, else a ValueError listing the names."""
     if not isinstance(method, str) or method not in REGISTRY:
         raise ValueError(
             f"Unknown importance method {method!r}; choose one of "
-            f"{', '.join(METHOD_NAMES)}."
+            f"{', '.join(REGISTRY)}."
         )
     return REGISTRY[method]
-
-
-@dataclass(frozen=True)
-class MethodCall:
-    """A method with its checked keyword arguments, ready to run.
-
-    Calling it returns ``dict[str, ImportanceResult]``: one entry named after
-    the method, or one per metric (``"permutation (r2)"``) when several
-    scoring metrics were asked for. Adapters that need exactly one result use
-    :meth:`single`.
-    """
-
-    spec: MethodSpec
-    params: Mapping[str, Any]
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def seeded_with(self, random_state) -> MethodCall:
-        """This call with ``random_state`` if the method is seeded and the
-        user did not fix one; unchanged otherwise."""
-        if not self.spec.seeded or self.params.get("random_state") is not None:
-            return self
-        return replace(self, params={**self.params, "random_state": random_state})
-
-    @property
-    def fits_on_training_data(self) -> bool:
-        """The method fits models of its own and the user left their rows to
-        the adapter (see ``MethodSpec.fit_data``)."""
-        key = self.spec.fit_data
-        return key is not None and self.params.get(key) is None
-
-    def with_training_data(self, X_train) -> MethodCall:
-        """This call with its models fitted on ``X_train``, if it fits any
-        and the user did not choose their rows; unchanged otherwise."""
-        if not self.fits_on_training_data:
-            return self
-        return replace(self, params={**self.params, self.spec.fit_data: X_train})
-
-    def __call__(self, estimator, X=None, y=None) -> dict[str, ImportanceResult]:
-        spec = self.spec
-        if spec.needs_y and y is None:
-            raise ValueError(f"Method {spec.name!r} needs y, the true targets.")
-        if spec.needs_X and X is None:
-            raise ValueError(f"Method {spec.name!r} needs X, the rows to explain.")
-        data = {"X": X, "y": y}
-        arguments = inspect.signature(spec.function).parameters
-        data = {key: value for key, value in data.items() if key in arguments}
-        result = spec.function(estimator, **data, **spec.fixed, **self.params)
-        if isinstance(result, Mapping):  # several scoring metrics
-            return {f"{spec.name} ({key})": r for key, r in result.items()}
-        return {spec.name: result}
-
-    def single(self, estimator, X=None, y=None, *, who: str) -> ImportanceResult:
-        """Run and return the one result, or say why ``who`` needs only one."""
-        results = self(estimator, X, y)
-        if len(results) != 1:
-            raise ValueError(
-                f"{who} needs a single result; method {self.name!r} gave "
-                f"{len(results)} ({', '.join(results)}). Pass a single metric in "
-                "scoring, and for a model with several output heads choose one "
-                "with output=."
-            )
-        return next(iter(results.values()))
 
 
 def resolve_methods(
@@ -446,7 +317,7 @@ def _params_by_method(names, method_params, several: bool) -> dict[str, dict]:
 
 def _check_accepted(spec: MethodSpec, params: Mapping, where: str) -> None:
     accepted = set(spec.parameters)
-    reserved = sorted(set(params) & (_DATA_PARAMETERS | {"method"}))
+    reserved = sorted(set(params) & (DATA_PARAMETERS | {"method"}))
     if reserved:
         raise ValueError(
             f"{where} for method {spec.name!r} must not contain {reserved}: "
@@ -457,6 +328,14 @@ def _check_accepted(spec: MethodSpec, params: Mapping, where: str) -> None:
         raise ValueError(
             f"{where} {unknown} are not accepted by method {spec.name!r}; "
             f"it takes {sorted(accepted)}."
+        )
+    columns = params.get("columns")
+    if columns is not None and (
+        not isinstance(columns, str) or columns not in spec.columns
+    ):
+        raise ValueError(
+            f"Method {spec.name!r} reports on columns {' or '.join(spec.columns)}; "
+            f"got columns={columns!r}."
         )
 
 

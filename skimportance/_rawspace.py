@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from ._replace import replace_columns
+
 __all__ = ["RawSpace"]
 
 STATISTICS = ("mean", "median")
@@ -111,18 +113,7 @@ class RawSpace:
 
     def with_column(self, rows, j: int, values):
         """A copy of ``rows`` whose column ``j`` holds ``values`` (broadcast)."""
-        if self.frame:
-            rows = rows.copy(deep=False)
-            if len(values) == 1 and len(rows) != 1:
-                values = values.take(np.zeros(len(rows), dtype=np.intp))
-            rows.isetitem(j, values)
-            return rows
-        values = np.asarray(values)
-        rows = np.array(rows, copy=True)
-        if rows.dtype.kind in "iub" and values.dtype.kind == "f":
-            rows = rows.astype(np.float64)
-        rows[:, j] = values
-        return rows
+        return replace_columns(rows, [([j], [values])], promote=True)
 
     def concat(self, parts):
         """Row blocks stacked, in order."""

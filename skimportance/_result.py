@@ -8,6 +8,17 @@ from typing import Any
 import numpy as np
 
 from ._names import check_unique_names
+from ._stats import (
+    check_level,
+    fdr_frame,
+    fold_scale,
+    interval_frame,
+    nadeau_bengio_pvalues,
+    pvalue_series,
+    row_test_pvalues,
+    standard_error,
+    t_interval,
+)
 
 __all__ = ["CVImportanceResult", "ImportanceResult"]
 
@@ -132,22 +143,15 @@ class ImportanceResult:
             Indexed by feature, with columns ``importance_mean``, ``lower``,
             ``upper``, in the features' original order.
         """
-        import pandas as pd
-        from scipy import stats
-
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1), got {level!r}.")
+        level = check_level(level)
         mean = self.importances_mean
         n_draws = self.importances.shape[1]
         if n_draws > 1:
-            sem = self.importances.std(axis=1, ddof=1) / np.sqrt(n_draws)
-            half = stats.t.ppf((1 + level) / 2, df=n_draws - 1) * sem
+            scale = standard_error(self.importances)
+            bounds = t_interval(mean, scale, n_draws - 1, level)
         else:
-            half = np.zeros_like(mean)
-        return pd.DataFrame(
-            {"importance_mean": mean, "lower": mean - half, "upper": mean + half},
-            index=pd.Index(self.feature_names, name="feature"),
-        )
+            bounds = (mean, mean)
+        return interval_frame(mean, bounds, self.feature_names)
 
     def pvalues(self):
         """p-values of "importance <= 0", by a one-sided t-test across test rows.
@@ -166,23 +170,18 @@ class ImportanceResult:
         Raises
         ------
         ValueError
-            The result carries no per-row loss differences (methods other
-            than permutation and conditional, or ``loss=None``).
+            The result carries no per-row loss differences (a method that
+            measures no loss difference, or ``loss=None``).
         """
-        import pandas as pd
-
-        from ._inference import row_test_pvalues
 
         if self.loss_differences is None:
             raise ValueError(
                 f"This {self.method!r} result carries no per-row loss differences, "
-                "so it has no p-values. permutation_importance and "
-                "conditional_importance record them (unless loss=None)."
+                "so it has no p-values: only methods that measure a loss "
+                "difference record them (unless loss=None)."
             )
-        return pd.Series(
-            row_test_pvalues(self.loss_differences),
-            index=pd.Index(self.feature_names, name="feature"),
-            name="pvalue",
+        return pvalue_series(
+            row_test_pvalues(self.loss_differences), self.feature_names
         )
 
     def fdr(self, alpha: float = 0.05):
@@ -195,7 +194,7 @@ class ImportanceResult:
             (the Benjamini-Hochberg adjusted p-value) and ``selected``
             (``qvalue <= alpha``).
         """
-        return _fdr_frame(self.pvalues(), alpha)
+        return fdr_frame(self.pvalues(), alpha)
 
     def to_frame(self, sort: bool = True):
         """A pandas DataFrame indexed by feature, most important first.
@@ -216,10 +215,17 @@ class ImportanceResult:
         return frame
 
     def plot(self, **kwargs):
-        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib)."""
-        from .plotting import ImportanceDisplay
+        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib).
 
-        return ImportanceDisplay.from_result(self).plot(**kwargs)
+        Short for ``ImportanceDisplay.from_result(result).plot(**kwargs)``. The
+        Display is looked up on the public package, which loads it on first
+        use: results sit below the Display (which imports the method registry,
+        which imports the methods, which import results), so this module never
+        imports ``plotting`` itself.
+        """
+        import skimportance
+
+        return skimportance.ImportanceDisplay.from_result(self).plot(**kwargs)
 
     def __repr__(self) -> str:
         order = np.argsort(-self.importances_mean, kind="stable")[:5]
@@ -375,25 +381,16 @@ class CVImportanceResult:
         pandas.DataFrame
             Indexed by feature: ``importance_mean``, ``lower``, ``upper``.
         """
-        import pandas as pd
-        from scipy import stats
-
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1), got {level!r}.")
+        level = check_level(level)
         k = self.n_folds
         mean = self.importances_mean
         if k < 2:
-            half = np.zeros_like(mean)
+            bounds = (mean, mean)
         else:
-            factor = 1.0 / k
-            if corrected:
-                factor += float(np.mean(self.n_test / self.n_train))
-            variance = self.importances.var(axis=1, ddof=1)
-            half = stats.t.ppf((1 + level) / 2, df=k - 1) * np.sqrt(factor * variance)
-        return pd.DataFrame(
-            {"importance_mean": mean, "lower": mean - half, "upper": mean + half},
-            index=pd.Index(self.feature_names, name="feature"),
-        )
+            sizes = (self.n_train, self.n_test) if corrected else (None, None)
+            scale = fold_scale(self.importances, *sizes)
+            bounds = t_interval(mean, scale, k - 1, level)
+        return interval_frame(mean, bounds, self.feature_names)
 
     def pvalues(self):
         """p-values of "importance <= 0" across folds (Nadeau-Bengio corrected).
@@ -413,12 +410,8 @@ class CVImportanceResult:
         ------
         ValueError
             Fewer than two folds, or folds of a method whose importance is
-            not a loss difference (only permutation and conditional results
-            can be tested).
+            not a loss difference.
         """
-        import pandas as pd
-
-        from ._inference import nadeau_bengio_pvalues
 
         untestable = [
             k
@@ -428,41 +421,27 @@ class CVImportanceResult:
         if untestable:
             raise ValueError(
                 f"The {self.method!r} folds carry no per-row loss differences, so "
-                "their importance cannot be tested against 0; cross-validate "
-                "method='permutation' or 'conditional' for p-values."
+                "their importance cannot be tested against 0; cross-validate a "
+                "method that measures a loss difference for p-values."
             )
-        return pd.Series(
+        return pvalue_series(
             nadeau_bengio_pvalues(self.importances, self.n_train, self.n_test),
-            index=pd.Index(self.feature_names, name="feature"),
-            name="pvalue",
+            self.feature_names,
         )
 
     def fdr(self, alpha: float = 0.05):
         """Features selected at false discovery rate ``alpha`` (Benjamini-Hochberg
         over :meth:`pvalues`); see :meth:`ImportanceResult.fdr`."""
-        return _fdr_frame(self.pvalues(), alpha)
+        return fdr_frame(self.pvalues(), alpha)
 
     def plot(self, **kwargs):
-        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib)."""
-        from .plotting import ImportanceDisplay
+        """Plot with :class:`skimportance.ImportanceDisplay` (needs matplotlib);
+        see :meth:`ImportanceResult.plot`."""
+        import skimportance
 
-        return ImportanceDisplay.from_result(self).plot(**kwargs)
+        return skimportance.ImportanceDisplay.from_result(self).plot(**kwargs)
 
     def __repr__(self) -> str:
         return repr(self.summary).replace(
             "ImportanceResult(", f"CVImportanceResult(n_folds={self.n_folds}, ", 1
         )
-
-
-def _fdr_frame(pvalues, alpha):
-    """pvalue, Benjamini-Hochberg qvalue and selected, indexed like ``pvalues``."""
-    import pandas as pd
-
-    from ._inference import benjamini_hochberg, check_alpha
-
-    alpha = check_alpha(alpha)
-    qvalues = benjamini_hochberg(pvalues.to_numpy())
-    return pd.DataFrame(
-        {"pvalue": pvalues.to_numpy(), "qvalue": qvalues, "selected": qvalues <= alpha},
-        index=pvalues.index,
-    )

@@ -14,17 +14,7 @@ import time
 
 from . import _tabular
 from ._compat import quiet_tensorflow
-
-DEMO_METHODS = (
-    "permutation",
-    "olden",
-    "garson",
-    "first_layer",
-    "probe",
-    "saliency",
-    "integrated_gradients",
-)
-EXPLAIN_METHODS = ("permutation", "olden", "probe", "saliency")
+from ._methods import DEMO_METHODS, EXPLAIN_METHODS, REGISTRY, resolve_methods
 
 
 class CommandError(Exception):
@@ -50,30 +40,42 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skimportance",
         description="Which inputs matter in my Keras neural network?",
+        epilog=_methods_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command")
 
     demo = commands.add_parser(
-        "demo", help="train a small MLP on load_diabetes and compare every method"
+        "demo",
+        help="train a small MLP on load_diabetes and compare every method",
+        epilog=_methods_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
         "--epochs", type=_positive_int, default=60, help="training epochs"
     )
     demo.add_argument("--seed", type=int, default=0, help="random seed")
     demo.add_argument(
-        "--methods", default=",".join(DEMO_METHODS), help="comma-separated methods"
+        "--methods",
+        default=",".join(DEMO_METHODS),
+        help="comma-separated methods (listed below)",
     )
     demo.add_argument("--out", help="also save a comparison figure (PNG)")
     demo.set_defaults(run=_run_demo)
 
     explain = commands.add_parser(
-        "explain", help="train an MLP on a CSV file and explain which columns matter"
+        "explain",
+        help="train an MLP on a CSV file and explain which columns matter",
+        epilog=_methods_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explain.add_argument("data", help="CSV file with a header row")
     explain.add_argument("--target", required=True, help="column to predict")
     explain.add_argument("--task", choices=_tabular.TASKS, default="auto")
     explain.add_argument(
-        "--methods", default=",".join(EXPLAIN_METHODS), help="comma-separated methods"
+        "--methods",
+        default=",".join(EXPLAIN_METHODS),
+        help="comma-separated methods (listed below)",
     )
     explain.add_argument(
         "--cv", type=_positive_int, help="K-fold cross-validated importance (K >= 2)"
@@ -85,6 +87,26 @@ def _build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", help="write the importances as JSON")
     explain.set_defaults(run=_run_explain)
     return parser
+
+
+def _methods_help() -> str:
+    """The registered methods, one line each, as the spec describes them."""
+    width = max(map(len, REGISTRY))
+    lines = [
+        f"  {name:<{width}}  {spec.summary}" + (" (signed)" if spec.signed else "")
+        for name, spec in REGISTRY.items()
+    ]
+    return "methods (for --methods):\n" + "\n".join(lines)
+
+
+def _signed_note(calls) -> str:
+    """Which of the computed methods give signed importances, in words."""
+    signed = [call.name for call in calls if call.spec.signed]
+    if not signed:
+        return ""
+    if len(signed) == 1:
+        return f" {signed[0]} is signed."
+    return f" {', '.join(signed[:-1])} and {signed[-1]} are signed."
 
 
 def _positive_int(text: str) -> int:
@@ -125,8 +147,8 @@ def _run_demo(args) -> int:
     results = _measure(model, X_test, y_test, calls, args.seed)
     print(_format_table(results, calls))
     print(
-        "Scales differ between methods: compare rankings, not raw numbers. "
-        "olden and probe are signed."
+        "Scales differ between methods: compare rankings, not raw numbers."
+        + _signed_note(calls)
     )
     if args.out:
         _save_figure(results, args.out)
@@ -208,7 +230,8 @@ def _eligible(calls, X):
         return calls, {}
     reason = (
         "weight methods cannot report on one-hot encoded or imputed columns "
-        f"({', '.join(map(str, encoded[:4]))}); permutation and probes can"
+        f"({', '.join(map(str, encoded[:4]))}); methods that read predictions "
+        "or gradients can"
     )
     skipped = {c.name: reason for c in calls if c.spec.reads == "weights"}
     kept = [c for c in calls if c.name not in skipped]
@@ -317,7 +340,6 @@ def _mlp_pipeline(preprocessing, task, hidden, epochs, seed, progress=False):
 
 def _parse_methods(text: str):
     """The method calls of ``--methods``, checked against the registry."""
-    from ._methods import resolve_methods
 
     methods = [name.strip() for name in text.split(",") if name.strip()]
     if not methods:

@@ -11,8 +11,8 @@ removed, and the rows stay on the data.
 
 The run is checked, planned and scored by the shared engines of ``_engines.run``
 (the same plan and batched Keras engine as permutation importance); the
-conditional models come from ``_engines.conditional_draws``; p-values from
-``_inference``.
+conditional models come from ``_engines.conditional_draws``; the pointwise
+losses from ``_inference`` and the p-values from ``_stats``.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def conditional_importance(
         seed=int(rng.randint(np.iinfo(np.int32).max)),
         n_jobs=n_jobs,
     )
-    baseline, scores, differences = run.scores(
+    scored = run.scores(
         plan,
         draws,
         batch_size=batch_size,
@@ -242,7 +242,7 @@ def conditional_importance(
         "n_fit": len(X_fit),
         "loss": None if row_loss is None else row_loss.name,
     }
-    return run.results(baseline, scores, "conditional", details, differences)
+    return run.results(scored, "conditional", details)
 
 
 # --- checks -----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from ._engines.dask_backend import FoldWorkers
 from ._engines.scoring import call_scorer
-from ._methods import resolve_methods
+from ._methods import DEFAULT_METHOD, resolve_methods
 from ._names import check_unique_names
 from ._result import CVImportanceResult, ImportanceResult
 
@@ -32,7 +32,7 @@ def cross_validate_importance(
     y,
     *,
     cv=5,
-    method: str | list[str] = "permutation",
+    method: str | list[str] = DEFAULT_METHOD,
     scoring=None,
     n_repeats: int | None = None,
     groups=None,
@@ -134,6 +134,8 @@ def cross_validate_importance(
         adapter_uses=("scoring",),
         single_metric="cross_validate_importance",
     )
+    for call in calls:
+        call.check_estimator(estimator)
     _check_error_score(error_score)
     X, y, groups = indexable(X, y, groups)
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
@@ -244,7 +246,7 @@ def _fill_failed_folds(fold_results: list, method: str) -> list:
 
 
 def importance_scorer(
-    method: str = "permutation",
+    method: str = DEFAULT_METHOD,
     *,
     scoring=None,
     n_repeats: int | None = None,

@@ -3,7 +3,8 @@
 The importance of a column is how much the score drops when it is shuffled.
 The run is checked, planned and scored by the shared engines of
 ``_engines.run``: one plan of random draws (scikit-learn's own), consumed by the
-batched Keras engine or by the generic engine for any other estimator, so
+batched Keras engine or by the generic engine (``_engines.generic_engine``) for
+any other estimator, so
 both return the numbers ``sklearn.inspection.permutation_importance`` returns
 for the same ``random_state``.
 """
@@ -189,7 +190,7 @@ def permutation_importance(
     row_loss = resolve_loss(loss, estimator, y)
     n_samples = run.X.shape[0]
     plan = draw_permutation_plan(random_state, n_samples, run.n_rows, n_repeats)
-    baseline, scores, differences = run.scores(
+    scored = run.scores(
         plan,
         ShuffledColumns(plan, run.groups),
         batch_size=batch_size,
@@ -200,4 +201,4 @@ def permutation_importance(
         algorithm=algorithm,
     )
     details = {"loss": None if row_loss is None else row_loss.name}
-    return run.results(baseline, scores, "permutation", details, differences)
+    return run.results(scored, "permutation", details)

@@ -2,9 +2,9 @@
 
 The Display only draws: statistics over results (alignment by feature, rank
 agreement) live in ``_compare``, and importances are computed by the methods
-of the one registry. matplotlib is imported only when something is drawn and
-the methods only when ``ImportanceDisplay.from_estimator`` computes one, so
-importing this module costs nothing but NumPy.
+of the one registry, which also says which results are signed (drawn in order
+of magnitude). matplotlib is imported only when something is drawn, so
+importing this module loads no plotting library and no TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ import numpy as np
 
 from ._compare import aligned_rows, named_results, rank_agreement
 from ._drawing import (
-    bar_errors,
     clustering_of,
     consensus_order,
-    draw_boxes,
     draw_dendrogram,
     draw_feature_axes,
     draw_heatmap,
+    draw_importances,
     import_pyplot,
-    largest_abs_mean,
     panels,
 )
+from ._methods import DEFAULT_METHOD, is_signed, resolve_methods
 from ._validation import check_choice, check_positive_int
 
 if TYPE_CHECKING:
@@ -157,7 +156,7 @@ class ImportanceDisplay:
         X,
         y=None,
         *,
-        method: str | Sequence[str] = "permutation",
+        method: str | Sequence[str] = DEFAULT_METHOD,
         method_params: Mapping[str, Any] | None = None,
         random_state=None,
         n_repeats: int | None = None,
@@ -173,23 +172,20 @@ class ImportanceDisplay:
         ----------
         estimator : object
             A fitted estimator, as accepted by the importance functions (a Keras
-            wrapper, a Pipeline ending in one, or, for ``"permutation"`` and
-            ``"conditional"``, any fitted scikit-learn estimator).
+            wrapper, a Pipeline ending in one, or, for the methods that need no
+            Keras model, any fitted scikit-learn estimator).
         X : array-like of shape (n_samples, n_features) or None
             Data to compute the importances on, preferably held out. The weight
             methods use it only to check that the inputs are standardised, so
             it may be None for them.
         y : array-like of shape (n_samples,), default=None
-            Targets; needed by the methods that score predictions
-            (``"permutation"``, ``"conditional"``).
+            Targets; needed by the methods that score predictions against
+            them (permutation importance, for one).
         method : str or list of str, default="permutation"
             Which registered method(s) to run, the names every skimportance
-            adapter and the command line accept: ``"permutation"``,
-            ``"conditional"``, ``"first_layer"``, ``"garson"``, ``"olden"``,
-            ``"probe"``, ``"profile"``, ``"occlusion"``, ``"saliency"``,
-            ``"input_x_gradient"``, ``"integrated_gradients"``. A list runs
-            each one, for a side-by-side comparison. Several ``scoring``
-            metrics give one result per metric, named
+            adapter and the command line accept (``skimportance --help``
+            lists them). A list runs each one, for a side-by-side comparison.
+            Several ``scoring`` metrics give one result per metric, named
             ``"permutation (<metric>)"``.
         method_params : dict, default=None
             Further keyword arguments for the method's function, e.g.
@@ -217,8 +213,6 @@ class ImportanceDisplay:
         >>> display.plot(top_n=3).features_.tolist()
         ['bmi', 's5', 'bp']
         """
-        from ._methods import resolve_methods
-
         import_pyplot(f"{cls.__name__}.from_estimator")
         if not isinstance(method, str) and not list(method):
             raise ValueError("method must name at least one importance method.")
@@ -261,7 +255,8 @@ class ImportanceDisplay:
         Features run top to bottom from most to least important. With several
         results they are ordered by their mean normalised importance across the
         methods (each method divided by its largest absolute mean), so every
-        method is drawn in the same order.
+        method is drawn in the same order. A signed method's results (a
+        registry entry with ``signed=True``) count by magnitude.
 
         Parameters
         ----------
@@ -323,52 +318,18 @@ class ImportanceDisplay:
         grouped = layout == "grouped" or n_results == 1
         if normalize is None:
             normalize = layout == "grouped" and n_results > 1
-        order = consensus_order(results, rows, top_n)
+        signed = {name: is_signed(result.method) for name, result in results.items()}
+        order = consensus_order(results, rows, top_n, signed)
         n_rows = len(order)
         axes = panels(
             plt, ax, 1 if grouped else n_results, n_rows, n_results if grouped else 1
         )
-        height = 0.8 / n_results if grouped else 0.8
-        offsets = (np.arange(n_results) - (n_results - 1) / 2) * height
-        positions = np.arange(n_rows)
-
-        self.bars_, self.errorbars_, self.boxes_ = [], [], []
-        for i, (name, result) in enumerate(results.items()):
-            panel = axes[0] if grouped else axes[i]
-            at = positions + (offsets[i] if grouped else 0.0)
-            scale = largest_abs_mean(result) if normalize else 1.0
-            result_rows = rows[name][order]
-            if kind == "bar":
-                xerr = bar_errors(result, result_rows, errorbars, level)
-                bars = panel.barh(
-                    at,
-                    result.importances_mean[result_rows] / scale,
-                    height=height,
-                    xerr=None if xerr is None else xerr / scale,
-                    label=name,
-                    **{
-                        "color": f"C{i}",
-                        "ecolor": "0.2",
-                        "capsize": 3,
-                        **(bar_kwargs or {}),
-                    },
-                )
-                self.bars_.append(bars)
-                self.errorbars_.append(bars.errorbar)
-            else:
-                draws = result.importances[result_rows] / scale
-                self.boxes_.append(draw_boxes(panel, at, draws, height, i, box_kwargs))
-
+        self.bars_, self.errorbars_, self.boxes_ = draw_importances(
+            axes, results, rows, order, kind=kind, grouped=grouped,
+            normalize=normalize, errorbars=errorbars, level=level,
+            bar_kwargs=bar_kwargs, box_kwargs=box_kwargs,
+        )  # fmt: skip
         draw_feature_axes(axes, features[order], normalize)
-        if grouped and n_results > 1:
-            handles = (
-                self.bars_ if kind == "bar" else [b["boxes"][0] for b in self.boxes_]
-            )
-            axes[0].legend(handles, list(results), title="method")
-        else:
-            for panel, name in zip(axes, results):
-                panel.set_title(name)
-
         self.features_ = features[order]
         self.axes_ = axes
         self.ax_ = axes[0]

@@ -30,9 +30,19 @@ from functools import partial
 
 import numpy as np
 
-from ._budget import check_within_budget, rows_within_budget
+from ._budget import check_within_budget
 from ._columns import check_columns, column_map
 from ._model import locate_keras_model
+from ._outputs import one_result_per_head, resolve_outputs
+from ._probing import (
+    column_of,
+    largest_change,
+    occlusion_changes,
+    probe_responses,
+    profile_curves,
+    raw_curves,
+    raw_sweep,
+)
 from ._rawspace import RawSpace
 from ._result import ImportanceResult
 from ._validation import (
@@ -40,8 +50,6 @@ from ._validation import (
     check_choice,
     check_model_input,
     check_positive_int,
-    one_result_per_head,
-    resolve_outputs,
     resolve_point,
     scale_problem,
     zero_baseline_problem,
@@ -286,20 +294,18 @@ def _model_probes(
         # bit for bit what model.predict(one_hot_i) - model.predict(zeros)
         # gives. (A batched matrix product rounds rows differently by their
         # position in the batch.)
-        probed = _probe_responses(
-            partial(respond, rows_per_pass=1), base, point, blocks
-        )
+        probed = probe_responses(partial(respond, rows_per_pass=1), base, point, blocks)
         per_output = (probed - base_output).astype(np.float64)
         importances = outputs.combine(per_output)[:, np.newaxis]
         details.update(probe=point, per_output=per_output)
     elif kind == "profile":
         grid = np.quantile(X_model, np.linspace(0, 1, grid_resolution), axis=0).T
-        curves = _profile_curves(respond, base, grid).astype(np.float64)
+        curves = profile_curves(respond, base, grid).astype(np.float64)
         per_output = curves.max(axis=1) - curves.min(axis=1)
         importances = outputs.combine(per_output)[:, np.newaxis]
         details.update(grid=grid, curves=curves, per_output=per_output)
     else:
-        changes = _occlusion_changes(respond, X_model, base, blocks)
+        changes = occlusion_changes(respond, X_model, base, blocks)
         importances = np.abs(outputs.combine(changes)).T
         details.update(attributions=changes)
 
@@ -358,7 +364,7 @@ def _raw_probes(
         changes = np.stack(
             [
                 original
-                - respond(space.with_column(X, j, _column_of(space, base_row, j)))
+                - respond(space.with_column(X, j, column_of(space, base_row, j)))
                 for j in range(n_raw)
             ],
             axis=1,
@@ -370,13 +376,11 @@ def _raw_probes(
         )
 
     sweeps = [
-        _raw_sweep(space, base_row, j, kind, grid_resolution) for j in range(n_raw)
+        raw_sweep(space, base_row, j, kind, grid_resolution) for j in range(n_raw)
     ]
-    curves = _raw_curves(respond, space, base_row, sweeps, mapping)
+    curves = raw_curves(respond, space, base_row, sweeps, mapping)
     if kind == "delta":
-        per_output = np.stack(
-            [_largest_change(curve - base_output) for curve in curves]
-        )
+        per_output = np.stack([largest_change(curve - base_output) for curve in curves])
         details.update(probe=sweeps, per_output=per_output)
     else:
         per_output = np.stack([c.max(axis=0) - c.min(axis=0) for c in curves])
@@ -385,106 +389,3 @@ def _raw_probes(
     return ImportanceResult(
         importances, mapping.raw_names, method=_method_name(kind), details=details
     )
-
-
-def _column_of(space, base_row, j: int):
-    """Column ``j`` of the one-row ``base_row``, as an array."""
-    return base_row.iloc[:, j].array if space.frame else np.asarray(base_row)[:, j]
-
-
-def _raw_sweep(space, base_row, j: int, kind: str, grid_resolution: int):
-    """The raw values column ``j`` takes: its categories, else one standard
-    deviation above the baseline (delta) or its quantiles (profile)."""
-    if space.categorical[j]:
-        return space.levels(j)
-    if kind == "delta":
-        centre = float(np.asarray(_column_of(space, base_row, j), dtype=float)[0])
-        return np.array([centre + space.spread(j)])
-    return space.quantiles(j, grid_resolution)
-
-
-def _raw_curves(respond, space, base_row, sweeps, mapping) -> list[np.ndarray]:
-    """The response along each column's sweep, other columns at the baseline;
-    as many columns per forward pass as the memory budget allows."""
-    row_bytes = 8 * (mapping.n_raw + len(mapping.model_names))
-    rows_per_block = rows_within_budget(row_bytes)
-    curves, block, block_rows = [], [], 0
-
-    def flush():
-        if not block:
-            return
-        rows = space.concat(
-            [
-                space.with_column(space.repeat(base_row, len(values)), j, values)
-                for j, values in block
-            ]
-        )
-        response = respond(rows).astype(np.float64)
-        start = 0
-        for _, values in block:
-            curves.append(response[start : start + len(values)])
-            start += len(values)
-        block.clear()
-
-    for j, values in enumerate(sweeps):
-        if block and block_rows + len(values) > rows_per_block:
-            flush()
-            block_rows = 0
-        block.append((j, values))
-        block_rows += len(values)
-    flush()
-    return curves
-
-
-def _largest_change(changes: np.ndarray) -> np.ndarray:
-    """Per output, the signed change of largest magnitude over the probes."""
-    position = np.argmax(np.abs(changes), axis=0)
-    return changes[position, np.arange(changes.shape[1])]
-
-
-def _feature_blocks(n_features: int, rows_per_feature: int, width: int):
-    """Slices of features whose rows (float64) together fit the memory budget."""
-    step = rows_within_budget(8 * rows_per_feature * width)
-    for start in range(0, n_features, step):
-        yield slice(start, min(start + step, n_features))
-
-
-def _probe_responses(
-    respond, base: np.ndarray, point: np.ndarray, blocks
-) -> np.ndarray:
-    """Response at ``base`` with each block of inputs in turn set to ``point``."""
-    n_blocks, width = len(blocks), len(base)
-    results = []
-    for chosen in _feature_blocks(n_blocks, 1, width):
-        indices = np.arange(n_blocks)[chosen]
-        rows = np.tile(base, (len(indices), 1))
-        for row, b in enumerate(indices):
-            rows[row, blocks[b]] = point[blocks[b]]
-        results.append(respond(rows))
-    return np.concatenate(results, axis=0)
-
-
-def _profile_curves(respond, base: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Response along each input's grid, shape (n_features, n_points, n_outputs)."""
-    n_features, n_points = grid.shape
-    results = []
-    for block in _feature_blocks(n_features, n_points, n_features):
-        features = np.arange(n_features)[block]
-        rows = np.tile(base, (len(features), n_points, 1))
-        rows[np.arange(len(features)), :, features] = grid[features]
-        flat = respond(rows.reshape(-1, n_features))
-        results.append(flat.reshape(len(features), n_points, -1))
-    return np.concatenate(results, axis=0)
-
-
-def _occlusion_changes(respond, X_model: np.ndarray, base: np.ndarray, blocks):
-    """``f(x) - f(x with block i := base)``, shape (n_samples, n_blocks, n_outputs)."""
-    original = respond(X_model).astype(np.float64)
-    changes = np.empty((len(X_model), len(blocks), original.shape[1]))
-    # One block per pass: only one perturbed copy of X exists at a time.
-    occluded = np.array(X_model, dtype=np.float64)
-    for i, block in enumerate(blocks):
-        occluded[:, block] = base[block]
-        changes[:, i, :] = original - respond(occluded)
-        occluded[:, block] = X_model[:, block]
-    return changes

@@ -18,8 +18,8 @@ from sklearn.utils import check_scalar, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._inference import check_alpha
-from ._methods import REGISTRY, RUN_PARAMETERS, resolve_methods
+from ._methods import DEFAULT_METHOD, REGISTRY, RUN_PARAMETERS, resolve_methods
+from ._stats import check_alpha
 from ._validation import check_positive_int
 
 __all__ = ["ImportanceEstimator", "ImportanceSelector"]
@@ -57,15 +57,14 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
     ----------
     estimator : estimator
         The model: a Keras wrapper, a Pipeline ending in one, or any estimator
-        (for ``method="permutation"`` or ``"conditional"``).
+        (for the methods that need no Keras model, such as permutation
+        importance).
     method : str, default="permutation"
-        Any registered method: ``permutation``, ``conditional``, ``olden``,
-        ``garson``, ``first_layer``, ``probe``, ``profile``, ``occlusion``,
-        ``saliency``, ``input_x_gradient``, ``integrated_gradients``. Every
+        Any registered method (``skimportance --help`` lists them). Every
         method reports on X's own columns (``columns="raw"``), whatever the
         preprocessing makes of them; weight methods refuse one-hot encoded
-        columns. Conditional importance fits its conditional models on the
-        rows the estimator is fitted on.
+        columns. A method that fits models of its own (conditional
+        importance) fits them on the rows the estimator is fitted on.
     method_params : dict, default=None
         Further keyword arguments for the method function, e.g.
         ``{"baseline": "mean"}``. A key the method does not take fails at
@@ -88,8 +87,8 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
         The full result.
     feature_importances_ : ndarray of shape (n_features_in_,)
         Mean importances made non-negative for selection: negative permutation
-        importances (no better than noise) become 0; signed methods (olden,
-        probe, input_x_gradient) use their magnitude.
+        importances (no better than noise) become 0; signed methods (those
+        whose spec says ``signed``) use their magnitude.
 
     Examples
     --------
@@ -110,7 +109,7 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
         self,
         estimator,
         *,
-        method: str = "permutation",
+        method: str = DEFAULT_METHOD,
         method_params: dict | None = None,
         validation_fraction: float | None = None,
         random_state=None,
@@ -132,6 +131,7 @@ class ImportanceEstimator(MetaEstimatorMixin, BaseEstimator):
     def fit(self, X, y=None, **fit_params):
         """Fit a clone of ``estimator`` and measure its feature importances."""
         call = _method_call(self)  # before training
+        call.check_estimator(self.estimator)
         X_fit, y_fit, X_eval, y_eval = _split_for_importance(
             self.estimator, X, y, self.validation_fraction, self.random_state
         )
@@ -211,8 +211,9 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         As in ``SelectFromModel``: a number, ``"mean"``, ``"median"`` or e.g.
         ``"1.5*mean"``. None means ``"mean"`` when ``max_features`` is None,
         and no threshold (exactly ``max_features`` features) otherwise.
-        Or by p-values, for methods that test their importances
-        (``"permutation"``, ``"conditional"``): ``"fdr:0.05"`` keeps the
+        Or by p-values, for methods that test their importances (those that
+        record per-row loss differences, like permutation importance):
+        ``"fdr:0.05"`` keeps the
         features selected at false discovery rate 0.05 by Benjamini-Hochberg
         (:meth:`ImportanceResult.fdr`), ``"pvalue:0.01"`` those with p-value
         below 0.01 (:meth:`ImportanceResult.pvalues`). p-values are only
@@ -257,7 +258,7 @@ class ImportanceSelector(SelectorMixin, MetaEstimatorMixin, BaseEstimator):
         self,
         estimator,
         *,
-        method: str = "permutation",
+        method: str = DEFAULT_METHOD,
         threshold=None,
         max_features: int | None = None,
         method_params: dict | None = None,

@@ -36,12 +36,11 @@ from sklearn.preprocessing import (
 from ._columns import check_columns, column_map
 from ._dense_graph import DenseTree, dense_chain, dense_tree
 from ._model import locate_keras_model
+from ._outputs import one_result_per_head, resolve_outputs
 from ._result import ImportanceResult
 from ._validation import (
     check_choice,
     check_model_input,
-    one_result_per_head,
-    resolve_outputs,
     scale_problem,
 )
 

@@ -52,7 +52,7 @@ from skimportance import (
     permutation_importance,
     probe_importance,
 )
-from skimportance import gradient as gradient_module
+from skimportance._gradient_tape import GradientRunner
 from skimportance._methods import REGISTRY, RUN_PARAMETERS, MethodSpec
 from skimportance._model import LocatedModel
 
@@ -264,7 +264,7 @@ def no_tensorflow(monkeypatch):
         raise ReachedTensorFlow("data reached the Keras model")
 
     monkeypatch.setattr(LocatedModel, "forward", refuse)
-    monkeypatch.setattr(gradient_module._GradientRunner, "__call__", refuse)
+    monkeypatch.setattr(GradientRunner, "__call__", refuse)
     for name in ("__call__", "fit", "predict", "predict_on_batch", "train_on_batch"):
         monkeypatch.setattr(keras.Model, name, refuse)
 

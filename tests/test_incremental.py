@@ -445,7 +445,7 @@ def scores_with(perturbation, reg, X, y, algorithm, *, n_repeats, feature_groups
     ``perturbation(groups)`` on the engine ``algorithm``."""
     run = prepare_run(reg, X, y, caller="test", feature_groups=feature_groups)
     plan = draw_permutation_plan(0, len(X), run.n_rows, n_repeats)
-    _, scores, _ = run.scores(
+    scored = run.scores(
         plan,
         perturbation(run.groups),
         batch_size=None,
@@ -454,7 +454,7 @@ def scores_with(perturbation, reg, X, y, algorithm, *, n_repeats, feature_groups
         desc="",
         algorithm=algorithm,
     )
-    return np.asarray(scores), run.engine_details
+    return np.asarray(scored.scores), scored.details
 
 
 @pytest.mark.parametrize("algorithm", ["incremental", "auto"])

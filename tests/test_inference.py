@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.model_selection import GridSearchCV, KFold
@@ -24,53 +23,8 @@ from skimportance import (
     cross_validate_importance,
     permutation_importance,
 )
-from skimportance._inference import (
-    benjamini_hochberg,
-    nadeau_bengio_pvalues,
-    resolve_loss,
-    row_test_pvalues,
-)
-
-# --- the tests themselves -------------------------------------------------------------
-
-
-def test_row_test_is_scipys_one_sided_t_test():
-    rng = np.random.default_rng(0)
-    differences = rng.normal(loc=[[0.0], [0.1], [-0.2]], size=(3, 50))
-    expected = stats.ttest_1samp(differences, 0.0, axis=1, alternative="greater").pvalue
-    np.testing.assert_allclose(row_test_pvalues(differences), expected, rtol=1e-12)
-
-
-def test_rows_without_spread():
-    differences = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5], [-1.0, -1.0, -1.0]])
-    np.testing.assert_array_equal(row_test_pvalues(differences), [1.0, 0.0, 1.0])
-
-
-def test_nadeau_bengio_is_a_t_test_with_a_wider_variance():
-    rng = np.random.default_rng(1)
-    k, n_train, n_test = 5, np.full(5, 80.0), np.full(5, 20.0)
-    folds = rng.normal(loc=[[0.05], [0.2]], scale=0.1, size=(2, k))
-    # Stretching the folds around their mean by sqrt(k * factor) turns the
-    # plain t statistic into the corrected one.
-    factor = 1 / k + 20 / 80
-    mean = folds.mean(axis=1, keepdims=True)
-    stretched = mean + (folds - mean) * np.sqrt(k * factor)
-    expected = stats.ttest_1samp(stretched, 0.0, axis=1, alternative="greater").pvalue
-    np.testing.assert_allclose(
-        nadeau_bengio_pvalues(folds, n_train, n_test), expected, rtol=1e-12
-    )
-    with pytest.raises(ValueError, match="at least 2 folds"):
-        nadeau_bengio_pvalues(folds[:, :1], n_train[:1], n_test[:1])
-
-
-def test_benjamini_hochberg_by_hand():
-    # Sorted 0.01, 0.03, 0.04, 0.2: p * m / rank = 0.04, 0.06, 0.0533, 0.2,
-    # then the running minimum from the top.
-    pvalues = np.array([0.01, 0.04, 0.03, 0.2, np.nan])
-    np.testing.assert_allclose(
-        benjamini_hochberg(pvalues), [0.04, 0.16 / 3, 0.16 / 3, 0.2, np.nan]
-    )
-
+from skimportance._inference import resolve_loss
+from skimportance._stats import benjamini_hochberg, row_test_pvalues
 
 # --- results --------------------------------------------------------------------------
 

@@ -24,8 +24,10 @@ from sklearn import config_context
 from sklearn.utils.parallel import Parallel, delayed
 
 from .._budget import MAX_ROWS_PER_CALL, rows_within_budget
+from .._replace import stack_replaced
 from .._validation import check_batch_size, check_model_input, values_already_checked
 from .dask_backend import dask_client_for_chunks, run_on_dask
+from .engine_scores import EngineScores
 from .incremental import AUTO_FLOP_RATIO, IncrementalUnavailable, plan_incremental
 from .scoring import ScoringContext, call_scorer
 from .slices import LossCollector, Slices
@@ -36,11 +38,15 @@ __all__ = ["ALGORITHMS", "ExactSlices", "keras_scores", "run_slices"]
 ALGORITHMS = ("auto", "exact", "incremental")
 
 
-def keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, algorithm, row_loss):
-    """(baseline score, scores of every slice group by group, loss differences).
+def keras_scores(
+    run, plan, perturbation, *, batch_size, n_jobs, bar, row_loss, algorithm
+) -> EngineScores:
+    """The run's :class:`EngineScores`, the slices scored in chunks.
 
     The loss differences are those of :class:`LossCollector` for ``row_loss``
     (None without one), computed from the predictions the slices already have.
+    The details say which slice engine ran (``algorithm``), the FLOP
+    estimates it was chosen on and why the incremental one did not apply.
     """
     located = run.located
     check_batch_size(located, batch_size)
@@ -71,21 +77,24 @@ def keras_scores(run, plan, perturbation, batch_size, n_jobs, bar, algorithm, ro
         slice_loss=losses.slice_loss,
     )
     del X_model, raw, raw_sub
-    slices = _choose_slices(algorithm, run, exact, batch_size)
+    details = {}  # this run's own, filled as the engine decides
+    slices = _choose_slices(algorithm, exact, batch_size, details)
     try:
         scores = run_slices(slices, n_jobs, bar, losses, caller=run.caller)
     except IncrementalUnavailable as exc:  # found only at a later repeat
-        _fall_back_to_exact(algorithm, run.engine_details, exc)
+        _fall_back_to_exact(algorithm, details, exc)
         bar.reset()
         losses = LossCollector(losses.slice_loss, plan.n_repeats)
         scores = run_slices(exact, n_jobs, bar, losses, caller=run.caller)
-    return baseline, scores, losses.differences()
+    return EngineScores.from_flat(
+        baseline, scores, plan.n_repeats, losses.differences(), details
+    )
 
 
-def _choose_slices(algorithm, run, exact, batch_size):
+def _choose_slices(algorithm, exact, batch_size, details: dict):
     """The exact slices, or the incremental ones where they apply (and, for
-    ``"auto"``, where the FLOP estimate says they are faster)."""
-    details = run.engine_details
+    ``"auto"``, where the FLOP estimate says they are faster); ``details``
+    notes the choice and why."""
     details["algorithm"] = "exact"
     if algorithm == "exact":
         return exact
@@ -213,32 +222,13 @@ def run_slices(slices, n_jobs, bar, losses, *, caller: str) -> list:
 
 def _perturbed_rows(X_sub, perturbation, groups, chunk):
     """Rows of several (group, repeat) slices stacked: copies of ``X_sub``, each
-    with its group's columns perturbed. Only these rows are materialised."""
-    n_rows = len(X_sub)
-    if hasattr(X_sub, "iloc"):
-        return _perturbed_frame(X_sub, perturbation, groups, chunk)
-    out = np.tile(X_sub, (len(chunk), 1))
-    for s, (group, repeat) in enumerate(chunk):
-        values = perturbation.values(X_sub, group, repeat)
-        out[s * n_rows : (s + 1) * n_rows, groups[group]] = values
-    return out
-
-
-def _perturbed_frame(X_sub, perturbation, groups, chunk):
-    import pandas as pd
-
-    n_rows = len(X_sub)
-    positions = np.tile(np.arange(n_rows), len(chunk))
-    # Column by column through .array keeps every dtype (categorical included)
-    # and builds the frame in one go instead of fragmenting it.
-    data = {j: X_sub.iloc[:, j].array.take(positions) for j in range(X_sub.shape[1])}
-    for s, (group, repeat) in enumerate(chunk):
-        values = perturbation.values(X_sub, group, repeat)
-        for j, column_values in zip(groups[group], values):
-            data[j][s * n_rows : (s + 1) * n_rows] = column_values
-    frame = pd.DataFrame(data, index=X_sub.index[positions], copy=False)
-    frame.columns = X_sub.columns
-    return frame
+    with its group's columns perturbed. Only these rows are materialised, and
+    each slice's new values only while its copy is written."""
+    changes = (
+        [(groups[group], perturbation.values(X_sub, group, repeat))]
+        for group, repeat in chunk
+    )
+    return stack_replaced(X_sub, len(chunk), changes)
 
 
 def _model_rows(located, X) -> np.ndarray:

@@ -4,8 +4,8 @@ A :class:`PermutationPlan` holds scikit-learn's draws for a run (the rows of
 ``max_samples``, one row order per repeat), compactly; a :class:`Perturbation`
 says what replaces a group's columns in one (group, repeat) slice:
 :class:`ShuffledColumns` for permutation importance, conditional draws
-(``conditional_draws``) for conditional importance. The engines (``run``,
-``keras_engine``, ``incremental``) consume both.
+(``conditional_draws``) for conditional importance. The engines
+(``generic_engine``, ``keras_engine``, ``incremental``) consume both.
 """
 
 from __future__ import annotations

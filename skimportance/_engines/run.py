@@ -1,4 +1,4 @@
-"""The perturbation engines shared by permutation-style importance methods.
+"""A perturbation run: its checked inputs, and the engine that scores it.
 
 A run scores the estimator on ``X`` (the baseline), then on copies of ``X``
 in which one group of columns at a time has been replaced, once per repeat,
@@ -14,27 +14,30 @@ which both engines consume:
   incrementally (a rank-k update of the first Dense layer, then the rest of
   the network), every slice through scikit-learn's own scorer with a
   cached-prediction stand-in;
-* the generic engine, for any other estimator, perturbs and calls the
-  estimator itself, in parallel over groups, exactly like scikit-learn.
+* the generic engine (``generic_engine``), for any other estimator, perturbs
+  and calls the estimator itself, in parallel over groups, exactly like
+  scikit-learn.
 
 So the two engines give equal numbers on the same plan, and the plan
-reproduces scikit-learn's draws. Asked for a pointwise loss (``row_loss``),
-both engines also return each row's loss difference averaged over the
-repeats, computed from the predictions they already have; ``_inference``
-turns them into p-values.
+reproduces scikit-learn's draws. Both return an ``engine_scores.EngineScores``:
+the baseline, the scores of every slice, and, asked for a pointwise loss
+(``row_loss``), each row's loss difference averaged over the repeats,
+computed from the predictions they already have (``_stats`` turns them into
+p-values); with what the engine chose in its ``details``, which
+:meth:`PerturbationRun.results` reports. This module checks the inputs
+(:func:`prepare_run`), picks the engine and builds the results.
 """
 
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 from sklearn.metrics import check_scoring, get_scorer
 from sklearn.utils import check_array
-from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from .._budget import check_bookkeeping
@@ -44,11 +47,12 @@ from .._model import feature_names_of, has_keras_model, locate_keras_model
 from .._names import column_sources
 from .._result import ImportanceResult
 from .._validation import check_choice, check_positive_int
+from .engine_scores import EngineScores
+from .generic_engine import generic_scores
 from .groups import cluster_feature_groups, resolve_feature_groups
 from .keras_engine import ALGORITHMS, keras_scores
 from .plan import check_plan_size
-from .scoring import call_scorer, per_head_scorer
-from .slices import LossCollector
+from .scoring import per_head_scorer
 
 __all__ = [
     "ALGORITHMS",
@@ -82,9 +86,6 @@ class PerturbationRun:
     n_rows: int
     grouped: bool
     clustering: dict | None = None  # feature_groups="auto": the dendrogram
-    #: What the engine chose and why (``algorithm``, ``flops``...), filled by
-    #: :meth:`scores` and reported in the results' details.
-    engine_details: dict = field(default_factory=dict)
 
     @property
     def engine(self) -> str:
@@ -101,8 +102,8 @@ class PerturbationRun:
         desc,
         row_loss=None,
         algorithm: str = "auto",
-    ):
-        """(baseline score, scores grid [group][repeat], loss differences).
+    ) -> EngineScores:
+        """The run's :class:`EngineScores`, from the engine that fits it.
 
         ``algorithm`` picks the Keras engine's: ``"exact"`` (a forward pass
         over every perturbed row), ``"incremental"`` (rank-k updates of the
@@ -117,37 +118,26 @@ class PerturbationRun:
 
         if self.y is None:
             row_loss = None  # nothing to compare predictions with
+        engine = generic_scores if self.located is None else keras_scores
         total = len(self.groups) * plan.n_repeats
         with tqdm(total=total, desc=desc, unit="slice", disable=not verbose) as bar:
-            if self.located is not None:
-                baseline, scores, differences = keras_scores(
-                    self,
-                    plan,
-                    perturbation,
-                    batch_size,
-                    n_jobs,
-                    bar,
-                    algorithm,
-                    row_loss,
-                )
-                grid = _as_grid(scores, len(self.groups), plan.n_repeats)
-                return baseline, grid, differences
-            if algorithm == "incremental":
-                raise ValueError(
-                    "algorithm='incremental' does not apply: it needs a Keras "
-                    f"model inside the estimator, got {type(self.estimator).__name__}."
-                )
-            self.engine_details["algorithm"] = "exact"
-            return _generic_scores(self, plan, perturbation, n_jobs, bar, row_loss)
+            return engine(
+                self,
+                plan,
+                perturbation,
+                batch_size=batch_size,
+                n_jobs=n_jobs,
+                bar=bar,
+                row_loss=row_loss,
+                algorithm=algorithm,
+            )
 
-    def results(
-        self, baseline, scores, method: str, details: dict, loss_differences=None
-    ):
+    def results(self, scored: EngineScores, method: str, details: dict):
         """One ImportanceResult, or a dict of them for several metrics."""
         details = {
             "engine": self.engine,
             "n_samples": self.n_rows,
-            **self.engine_details,
+            **scored.details,
             **details,
         }
         if self.grouped:
@@ -157,6 +147,8 @@ class PerturbationRun:
             }
         if self.clustering is not None:
             details["clustering"] = self.clustering
+        baseline, scores = scored.baseline, scored.scores
+        differences = scored.loss_differences
         if isinstance(baseline, dict):  # several metrics, keyed like scikit-learn
             return {
                 metric: _result(
@@ -165,11 +157,11 @@ class PerturbationRun:
                     self.names,
                     method,
                     details,
-                    loss_differences,
+                    differences,
                 )
                 for metric in baseline
             }
-        return _result(baseline, scores, self.names, method, details, loss_differences)
+        return _result(baseline, scores, self.names, method, details, differences)
 
 
 class RunSettings(NamedTuple):
@@ -369,73 +361,7 @@ def check_run_sizes(n_repeats, batch_size) -> tuple[int, int | None]:
     return n_repeats, batch_size
 
 
-# --- the generic engine -----------------------------------------------------------
-
-
-def _generic_scores(run, plan, perturbation, n_jobs, bar, row_loss=None):
-    baseline = call_scorer(run.scorer, run.estimator, run.X, run.y, run.sample_weight)
-    X_sub, y_sub, weight_sub = plan.subsample(run.X, run.y, run.sample_weight)
-    losses = LossCollector.start(row_loss, run.estimator, X_sub, y_sub, plan.n_repeats)
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-    scores = []
-    tasks = (
-        delayed(_group_scores)(
-            run.estimator,
-            run.scorer,
-            X_sub,
-            y_sub,
-            weight_sub,
-            perturbation,
-            group,
-            columns,
-            plan.n_repeats,
-            losses.slice_loss,
-        )
-        for group, columns in enumerate(run.groups)
-    )
-    for group, (group_scores, group_losses) in enumerate(parallel(tasks)):
-        losses.add_group(group, group_losses)
-        scores.extend(group_scores)
-        bar.update(len(group_scores))
-    grid = _as_grid(scores, len(run.groups), plan.n_repeats)
-    return baseline, grid, losses.differences()
-
-
-def _group_scores(
-    estimator,
-    scorer,
-    X_sub,
-    y,
-    sample_weight,
-    perturbation,
-    group,
-    columns,
-    n_repeats,
-    slice_loss=None,
-):
-    """(scores, per-row loss differences summed over the repeats or None)."""
-    # A private copy: X_sub may be shared between threads or a read-only memmap.
-    X_perturbed = X_sub.copy()
-    scores = []
-    loss_sum = None if slice_loss is None else np.zeros(len(X_sub))
-    for repeat in range(n_repeats):
-        values = perturbation.values(X_sub, group, repeat)
-        if hasattr(X_perturbed, "iloc"):
-            for j, column_values in zip(columns, values):
-                X_perturbed.isetitem(j, column_values)
-        else:
-            X_perturbed[:, columns] = values
-        scores.append(call_scorer(scorer, estimator, X_perturbed, y, sample_weight))
-        if slice_loss is not None:  # summed over the repeats in order, as the
-            loss_sum += slice_loss(estimator, X_perturbed, y)  # Keras engine does
-    return scores, loss_sum
-
-
 # --- results ----------------------------------------------------------------------
-
-
-def _as_grid(scores: list, n_groups: int, n_repeats: int) -> list[list]:
-    return [scores[g * n_repeats : (g + 1) * n_repeats] for g in range(n_groups)]
 
 
 def _result(baseline, scores, names, method, details, loss_differences=None):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._budget import rows_within_budget
+from .._replace import replace_columns
 from .network_split import IncrementalUnavailable
 
 __all__ = [
@@ -106,20 +107,7 @@ def perturbed_copy(X_sub, groups, perturbation, repeat: int):
 
 def replaced(X_sub, groups, values: dict):
     """A copy of ``X_sub`` with the columns of the groups in ``values`` replaced."""
-    if hasattr(X_sub, "iloc"):
-        import pandas as pd
-
-        data = {j: X_sub.iloc[:, j].array for j in range(X_sub.shape[1])}
-        for group, group_values in values.items():
-            for j, column in zip(groups[group], group_values):
-                data[j] = column
-        frame = pd.DataFrame(data, index=X_sub.index, copy=False)
-        frame.columns = X_sub.columns
-        return frame
-    out = np.array(X_sub, copy=True)
-    for group, group_values in values.items():
-        out[:, groups[group]] = group_values
-    return out
+    return replace_columns(X_sub, [(groups[g], v) for g, v in values.items()])
 
 
 def _columns_of(X, groups, group: int):
