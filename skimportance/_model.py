@@ -162,7 +162,12 @@ class LocatedModel:
     def bytes_per_row(self) -> int:
         """Memory one row costs in a forward pass: its input and every layer's
         output, as float32 (a gradient pass holds about twice as much)."""
-        return 4 * _values_per_row(self.model)
+        # The walk over the layers costs a few ms, every call of every method:
+        # remembered per model (its architecture does not change).
+        values = _VALUES_PER_ROW.get(self.model)
+        if values is None:
+            values = _VALUES_PER_ROW[self.model] = _values_per_row(self.model)
+        return 4 * values
 
     @cached_property
     def rows_per_call(self) -> int:
@@ -313,6 +318,9 @@ def _all_layers(model) -> list:
         else:
             found.append(layer)
     return found
+
+
+_VALUES_PER_ROW: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _values_per_row(model) -> int:
