@@ -251,8 +251,9 @@ def figure(points: list[dict], path: Path) -> None:
         ax.plot([p[key] for p in line], [p["ours_s"] for p in line], "o-")
         ax.set_xscale("log")  # both axes: a straight line of slope 1 is linear
         ax.set_yscale("log")
-        ax.xaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
-        ax.yaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(lambda value, _: f"{value:,.0f}")
+            axis.set_minor_formatter(lambda value, _: "")
         ax.set_xlabel(label)
         ax.set_ylabel("seconds, 5 repeats")
         ax.grid(alpha=0.3)
