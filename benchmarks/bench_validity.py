@@ -82,6 +82,7 @@ METHODS = [
     "integrated_gradients",
     "permutation",
     "conditional",
+    "sage",
 ]
 SIGNED = {"olden", "probe"}
 
@@ -186,6 +187,7 @@ def all_importances(model, X_train, X_test, y_test, seed: int, permutation) -> d
         conditional_importance,
         gradient_importance,
         probe_importance,
+        sage_importance,
         weight_importance,
     )
 
@@ -201,15 +203,20 @@ def all_importances(model, X_train, X_test, y_test, seed: int, permutation) -> d
     results["profile"] = probe_importance(
         model, X_test, kind="profile"
     ).importances_mean
-    for method in ("saliency", "integrated_gradients"):
-        results[method] = gradient_importance(
-            model, X_test, method=method
-        ).importances_mean
+    results["saliency"] = gradient_importance(
+        model, X_test, method="saliency"
+    ).importances_mean
+    results["integrated_gradients"] = gradient_importance(  # from the training mean
+        model, X_test, method="integrated_gradients", background=X_train
+    ).importances_mean
     results["permutation"] = permutation(
         model, X_test, y_test, n_repeats=5, random_state=seed
     ).importances_mean
     results["conditional"] = conditional_importance(
         model, X_test, y_test, X_fit=X_train, n_repeats=5, random_state=seed
+    ).importances_mean
+    results["sage"] = sage_importance(
+        model, X_test, y_test, background=X_train, random_state=seed
     ).importances_mean
     return results
 
@@ -294,7 +301,9 @@ def ranking_section(table, fits, permutation_name, config: Config) -> list[str]:
         "from the test rows' mean, the default baseline); `permutation` = "
         f"`{permutation_name}` on the test rows, 5 repeats, R²; "
         "`conditional` = `conditional_importance`, the same, with its "
-        "conditional models fitted on the training rows. Olden and the "
+        "conditional models fitted on the training rows; `sage` = "
+        "`sage_importance` on the test rows, 100 training rows as background, "
+        "to its default convergence (0.025). Olden and the "
         "probe are signed and are ranked by their absolute values.",
         "",
     ]

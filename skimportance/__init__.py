@@ -9,14 +9,17 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from ._compare import rank_agreement  # noqa: F401
+    from ._local_result import LocalResult  # noqa: F401
     from ._mlp import build_mlp  # noqa: F401
     from ._result import CVImportanceResult, ImportanceResult  # noqa: F401
     from .conditional import conditional_importance  # noqa: F401
     from .gradient import gradient_importance  # noqa: F401
+    from .local import local_importance  # noqa: F401
     from .model_selection import cross_validate_importance, importance_scorer  # noqa: F401
     from .permutation import permutation_importance  # noqa: F401
     from .plotting import ImportanceDisplay  # noqa: F401
     from .probe import probe_importance  # noqa: F401
+    from .sage import sage_importance  # noqa: F401
     from .selection import ImportanceEstimator, ImportanceSelector  # noqa: F401
     from .weights import weight_importance  # noqa: F401
     from .wrappers import KerasClassifier, KerasRegressor, from_keras  # noqa: F401
@@ -38,6 +41,9 @@ _EXPORTS = {
     "weight_importance": ".weights",
     "probe_importance": ".probe",
     "gradient_importance": ".gradient",
+    "local_importance": ".local",
+    "LocalResult": "._local_result",
+    "sage_importance": ".sage",
     "ImportanceEstimator": ".selection",
     "ImportanceSelector": ".selection",
     "cross_validate_importance": ".model_selection",

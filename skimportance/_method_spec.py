@@ -66,11 +66,17 @@ class MethodSpec:
         refuse an estimator without one before training
         (:meth:`MethodCall.check_estimator`).
     fit_data : str or None
-        The keyword of ``function`` that takes the rows its own models are
-        fitted on (conditional importance's ``X_fit``). Adapters that hold
+        The keyword of ``function`` that takes training rows: those its own
+        models are fitted on (conditional importance's ``X_fit``), or the
+        background its reference point is taken from (occlusion's and
+        integrated gradients' ``background``). Adapters that hold
         training data pass it through :meth:`MethodCall.with_training_data`:
         ``cross_validate_importance`` the training fold,
-        ``ImportanceEstimator`` the rows it fitted the estimator on.
+        ``ImportanceEstimator`` the rows it fitted the estimator on (SAGE
+        takes them as its background too).
+    row_tests : bool
+        Its ``loss`` yields per-row loss differences (p-values); False where
+        the loss scores something else (SAGE's averaged predictions).
     summary : str
         One line for tables and help texts (``skimportance --help``).
     """
@@ -85,6 +91,7 @@ class MethodSpec:
     columns: tuple[str, ...] = ("raw", "model")
     keras_only: bool = True
     fit_data: str | None = None
+    row_tests: bool = True
     summary: str = ""
 
     @property
@@ -108,7 +115,7 @@ class MethodSpec:
     @property
     def tested(self) -> bool:
         """Records per-row loss differences, so its results have p-values."""
-        return "loss" in self.parameters
+        return self.row_tests and "loss" in self.parameters
 
     def selection_scores(self, importances_mean):
         """Non-negative scores for feature selection from mean importances."""

@@ -31,6 +31,7 @@ from .conditional import conditional_importance
 from .gradient import gradient_importance
 from .permutation import permutation_importance
 from .probe import probe_importance
+from .sage import sage_importance
 from .weights import weight_importance
 
 __all__ = [
@@ -67,6 +68,16 @@ REGISTRY: dict[str, MethodSpec] = {
             keras_only=False,
             fit_data="X_fit",
             summary="drop in score when the column is drawn given the others",
+        ),
+        MethodSpec(
+            "sage",
+            sage_importance,
+            needs_y=True,
+            columns=("raw",),
+            keras_only=False,
+            fit_data="background",
+            row_tests=False,
+            summary="Shapley share of the explained loss (SAGE, marginal imputation)",
         ),
         MethodSpec(
             "first_layer",
@@ -110,13 +121,14 @@ REGISTRY: dict[str, MethodSpec] = {
             probe_importance,
             {"kind": "occlusion"},
             unused=("probe", "grid_resolution"),
+            fit_data="background",
             summary="mean |change| of the output when one input is set to a baseline",
         ),
         MethodSpec(
             "saliency",
             gradient_importance,
             {"method": "saliency"},
-            unused=("baseline", "n_steps"),
+            unused=("baseline", "background", "n_steps"),
             reads="gradients",
             summary="mean |gradient| of the output",
         ),
@@ -124,7 +136,7 @@ REGISTRY: dict[str, MethodSpec] = {
             "input_x_gradient",
             gradient_importance,
             {"method": "input_x_gradient"},
-            unused=("baseline", "n_steps"),
+            unused=("baseline", "background", "n_steps"),
             reads="gradients",
             summary="mean |input x gradient|",
         ),
@@ -133,6 +145,7 @@ REGISTRY: dict[str, MethodSpec] = {
             gradient_importance,
             {"method": "integrated_gradients"},
             reads="gradients",
+            fit_data="background",
             summary="mean |integrated gradients| from a baseline",
         ),
     )

@@ -144,7 +144,7 @@ def _run_demo(args) -> int:
         f"Trained in {time.perf_counter() - start:.1f} s; "
         f"{_score_name('regression')} = {model.score(X_test, y_test):.3f}\n"
     )
-    results = _measure(model, X_test, y_test, calls, args.seed)
+    results = _measure(model, X_test, y_test, calls, args.seed, X_train)
     print(_format_table(results, calls))
     print(
         "Scales differ between methods: compare rankings, not raw numbers."
@@ -205,7 +205,7 @@ def _run_explain(args) -> int:
         )
         model.fit(X_train, y_train)
         print(f"{_score_name(task)}: {model.score(X_test, y_test):.3f}\n")
-        results = _measure(model, X_test, y_test, calls, args.seed)
+        results = _measure(model, X_test, y_test, calls, args.seed, X_train)
     print(_format_table(results, calls))
     for name, reason in skipped.items():
         print(f"{name}: not computed: {reason}")
@@ -350,10 +350,12 @@ def _parse_methods(text: str):
         raise CommandError(str(error)) from None
 
 
-def _measure(estimator, X, y, calls, seed):
-    """{method: ImportanceResult} on held-out data, with a progress bar."""
+def _measure(estimator, X, y, calls, seed, X_train):
+    """{method: ImportanceResult} on held-out data, with a progress bar; the
+    training rows are the background of methods that need one."""
     from tqdm.auto import tqdm
 
+    calls = [call.with_training_data(X_train) for call in calls]
     return {
         call.name: call.seeded_with(seed).single(estimator, X, y, who="skimportance")
         for call in tqdm(calls, desc="importance", unit="method", file=sys.stderr)

@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 
+from ._background import check_background
 from ._budget import MAX_ROWS_PER_CALL, check_within_budget, rows_within_budget
 from ._columns import check_columns, column_map
 from ._gradient_tape import (
@@ -55,6 +56,7 @@ def gradient_importance(
     *,
     method: str = "saliency",
     baseline=None,
+    background=None,
     n_steps: int = 50,
     output=None,
     batch_size: int | None = None,
@@ -90,12 +92,19 @@ default="saliency"
     baseline : {"mean", "median", "zeros"}, float, array-like or None, \
 default=None
         ``"integrated_gradients"`` only: the reference point b. None means
-        ``"mean"``: the centre of the data (each numeric raw column's mean,
-        each categorical one's most frequent value, encoded by the estimator's
-        own preprocessing). ``"zeros"``, a number or an array: a point in the
-        model's input space; a zero baseline in front of a model that scales
-        its own inputs (``Normalization``, ``Rescaling``) warns, naming the
-        layer.
+        ``"mean"``: the centre of the ``background`` (each numeric raw
+        column's mean, each categorical one's most frequent value, encoded by
+        the estimator's own preprocessing). ``"zeros"``, a number or an array:
+        a point in the model's input space; a zero baseline in front of a
+        model that scales its own inputs (``Normalization``, ``Rescaling``)
+        warns, naming the layer.
+    background : array-like of shape (n_background, n_features), default=None
+        ``"integrated_gradients"`` with a data-driven baseline (``"mean"``,
+        ``"median"``): the rows that stand for the data, typically the
+        training rows, with X's columns. Required there: the baseline is
+        never computed from the rows being explained (for one row it would be
+        the row itself, and every attribution 0.0), so a row's attributions
+        are the same alone as in any batch. Unused with an explicit baseline.
     n_steps : int, default=50
         ``"integrated_gradients"`` only: quadrature points per row. Checked
         against the memory budget before any work.
@@ -153,7 +162,8 @@ default=None
     >>> X = np.random.default_rng(0).normal(size=(20, 2))
     >>> gradient_importance(model, X).importances_mean
     array([3. , 0.5])
-    >>> ig = gradient_importance(model, X, method="integrated_gradients")
+    >>> ig = gradient_importance(
+    ...     model, X, method="integrated_gradients", background=X)
     >>> bool(np.allclose(ig.details["convergence_delta"], 0, atol=1e-5))
     True
     """
@@ -161,10 +171,11 @@ default=None
     n_steps = check_positive_int("n_steps", n_steps)
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
-    if baseline is not None and method != "integrated_gradients":
-        raise ValueError(
-            f"baseline is only used by method='integrated_gradients', not {method!r}."
-        )
+    for name, value in (("baseline", baseline), ("background", background)):
+        if value is not None and method != "integrated_gradients":
+            raise ValueError(
+                f"{name} is only used by method='integrated_gradients', not {method!r}."
+            )
     columns = check_columns(columns)
     try:
         located = locate_keras_model(estimator)
@@ -179,6 +190,19 @@ default=None
         _check_n_steps(located, outputs, n_steps)
     model_names = located.model_feature_names(X)  # distinct, before X is read
     X_model = check_model_input(located, X, caller="gradient_importance")
+    data_driven = baseline is None or (
+        isinstance(baseline, str) and baseline in ("mean", "median")
+    )
+    if method == "integrated_gradients" and data_driven:
+        check_background(
+            background,
+            X,
+            caller="gradient_importance(method='integrated_gradients')",
+            what="with a data-driven baseline ('mean', 'median')",
+            missing=True,
+        )
+    else:
+        background = None
     batch_size = check_batch_size(located, batch_size, passes=2)
     mapping = column_map(located, X, X_model) if columns == "raw" else None
     if mapping is not None:
@@ -204,7 +228,7 @@ default=None
         "explained_outputs": outputs.explained,
     }
     if method == "integrated_gradients":  # checked before any gradient is taken
-        base = _baseline(located, baseline, X, X_model, mapping)
+        base = _baseline(located, baseline, background, mapping)
     at_rows = gradients(X_model)
     if method == "integrated_gradients":
         attributions = integrate_gradients(gradients, X_model, base, n_steps)
@@ -236,8 +260,9 @@ default=None
     return ImportanceResult(importances, names, method=method, details=details)
 
 
-def _baseline(located, baseline, X, X_model, mapping) -> np.ndarray:
-    """The integrated-gradients reference point, in the model's input space."""
+def _baseline(located, baseline, background, mapping) -> np.ndarray:
+    """The integrated-gradients reference point, in the model's input space:
+    explicit, or a statistic of the background (never of the rows X)."""
     if baseline is None:
         baseline = "mean"
     if isinstance(baseline, str) and baseline == "zeros":
@@ -249,14 +274,17 @@ def _baseline(located, baseline, X, X_model, mapping) -> np.ndarray:
     if data_driven and raw_encoded:
         # The centre of the raw columns (a category for a one-hot block),
         # encoded by the estimator's own preprocessing.
-        row = RawSpace(X, mapping).baseline(baseline)
+        row = RawSpace(background, mapping).baseline(baseline)
         point = located.to_model_input(row)
         point = point.toarray() if hasattr(point, "toarray") else point
         return np.asarray(point, dtype=np.float64)[0]
+    reference = None
+    if data_driven:
+        reference = check_model_input(located, background, caller="background")
     return resolve_point(
         "baseline",
         baseline,
-        X_model,
+        reference,
         located.n_model_features,
         statistics=("zeros", "mean", "median"),
     )

@@ -30,6 +30,7 @@ from functools import partial
 
 import numpy as np
 
+from ._background import check_background
 from ._budget import check_within_budget
 from ._columns import check_columns, column_map
 from ._model import locate_keras_model
@@ -67,6 +68,7 @@ def probe_importance(
     X=None,
     *,
     baseline=None,
+    background=None,
     probe=None,
     kind: str = "delta",
     output=None,
@@ -88,7 +90,8 @@ def probe_importance(
     baseline : {"mean", "median", "zeros"}, float, array-like or None, \
 default=None
         The reference point. None means ``"mean"`` when X is given, else
-        ``"zeros"``. ``"mean"``/``"median"``: the centre of the data, each
+        ``"zeros"``. ``"mean"``/``"median"``: the centre of the data (the
+        ``background``, or X for ``"delta"`` and ``"profile"``), each
         numeric column's mean or median and each categorical column's most
         frequent value, taken on the raw columns. ``"zeros"``, a number or one
         value per model input: a point in the space the Keras model sees
@@ -97,6 +100,17 @@ default=None
         in front of a model that scales its own inputs (a ``Normalization`` or
         ``Rescaling`` layer) is raw value 0, usually far from the data: that
         warns, naming the layer.
+    background : array-like of shape (n_background, n_features), default=None
+        The rows that stand for the data, typically the training rows, with
+        X's columns: the data-driven baseline, the ``"std"`` probe and the
+        profile's quantiles are taken on them. Required by
+        ``kind="occlusion"`` with a data-driven baseline, whose rows X are
+        explained one by one: their reference is never computed from
+        themselves (for one row it would be the row itself, and every change
+        0.0), so a row's changes are the same alone as in any batch.
+        ``"delta"`` and ``"profile"`` explain no row: without a background
+        they take their statistics from X, which then needs at least two
+        rows.
     probe : float, "std", array-like or None, default=None
         ``kind="delta"`` only: the value each input is set to in turn. None
         means ``"std"`` with a data-driven baseline, else 1.0. ``"std"`` sets
@@ -116,8 +130,8 @@ default=None
         The curves are kept.
 
         ``"occlusion"``: for every row x of X, ``f(x) - f(x with x_i :=
-        baseline_i)``; the importance is the mean absolute change, one draw
-        per row.
+        baseline_i)``, the baseline being explicit or the ``background``'s
+        centre; the importance is the mean absolute change, one draw per row.
     output : int, label or None, default=None
         Which response column to explain: class probabilities for a
         classifier (a single sigmoid unit ``p`` counts as ``[1 - p, p]``),
@@ -195,12 +209,15 @@ default=None
     data_driven = isinstance(baseline, str) and baseline in DATA_BASELINES
     if probe is None:
         probe = "std" if data_driven else 1.0
+    reference, reference_model = _reference_data(
+        located, X, X_model, background, kind, data_driven, probe
+    )
 
     mapping = column_map(located, X, X_model) if columns == "raw" else None
     if mapping is not None and mapping.nd:  # features of an N-D input
         return _model_probes(
-            located, outputs, X, X_model, kind, baseline, probe, grid_resolution,
-            batch_size, mapping.raw_names, blocks=mapping.blocks,
+            located, outputs, X, X_model, reference_model, kind, baseline, probe,
+            grid_resolution, batch_size, mapping.raw_names, blocks=mapping.blocks,
         )  # fmt: skip
     # Raw values where the model's own columns have no raw meaning: one-hot
     # blocks, and integer codes when probing from the data's centre.
@@ -214,15 +231,47 @@ default=None
                 "needs X; pass X, or use columns='model'."
             )
         return _raw_probes(
-            located, outputs, RawSpace(X, mapping), mapping, X, kind,
+            located, outputs, RawSpace(reference, mapping), mapping, X, kind,
             baseline, grid_resolution, batch_size,
         )  # fmt: skip
 
     names = mapping.raw_names if mapping is not None else names
     return _model_probes(
-        located, outputs, X, X_model, kind, baseline, probe, grid_resolution,
-        batch_size, names,
+        located, outputs, X, X_model, reference_model, kind, baseline, probe,
+        grid_resolution, batch_size, names,
     )  # fmt: skip
+
+
+def _reference_data(located, X, X_model, background, kind, data_driven, probe):
+    """The rows statistics are taken on (raw, and as the model sees them):
+    the background; for ``"delta"`` and ``"profile"``, which explain no row,
+    X when no background is given. Checked before any forward pass."""
+    statistics = (
+        data_driven or kind == "profile" or (isinstance(probe, str) and probe == "std")
+    )
+    if background is not None:
+        if X is None:
+            raise ValueError("background describes the data of X; pass X too.")
+        check_background(background, X, caller="probe_importance", missing=True)
+        return background, check_model_input(
+            located, background, caller="probe_importance(background)"
+        )
+    if kind == "occlusion" and data_driven:
+        check_background(
+            background,
+            X,
+            caller="probe_importance(kind='occlusion')",
+            what="with a data-driven baseline ('mean', 'median')",
+            missing=True,
+        )
+    if statistics and X is not None and len(X_model) < 2:
+        raise ValueError(
+            f"probe_importance(kind={kind!r}) takes the data's centre and spread "
+            "from X, which has one row: its spread is zero and its centre the row "
+            "itself, so every probe would read 0.0. Pass background=X_train (the "
+            "rows that stand for the data)."
+        )
+    return X, X_model
 
 
 def _check_raw_probe(mapping, baseline, probe, data_driven: bool) -> None:
@@ -251,8 +300,8 @@ def _check_raw_probe(mapping, baseline, probe, data_driven: bool) -> None:
 
 
 def _model_probes(
-    located, outputs, X, X_model, kind, baseline, probe, grid_resolution, batch_size,
-    names, blocks=None,
+    located, outputs, X, X_model, reference, kind, baseline, probe, grid_resolution,
+    batch_size, names, blocks=None,
 ):  # fmt: skip
     """Probes in the space the Keras model sees: one model column at a time, or
     one block of them (a channel of an N-D input) when ``blocks`` is given."""
@@ -267,13 +316,13 @@ def _model_probes(
     base = resolve_point(
         "baseline",
         baseline,
-        X_model,
+        reference,
         n_features,
         statistics=("zeros", "mean", "median"),
     )
     if kind == "delta":  # checked here, before any row reaches the network
         point = resolve_point(
-            "probe", probe, X_model, n_features, statistics=("std",), relative_to=base
+            "probe", probe, reference, n_features, statistics=("std",), relative_to=base
         )
     _warn_about_scale(located, baseline, probe, kind, X, X_model)
 
@@ -299,7 +348,7 @@ def _model_probes(
         importances = outputs.combine(per_output)[:, np.newaxis]
         details.update(probe=point, per_output=per_output)
     elif kind == "profile":
-        grid = np.quantile(X_model, np.linspace(0, 1, grid_resolution), axis=0).T
+        grid = np.quantile(reference, np.linspace(0, 1, grid_resolution), axis=0).T
         curves = profile_curves(respond, base, grid).astype(np.float64)
         per_output = curves.max(axis=1) - curves.min(axis=1)
         importances = outputs.combine(per_output)[:, np.newaxis]

@@ -113,10 +113,12 @@ def test_every_method_reports_raw_columns_by_default(pipe, data):
         permutation_importance(pipe, data, y, n_repeats=2, random_state=0),
         probe_importance(pipe, data),
         probe_importance(pipe, data, kind="profile"),
-        probe_importance(pipe, data, kind="occlusion"),
+        probe_importance(pipe, data, kind="occlusion", background=data),
         gradient_importance(pipe, data, method="saliency"),
         gradient_importance(pipe, data, method="input_x_gradient"),
-        gradient_importance(pipe, data, method="integrated_gradients", n_steps=8),
+        gradient_importance(
+            pipe, data, method="integrated_gradients", background=data, n_steps=8
+        ),
     ]
     for result in results:
         assert list(result.feature_names) == RAW, result.method
@@ -126,7 +128,9 @@ def test_every_method_reports_raw_columns_by_default(pipe, data):
 
 
 def test_integrated_gradients_sums_blocks_and_stays_complete(pipe, data):
-    raw = gradient_importance(pipe, data, method="integrated_gradients", n_steps=32)
+    raw = gradient_importance(
+        pipe, data, method="integrated_gradients", background=data, n_steps=32
+    )
     model = gradient_importance(  # from the same (encoded) baseline
         pipe,
         data,
@@ -232,7 +236,9 @@ def test_zero_baseline_before_in_model_scaling_warns(data):
         gradient_importance(model, X, method="integrated_gradients", baseline="zeros")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the data-driven default does not warn
-        default = gradient_importance(model, X, method="integrated_gradients")
+        default = gradient_importance(
+            model, X, method="integrated_gradients", background=X
+        )
     np.testing.assert_allclose(default.details["baseline"], X.mean(axis=0))
 
 
@@ -274,7 +280,8 @@ def test_gradient_through_an_embedding_is_refused(coded):
             r"'cast(_\d+)?' \(Cast to int32\).*'embedding.*' \(Embedding\)"
             r".*permutation",
         ):
-            gradient_importance(model, coded, method=method)
+            extra = {"background": coded} if method == "integrated_gradients" else {}
+            gradient_importance(model, coded, method=method, **extra)
 
 
 def test_permutation_and_probe_see_the_embedded_input(coded):
@@ -326,4 +333,4 @@ def test_scale_dependent_methods_refuse_or_warn_naming_the_columns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # scale-free: a data baseline, 'std' probes
         probe_importance(model, X)
-        gradient_importance(model, X, method="integrated_gradients")
+        gradient_importance(model, X, method="integrated_gradients", background=X)

@@ -75,6 +75,8 @@ def calling(spec: MethodSpec) -> Callable:
 
     def run(estimator, X, y, **params):
         data = {"X": X, "y": y} if spec.needs_y else {"X": X}
+        if spec.fit_data == "background" and "background" not in params:
+            data["background"] = X  # a reference needs rows that stand for the data
         return spec.function(estimator, **data, **{**spec.fixed, **params})
 
     return run

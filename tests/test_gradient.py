@@ -14,6 +14,11 @@ from skimportance import from_keras, gradient_importance
 METHODS = ["saliency", "input_x_gradient", "integrated_gradients"]
 
 
+def reference(method, X) -> dict:
+    """Integrated gradients start from the background's centre."""
+    return {"background": X} if method == "integrated_gradients" else {}
+
+
 def linear_net(seed=0):
     """Two Dense layers without activation: f(x) = x @ W1 @ W2 + c."""
     import keras
@@ -89,7 +94,12 @@ def test_integrated_gradients_exact_and_complete_on_linear_network(
     model = linear_net()
     w = effective_weights(model)
     result = gradient_importance(
-        model, X, method="integrated_gradients", baseline=baseline, n_steps=3
+        model,
+        X,
+        method="integrated_gradients",
+        baseline=baseline,
+        background=X,
+        n_steps=3,
     )
     base = result.details["baseline"]
     np.testing.assert_allclose(base, expected_base(X))
@@ -110,7 +120,9 @@ def test_integrated_gradients_exact_and_complete_on_linear_network(
 
 def test_integrated_gradients_complete_on_smooth_network(X):
     model = smooth_net()
-    result = gradient_importance(model, X, method="integrated_gradients", n_steps=50)
+    result = gradient_importance(
+        model, X, method="integrated_gradients", background=X, n_steps=50
+    )
     delta = result.details["delta"]
     assert np.abs(delta).max() > 0.05  # the check below is not vacuous
     np.testing.assert_allclose(
@@ -118,15 +130,18 @@ def test_integrated_gradients_complete_on_smooth_network(X):
     )
     assert np.abs(result.details["convergence_delta"]).max() < 1e-3
     # too few steps is measurably incomplete: quadrature matters
-    coarse = gradient_importance(model, X, method="integrated_gradients", n_steps=1)
+    coarse = gradient_importance(
+        model, X, method="integrated_gradients", background=X, n_steps=1
+    )
     assert np.abs(coarse.details["convergence_delta"]).max() > 1e-3
 
 
 def test_batching_does_not_change_results(X):
     model = smooth_net()
     for method in METHODS:
-        whole = gradient_importance(model, X, method=method, n_steps=4)
-        pieces = gradient_importance(model, X, method=method, n_steps=4, batch_size=7)
+        kwargs = dict(method=method, n_steps=4, **reference(method, X))
+        whole = gradient_importance(model, X, **kwargs)
+        pieces = gradient_importance(model, X, batch_size=7, **kwargs)
         np.testing.assert_allclose(
             pieces.importances, whole.importances, rtol=1e-5, atol=1e-7
         )
@@ -160,9 +175,11 @@ def test_multiclass_output_selection(X):
 
 def test_binary_classifier_classes_are_mirror_images(X):
     clf = from_keras(smooth_net(output_activation="sigmoid"), task="classification")
-    positive = gradient_importance(clf, X, method="integrated_gradients", n_steps=8)
+    positive = gradient_importance(
+        clf, X, method="integrated_gradients", background=X, n_steps=8
+    )
     negative = gradient_importance(
-        clf, X, method="integrated_gradients", n_steps=8, output=0
+        clf, X, method="integrated_gradients", background=X, n_steps=8, output=0
     )
     np.testing.assert_allclose(
         negative.details["attributions"], -positive.details["attributions"], atol=1e-6
@@ -185,7 +202,9 @@ def every_kind(model, X):
 def test_every_estimator_kind_agrees(X, method):
     model = smooth_net()
     results = {
-        kind: gradient_importance(estimator, X, method=method, n_steps=4).importances
+        kind: gradient_importance(
+            estimator, X, method=method, n_steps=4, **reference(method, X)
+        ).importances
         for kind, estimator in every_kind(model, X).items()
     }
     for kind, importances in results.items():

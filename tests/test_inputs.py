@@ -273,7 +273,9 @@ def test_a_feature_mask_and_named_features(sequences):
     y = estimator.predict(sequences)
     result = permutation_importance(estimator, sequences, y, random_state=0)
     assert result.ranking().tolist() == ["late", "early"]
-    ig = gradient_importance(estimator, sequences, method="integrated_gradients")
+    ig = gradient_importance(
+        estimator, sequences, method="integrated_gradients", background=sequences
+    )
     assert ig.feature_names.tolist() == ["early", "late"]
     # completeness: per-feature sums over the other positions
     np.testing.assert_allclose(

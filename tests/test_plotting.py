@@ -491,9 +491,19 @@ def test_from_estimator_runs_every_real_method():
     y = estimator.predict(X) + 0.1 * X["w"].to_numpy()
 
     methods = list(METHOD_NAMES)
+    # Methods whose reference is the centre of a background get one here;
+    # the Display holds no training rows of its own.
+    from skimportance._methods import REGISTRY
+
+    backgrounds = {
+        name: {"background": X}
+        for name in methods
+        if REGISTRY[name].fit_data == "background"
+    }
     display = ImportanceDisplay.from_estimator(
-        estimator, X, y, method=methods, n_repeats=2, random_state=0
-    )
+        estimator, X, y, method=methods, method_params=backgrounds,
+        n_repeats=2, random_state=0,
+    )  # fmt: skip
     assert list(display.results) == methods
     for result in display.results.values():
         assert result.feature_names.tolist() == names

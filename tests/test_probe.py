@@ -152,7 +152,9 @@ def test_profile_of_a_linear_model(X):
 
 def test_occlusion_of_a_linear_model(X):
     w = np.array([2.0, -1.0, 0.5, 0.0])
-    result = probe_importance(linear(w), X, kind="occlusion", baseline="mean")
+    result = probe_importance(
+        linear(w), X, kind="occlusion", baseline="mean", background=X
+    )
     expected = w * (X - X.mean(axis=0))  # f(x) - f(x with x_i := mean_i)
     np.testing.assert_allclose(
         result.details["attributions"][:, :, 0], expected, rtol=1e-4, atol=1e-5

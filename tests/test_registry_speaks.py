@@ -40,6 +40,9 @@ PACKAGE = Path(skimportance.__file__).parent
 OWNERS = {PACKAGE / "_methods.py"} | {
     Path(sys.modules[spec.function.__module__].__file__) for spec in REGISTRY.values()
 }
+# local_importance's own per-row methods (not global importances, so not in
+# the registry) include an "occlusion" of its own.
+OWNERS |= {PACKAGE / "local.py"}
 
 
 def method_literals(source: str, names) -> list[tuple[int, str]]:

@@ -142,6 +142,7 @@ def _build_tail(model):
             return plain(z, d, w).numpy()
 
     tail.compiled = fused  # lets tests count traces
+    tail.rest = rest  # the layers after the product, for callers without updates
     return dense, tail, _flops_per_row(rest)
 
 
