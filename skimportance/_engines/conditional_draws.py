@@ -259,7 +259,7 @@ def fit_conditional_draws(
         )
     draws.reverse()  # pop() hands them out in the groups' order
     draws = [shared[g] if g in shared else draws.pop() for g in range(len(groups))]
-    return ConditionalDraws(plan, groups, draws, alpha)
+    return ConditionalDraws(plan, groups, draws, imputer_alpha=alpha)
 
 
 def _shared_ridge_draws(ridge, groups, kinds, X_fit, X_sub):
