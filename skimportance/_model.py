@@ -162,7 +162,12 @@ class LocatedModel:
     def bytes_per_row(self) -> int:
         """Memory one row costs in a forward pass: its input and every layer's
         output, as float32 (a gradient pass holds about twice as much)."""
-        return 4 * _values_per_row(self.model)
+        # The walk over the layers costs a few ms, every call of every method:
+        # remembered per model (its architecture does not change).
+        values = _VALUES_PER_ROW.get(self.model)
+        if values is None:
+            values = _VALUES_PER_ROW[self.model] = _values_per_row(self.model)
+        return 4 * values
 
     @cached_property
     def rows_per_call(self) -> int:
@@ -315,6 +320,9 @@ def _all_layers(model) -> list:
     return found
 
 
+_VALUES_PER_ROW: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _values_per_row(model) -> int:
     """Numbers one row produces through ``model``: inputs and layer outputs."""
     import keras
@@ -429,8 +437,13 @@ def _build_forward_function(model, layout):
         reduce_retracing=True,
     )
 
+    # The concrete function of the one signature, called on tensors: the
+    # polymorphic call matches numpy inputs against the signature on every
+    # call, which cost 4x the network itself on 2000 x 20 rows.
+    concrete = compiled.get_concrete_function()
+
     def forward(batch):
-        return compiled(batch).numpy()
+        return concrete(tf.nest.map_structure(tf.convert_to_tensor, batch)).numpy()
 
     forward.compiled = compiled  # lets tests count traces
     return forward

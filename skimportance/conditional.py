@@ -27,6 +27,7 @@ from ._engines.conditional_draws import (
     default_imputers,
     fit_conditional_draws,
     integer_domains,
+    named_imputer,
 )
 from ._engines.plan import draw_permutation_plan
 from ._engines.run import prepare_permutation_run
@@ -96,10 +97,16 @@ def conditional_importance(
         category of the column, or, for a column whose values in ``X`` and
         ``X_fit`` are all integers (codes, counts), an integer in their range
         (the draw rounded and clipped).
-    imputer : regressor, default=None
+    imputer : "shared_ridge", "ridge_cv", regressor or None, default=None
         The model of a numeric column (or group) given the others; it sees
-        the other columns standardised and categories one-hot encoded. None:
-        ``RidgeCV`` over ``alphas=np.logspace(-3, 3, 13)``.
+        the other columns standardised and categories one-hot encoded.
+        None or ``"shared_ridge"``: ridge regressions with one penalty for
+        every column, chosen from ``np.logspace(-3, 3, 13)`` by leave-one-out
+        over all columns at once, all from one p x p factorisation (exactly
+        ``Ridge(alpha=details["imputer_alpha"])`` fitted per column, at the
+        cost of one fit). ``"ridge_cv"``: one ``RidgeCV`` over the same
+        penalties per column, each with its own penalty (p fits). A
+        regressor: a clone of it fitted per column (or group).
     categorical_imputer : classifier, default=None
         The model of a categorical column (pandas category, bool, strings)
         given the others; needs ``predict_proba``. None: ``LogisticRegression``.
@@ -251,6 +258,7 @@ def conditional_importance(
     )
     details = {
         "imputer": repr(imputer),
+        "imputer_alpha": draws.imputer_alpha,
         "categorical_imputer": repr(categorical_imputer),
         "n_fit": len(X_fit),
         "loss": None if row_loss is None else row_loss.name,
@@ -371,6 +379,8 @@ def _check_groups(run, kinds) -> None:
 
 def _checked_imputers(imputer, categorical_imputer):
     default, default_categorical = default_imputers()
+    if isinstance(imputer, str):
+        imputer = named_imputer(imputer)
     imputer = default if imputer is None else imputer
     categorical_imputer = (
         default_categorical if categorical_imputer is None else categorical_imputer
@@ -383,6 +393,8 @@ def _checked_imputers(imputer, categorical_imputer):
             ("fit", "predict_proba", "get_params"),
         ),
     ):
+        if isinstance(model, type(default)):  # the shared ridge: no estimator
+            continue
         missing = [method for method in needs if not hasattr(model, method)]
         if missing:
             raise TypeError(

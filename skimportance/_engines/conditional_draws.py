@@ -34,29 +34,52 @@ from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import ThreadpoolController
 
 from .groups import is_numeric_column
+from .shared_ridge import ALPHAS, SharedRidge
 
 __all__ = [
+    "IMPUTERS",
     "ConditionalDraws",
     "column_kinds",
     "default_imputers",
     "fit_conditional_draws",
     "integer_domains",
+    "named_imputer",
 ]
 
 
 def default_imputers():
     """(regressor, classifier) used when the user gives none.
 
-    Ridge regression with its penalty chosen by efficient leave-one-out over a
-    wide grid (the other columns are standardised first), as in Chamma et al.
-    and hidimstat; a logistic regression for categorical columns. The
-    leave-one-out errors come from one SVD of the other columns: with many
-    rows, scikit-learn's default (an eigendecomposition of their covariance)
-    recomputes an n x p product for every penalty, twice as slow at 200
-    columns for the same penalty and coefficients.
+    Ridge regression with one penalty for every numeric column, chosen by
+    leave-one-out over all of them at once from a wide grid (the other
+    columns standardised first), as in Chamma et al. and hidimstat but from
+    one factorisation (:class:`shared_ridge.SharedRidge`); a logistic
+    regression for categorical columns.
     """
-    ridge = RidgeCV(alphas=np.logspace(-3, 3, 13), gcv_mode="svd")
-    return ridge, LogisticRegression(max_iter=1000)
+    return SharedRidge(), LogisticRegression(max_iter=1000)
+
+
+def _ridge_cv_per_column():
+    """The previous default: one ``RidgeCV`` per numeric column (or group),
+    each with its own penalty. Its leave-one-out errors come from one SVD of
+    the other columns: with many rows, scikit-learn's default (an
+    eigendecomposition of their covariance) recomputes an n x p product for
+    every penalty, twice as slow at 200 columns for the same coefficients."""
+    return RidgeCV(alphas=np.asarray(ALPHAS), gcv_mode="svd")
+
+
+# The imputers ``conditional_importance(imputer=...)`` knows by name.
+IMPUTERS = {"shared_ridge": SharedRidge, "ridge_cv": _ridge_cv_per_column}
+
+
+def named_imputer(name: str):
+    """The imputer called ``name`` in :data:`IMPUTERS`."""
+    if name not in IMPUTERS:
+        raise ValueError(
+            f"imputer={name!r} is not a known imputer; use one of "
+            f"{sorted(IMPUTERS)} or a scikit-learn regressor."
+        )
+    return IMPUTERS[name]()
 
 
 def column_kinds(X) -> list[str]:
@@ -134,6 +157,7 @@ class ConditionalDraws:
     draws: list
     #: Per group, None or the ``_IntegerDomain`` of its integer-valued columns.
     domains: list | None = None
+    imputer_alpha: float | None = None
 
     def values(self, X_sub, group: int, repeat: int):
         values = self.draws[group].draw(self.plan.permutation(repeat), (group, repeat))
@@ -205,12 +229,16 @@ def fit_conditional_draws(
 ) -> ConditionalDraws:
     """Fit one model per group on ``X_fit`` and precompute its draws on ``X_sub``.
 
-    ``imputer`` (a regressor) models numeric groups, ``categorical_imputer``
-    (a classifier with ``predict_proba``) a categorical column; each sees the
-    other columns standardised (numbers) or one-hot encoded (categories).
-    Estimators with an unset ``random_state`` get one derived from ``seed``.
+    ``imputer`` (a regressor, or :class:`SharedRidge`) models numeric groups,
+    ``categorical_imputer`` (a classifier with ``predict_proba``) a
+    categorical column; each sees the other columns standardised (numbers)
+    or one-hot encoded (categories). Estimators with an unset
+    ``random_state`` get one derived from ``seed``.
     """
     seeds = np.random.default_rng(seed).integers(2**31 - 1, size=len(groups))
+    shared, alpha = {}, None
+    if isinstance(imputer, SharedRidge):
+        alpha, shared = _shared_ridge_draws(imputer, groups, kinds, X_fit, X_sub)
     # Many small fits: parallel over groups (n_jobs), one BLAS thread each,
     # here and in threads (joblib limits its worker processes itself).
     # Several BLAS threads per small fit only fight each other and the
@@ -226,9 +254,79 @@ def fit_conditional_draws(
                 categorical_imputer,
                 int(group_seed),
             )
-            for columns, group_seed in zip(groups, seeds)
+            for g, (columns, group_seed) in enumerate(zip(groups, seeds))
+            if g not in shared
         )
-    return ConditionalDraws(plan, groups, draws)
+    draws.reverse()  # pop() hands them out in the groups' order
+    draws = [shared[g] if g in shared else draws.pop() for g in range(len(groups))]
+    return ConditionalDraws(plan, groups, draws, imputer_alpha=alpha)
+
+
+def _shared_ridge_draws(ridge, groups, kinds, X_fit, X_sub):
+    """(alpha, {group: draw}) for every numeric group with other columns to
+    condition on, all from one :class:`SharedRidge` fit.
+
+    The design is the one every group's own model would see (numbers
+    standardised, categories one-hot encoded, on ``X_fit``), built once for
+    all columns: each group's design is this one with its columns left out.
+    """
+    targets = [
+        g
+        for g, columns in enumerate(groups)
+        if kinds[columns[0]] == "numeric" and len(columns) < len(kinds)
+    ]
+    if not targets:
+        return None, {}
+    design = _design(kinds).fit(X_fit)
+    Z_fit = np.asarray(design.transform(X_fit), dtype=float)
+    # Ridge's intercept: the design centred on the fitting rows (the one-hot
+    # columns are not; the standardised ones already are, up to rounding).
+    centre = Z_fit.mean(axis=0)
+    Z_fit -= centre
+    where = _design_columns(design, kinds)
+    numeric = np.array(
+        [where[j][0] for j, kind in enumerate(kinds) if kind == "numeric"]
+    )
+    fit = ridge.fit(Z_fit, numeric)
+    Z_sub = np.asarray(design.transform(X_sub), dtype=float) - centre
+    scale = _numeric_scale(design, kinds)
+    draws = {}
+    for g in targets:
+        columns = groups[g]
+        residual = fit.residuals(Z_sub, [where[j][0] for j in columns])
+        residual *= scale[columns]  # back to the column's units
+        values = _numbers(_take(X_sub, columns))
+        draws[g] = _NumericDraw(values - residual, residual)
+    return fit.alpha, draws
+
+
+def _design_columns(design, kinds) -> list[list[int]]:
+    """The design's output columns of each input column."""
+    if not hasattr(design, "output_indices_"):  # a StandardScaler: one to one
+        return [[j] for j in range(len(kinds))]
+    numeric = [j for j, kind in enumerate(kinds) if kind == "numeric"]
+    categorical = [j for j, kind in enumerate(kinds) if kind == "categorical"]
+    where = [[] for _ in kinds]
+    start = design.output_indices_["numeric"].start
+    for k, j in enumerate(numeric):
+        where[j] = [start + k]
+    start = design.output_indices_["categorical"].start
+    encoder = design.named_transformers_["categorical"]
+    for j, categories in zip(categorical, encoder.categories_):
+        where[j] = list(range(start, start + len(categories)))
+        start += len(categories)
+    return where
+
+
+def _numeric_scale(design, kinds) -> np.ndarray:
+    """Each numeric column's standard deviation on the fitting rows (as the
+    scaler divides by it; 1 elsewhere)."""
+    scaler = design
+    if hasattr(design, "named_transformers_"):
+        scaler = design.named_transformers_["numeric"]
+    scale = np.ones(len(kinds))
+    scale[[j for j, kind in enumerate(kinds) if kind == "numeric"]] = scaler.scale_
+    return scale
 
 
 @cache

@@ -42,13 +42,14 @@ import threading
 import numpy as np
 from sklearn import config_context
 
-from .._budget import budget_bytes
+from .._budget import budget_bytes, rows_within_budget
 from .._compat import scorer_only_predicts
 from .network_split import IncrementalUnavailable, NetworkSplit, split_network
 from .scoring import CacheMiss
 from .separability import (
     ModelRows,
     column_owners,
+    identity_owners,
     moved_columns,
     perturbed_copy,
     replaced,
@@ -153,23 +154,27 @@ def plan_incremental(exact, *, rows_per_call: int, favourable, details: dict):
 
     if not worth_it([len(g) * n_model / n_raw for g in groups]):
         return None
-    # At once: the model rows of X and of one perturbed copy (float32), which
-    # column moved (bool), and the perturbed copy of the raw rows.
-    needed = n_rows * (9 * n_model + _raw_bytes_per_row(X_sub))
-    if needed > budget_bytes():
-        raise IncrementalUnavailable(
-            f"it needs about {needed / 2**20:,.0f} MiB at once (two model-ready "
-            "copies of X and a raw one), more than the memory budget of "
-            f"{budget_bytes() / 2**20:,.0f} MiB; raise it with "
-            "sklearn.set_config(working_memory=<MiB>)"
-        )
     transform = ModelRows(located, n_raw, n_model)
-    base = transform(X_sub)
-    first = perturbed_copy(X_sub, groups, exact.perturbation, 0)
-    owners, first_moved = column_owners(transform, X_sub, groups, first, base)
-    del first
-    if not worth_it([np.count_nonzero(owners == g) for g in range(len(groups))]):
-        return None
+    # The network takes X's own columns: no model-ready copy of X at all.
+    owners = identity_owners(transform, X_sub, groups, exact.perturbation, n_model)
+    base = first_moved = None
+    if owners is None:
+        # At once: the model rows of X and of one perturbed copy (float32),
+        # which column moved (bool), and the perturbed copy of the raw rows.
+        needed = n_rows * (9 * n_model + _raw_bytes_per_row(X_sub))
+        if needed > budget_bytes():
+            raise IncrementalUnavailable(
+                f"it needs about {needed / 2**20:,.0f} MiB at once (two model-ready "
+                "copies of X and a raw one), more than the memory budget of "
+                f"{budget_bytes() / 2**20:,.0f} MiB; raise it with "
+                "sklearn.set_config(working_memory=<MiB>)"
+            )
+        base = transform(X_sub)
+        first = perturbed_copy(X_sub, groups, exact.perturbation, 0)
+        owners, first_moved = column_owners(transform, X_sub, groups, first, base)
+        del first
+        if not worth_it([np.count_nonzero(owners == g) for g in range(len(groups))]):
+            return None
     return IncrementalSlices(
         located=located,
         transform=transform,
@@ -189,6 +194,14 @@ def plan_incremental(exact, *, rows_per_call: int, favourable, details: dict):
         unperturbed_raw=exact.unperturbed_raw,
         slice_loss=exact.slice_loss,
     )
+
+
+def _many_values(perturbation, X_sub, all_groups, groups, repeat) -> list:
+    """The new values of several groups: in one gather when the perturbation
+    offers it (``many_values``), else group by group."""
+    if hasattr(perturbation, "many_values"):
+        return perturbation.many_values(X_sub, groups, repeat)
+    return [perturbation.values(X_sub, g, repeat) for g in groups]
 
 
 def _raw_bytes_per_row(X) -> float:
@@ -223,28 +236,33 @@ class IncrementalSlices(Slices):
     ):
         super().__init__(**slices)
         self.transform = transform
-        self.base = base
+        self.base = base  # None: the network takes X_sub's columns as they are
         self.owners = owners
-        self.pre_activation = (base.astype(np.float64) @ kernel + bias).astype(
-            np.float32
-        )
+        self.pre_activation = np.empty((len(self.X_sub), len(bias)), dtype=np.float32)
+        step = transform.rows_per_block
+        for start in range(0, len(self.X_sub), step):  # in blocks: no float64 X
+            rows = slice(start, start + step)
+            block = self.X_sub[rows] if base is None else base[rows]
+            self.pre_activation[rows] = block.astype(np.float64) @ kernel + bias
         self.kernel = kernel.astype(np.float32)
         self.rows_per_call = rows_per_call
         self.placeholder = scorer_only_predicts(self.scorer)
         self.columns = [np.flatnonzero(owners == g) for g in range(len(self.groups))]
         self._init_local()
-        first_moved -= base  # in place: the change of repeat 0
-        self._changes = {0: first_moved}
+        if first_moved is not None:
+            first_moved -= base  # in place: the change of repeat 0
+            self._changes = {0: first_moved}
 
     def _init_local(self):
         self._lock = threading.Lock()
         self._context = None
         self._changes = {}
         self._tail = None
+        self._tensors = {}
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("_lock", "_context", "_changes", "_tail"):
+        for name in ("_lock", "_context", "_changes", "_tail", "_tensors"):
             del state[name]
         return state
 
@@ -256,29 +274,54 @@ class IncrementalSlices(Slices):
     @property
     def slices_per_call(self) -> int:
         """Slices per call of the tail: as many whole slices as fit."""
-        per_call = max(1, self.rows_per_call // len(self.base))
+        per_call = max(1, self.rows_per_call // len(self.pre_activation))
         return min(per_call, len(self.groups))
+
+    @property
+    def slices_per_chunk(self) -> int:
+        """Slices per chunk: whole calls of the tail, as many as let the
+        chunk's changes and outputs (two float32 rows each) fill an eighth of
+        the memory budget, up to 256. Their new values are gathered in one
+        pass over the rows, not one per group (a column of a row-major X is
+        one cache miss per row)."""
+        per_call = self.slices_per_call
+        fit = rows_within_budget(
+            8 * len(self.pre_activation), share=1 / 8, max_rows=256
+        )
+        return min(len(self.groups), per_call * max(1, fit // per_call))
 
     def chunks(self):
         """(repeat, groups) chunks, repeat by repeat, groups of similar width
         together (a call pads every update to its widest group)."""
-        per_call = self.slices_per_call
+        per_chunk = self.slices_per_chunk
         by_width = sorted(range(len(self.groups)), key=lambda g: len(self.columns[g]))
         for repeat in range(self.n_repeats):
-            for start in range(0, len(by_width), per_call):
-                yield repeat, by_width[start : start + per_call]
+            for start in range(0, len(by_width), per_chunk):
+                yield repeat, by_width[start : start + per_chunk]
 
     def prepare(self, chunk):
         """Raw network output of every slice of ``chunk``, shape (m, n, ...).
 
         Every call gets the same shape, so the compiled tail compiles once:
-        the last chunk of a repeat is padded with empty slices, and the
+        the last call of a repeat is padded with empty slices, and the
         update's width with zero columns up to a power of two.
         """
         repeat, groups = chunk
-        change = self._change(repeat)
+        changes = self._group_changes(repeat, groups)
         if self._tail is None:
             self._tail = split_network(self.located.model).tail
+        per_call = self.slices_per_call
+        outputs = [
+            self._call_tail(groups[start : start + per_call], changes)
+            for start in range(0, len(groups), per_call)
+        ]
+        raw = np.concatenate(outputs, axis=0) if len(outputs) > 1 else outputs[0]
+        # Groups none of whose model columns moved (a constant column).
+        still = {g for g in groups if not np.any(changes[g])}
+        return chunk, raw, still
+
+    def _call_tail(self, groups, changes) -> np.ndarray:
+        """The tail's output for the slices of ``groups`` (at most one call's)."""
         n_rows, units = self.pre_activation.shape
         n_slices = self.slices_per_call
         widest = max(1, *(len(self.columns[g]) for g in groups))
@@ -292,24 +335,38 @@ class IncrementalSlices(Slices):
             w = np.zeros((n_slices, width, units), dtype=np.float32)
             for i, group in enumerate(groups):
                 columns = self.columns[group]
-                d[i, :, : len(columns)] = change[rows][:, columns]
+                d[i, :, : len(columns)] = changes[group][rows]
                 w[i, : len(columns)] = self.kernel[columns]
-            raw = self._tail(self.pre_activation[rows], d, w)
+            raw = self._tail(self._first_layer(rows), d, w)
             raw = raw.reshape(n_slices, n_block, *raw.shape[1:])
             outputs.append(raw[: len(groups)])
-        raw = np.concatenate(outputs, axis=1) if len(outputs) > 1 else outputs[0]
-        return chunk, raw
+        return np.concatenate(outputs, axis=1) if len(outputs) > 1 else outputs[0]
+
+    def _first_layer(self, rows: slice):
+        """The pre-activations of ``rows`` as a tensor, converted once: the
+        conversion copies them, which cost a third of the run at 50,000 rows."""
+        key = (rows.start, rows.stop)
+        tensor = self._tensors.get(key)
+        if tensor is None:
+            import tensorflow as tf
+
+            tensor = tf.constant(self.pre_activation[rows])
+            self._tensors[key] = tensor
+        return tensor
 
     def score(self, prepared) -> list:
         """[((group, repeat), score, loss differences or None)] of a prepared
         chunk."""
-        (repeat, groups), raw = prepared
+        (repeat, groups), raw, still = prepared
         scored = []
         # The baseline call validated the scorer's parameters (see keras_engine).
         with config_context(skip_parameter_validation=True):
             for i, group in enumerate(groups):
                 scored.append(
-                    ((group, repeat), *self._score_slice(group, repeat, raw[i]))
+                    (
+                        (group, repeat),
+                        *self._score_slice(group, repeat, raw[i], group in still),
+                    )
                 )
         return scored
 
@@ -317,6 +374,23 @@ class IncrementalSlices(Slices):
         return self.score(self.prepare(chunk))
 
     # -- helpers -----------------------------------------------------------------------
+    def _group_changes(self, repeat: int, groups) -> dict:
+        """{group: the change of its model columns, (n_rows, k) float32}."""
+        if self.base is not None:
+            change = self._change(repeat)
+            return {g: change[:, self.columns[g]] for g in groups}
+        # Model columns are raw columns, in ascending order within a group.
+        columns = [np.sort(self.groups[g]) for g in groups]
+        new = _many_values(self.perturbation, self.X_sub, self.groups, groups, repeat)
+        old = self.X_sub[:, np.concatenate(columns)].astype(np.float32)
+        changes, start = {}, 0
+        for g, group_columns, values in zip(groups, columns, new):
+            order = np.argsort(self.groups[g], kind="stable")
+            stop = start + len(group_columns)
+            changes[g] = values[:, order].astype(np.float32) - old[:, start:stop]
+            start = stop
+        return changes
+
     def _change(self, repeat: int) -> np.ndarray:
         """T(X with every group perturbed) - T(X) for ``repeat``; one cached."""
         with self._lock:
@@ -338,11 +412,11 @@ class IncrementalSlices(Slices):
                 self._changes = {repeat: change}  # one repeat at a time
             return change
 
-    def _score_slice(self, group, repeat, raw):
+    def _score_slice(self, group, repeat, raw, still: bool):
         """(score, loss differences or None) of one slice."""
         columns = self.columns[group]
         ignored = len(columns) == 0 or not np.any(self.kernel[columns])
-        if ignored and self.unperturbed_raw is not None:
+        if (still or ignored) and self.unperturbed_raw is not None:
             # No model column moves (a constant column, one the preprocessing
             # drops), or none reaches the network (zero first-layer weights:
             # a zero update): the exact engine's own output, so that the importance

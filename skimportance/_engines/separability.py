@@ -21,6 +21,7 @@ __all__ = [
     "ModelRows",
     "column_owners",
     "is_row_wise",
+    "identity_owners",
     "moved_columns",
     "perturbed_copy",
     "replaced",
@@ -58,6 +59,42 @@ class ModelRows:
         if hasattr(X_model, "toarray"):  # sparse, from e.g. OneHotEncoder
             X_model = X_model.toarray()
         return np.asarray(X_model, dtype=np.float32)
+
+
+def identity_owners(transform, X_sub, groups, perturbation, n_model: int):
+    """The group of each column when the network takes X's columns as they
+    are (cast to float32), else None.
+
+    Then model column j is raw column j, and the incremental engine needs no
+    model-ready copy of X or of a perturbed X: a slice's change is its
+    group's new values minus its old ones, built group by group. Checked on
+    the data, in row blocks of the memory budget: every row of X, and a block
+    of repeat 0's perturbed rows, must come out of the preprocessing as
+    themselves.
+    """
+    if hasattr(X_sub, "iloc") or X_sub.dtype.kind != "f" or X_sub.shape[1] != n_model:
+        return None
+    n_rows, step = len(X_sub), transform.rows_per_block
+    for start in range(0, n_rows, step):
+        block = X_sub[start : start + step]
+        if not np.array_equal(transform.one_call(block), block.astype(np.float32)):
+            return None
+    sample = slice(0, min(n_rows, step))
+    perturbed = np.array(X_sub[sample])
+    for start in range(0, len(groups), 64):  # 64 groups per gather of rows
+        window = range(start, min(start + 64, len(groups)))
+        if hasattr(perturbation, "many_values"):
+            new = perturbation.many_values(X_sub, window, 0)
+        else:
+            new = [perturbation.values(X_sub, group, 0) for group in window]
+        for group, values in zip(window, new):
+            perturbed[:, groups[group]] = values[sample]
+    if not np.array_equal(transform.one_call(perturbed), perturbed.astype(np.float32)):
+        return None
+    owners = np.full(n_model, -1)
+    for group, columns in enumerate(groups):
+        owners[columns] = group
+    return owners
 
 
 def perturbed_copy(X_sub, groups, perturbation, repeat: int):
