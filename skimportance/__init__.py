@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for IDEs and the API docs; at run time names load lazily
     from ._compare import rank_agreement  # noqa: F401
+    from ._cv_result import CVImportanceResult  # noqa: F401
     from ._interaction_result import InteractionResult  # noqa: F401
     from ._local_result import LocalResult  # noqa: F401
     from ._mlp import build_mlp  # noqa: F401
     from ._persistence import load  # noqa: F401
-    from ._result import CVImportanceResult, ImportanceResult  # noqa: F401
+    from ._result import ImportanceResult  # noqa: F401
     from .conditional import conditional_importance  # noqa: F401
     from .gradient import gradient_importance  # noqa: F401
     from .html_report import report  # noqa: F401
@@ -38,7 +39,7 @@ _EXPORTS = {
     "KerasRegressor": ".wrappers",
     "from_keras": ".wrappers",
     "ImportanceResult": "._result",
-    "CVImportanceResult": "._result",
+    "CVImportanceResult": "._cv_result",
     "rank_agreement": "._compare",
     "build_mlp": "._mlp",
     "permutation_importance": ".permutation",

@@ -11,6 +11,10 @@ import math
 FDR_ALPHA = 0.05
 
 
+class CommandError(Exception):
+    """An error the user can fix; printed as one line, exit code 2."""
+
+
 def signed_note(calls) -> str:
     """Which of the computed methods give signed importances, in words."""
     signed = [call.name for call in calls if call.spec.signed]
@@ -109,3 +113,50 @@ def save_figure(results, path: str) -> None:
     )
     display.figure_.savefig(path, dpi=120, bbox_inches="tight")
     print(f"Figure written to {path}")
+
+
+def check_output_paths(args) -> None:
+    """Refuse an --out or --json path that cannot be written, before training."""
+    from pathlib import Path
+
+    for option in ("out", "json", "report"):
+        path = getattr(args, option, None)
+        if path is None:
+            continue
+        folder = Path(path).resolve().parent
+        if not folder.is_dir():
+            raise CommandError(f"--{option} {path}: folder {folder} does not exist")
+        if Path(path).is_dir():
+            raise CommandError(f"--{option} {path} is a folder, not a file")
+        _try_to_write(option, Path(path), folder)
+    if getattr(args, "out", None):
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        suffix = Path(args.out).suffix.lstrip(".").lower()
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if suffix not in formats:
+            raise CommandError(
+                f"--out {args.out}: unknown figure format {suffix!r}; use one of "
+                f"{', '.join(sorted(formats))}"
+            )
+
+
+def _try_to_write(option: str, path, folder) -> None:
+    """Create a file in ``folder`` and open ``path`` for appending, as the
+    command will write them, before training: ``os.access`` says yes to root
+    where nothing can be created (/sys, /proc, a read-only mount). Nothing
+    is left behind and an existing file is not changed."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        if path.exists():
+            if not path.is_file():  # a FIFO or a device would block or worse
+                raise CommandError(f"--{option} {path} is not a regular file")
+            with open(path, "ab"):
+                pass
+    except OSError as exc:
+        raise CommandError(
+            f"--{option} {path}: cannot write there ({exc.strerror or exc})"
+        ) from None

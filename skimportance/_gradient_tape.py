@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from ._model import concat_heads, input_signature
+from ._forward import concat_heads, input_signature
 
 __all__ = ["GradientRunner", "integrate_gradients", "non_differentiable_layers"]
 

@@ -13,7 +13,14 @@ import time
 
 from . import _tabular
 from ._cli_interactions import print_interactions, save_heat_map
-from ._cli_output import format_table, save_figure, signed_note, write_json
+from ._cli_output import (
+    CommandError,
+    check_output_paths,
+    format_table,
+    save_figure,
+    signed_note,
+    write_json,
+)
 from ._compat import quiet_tensorflow
 from ._methods import DEMO_METHODS, EXPLAIN_METHODS, REGISTRY, resolve_methods
 
@@ -28,10 +35,6 @@ class _HelpFormatter(
         if action.default is None:
             return action.help
         return super()._get_help_string(action)
-
-
-class CommandError(Exception):
-    """An error the user can fix; printed as one line, exit code 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +186,7 @@ def _run_demo(args) -> int:
     from sklearn.preprocessing import StandardScaler
 
     calls = _parse_methods(args.methods)
-    _check_output_paths(args)
+    check_output_paths(args)
     X, y = load_diabetes(return_X_y=True, as_frame=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.3, random_state=args.seed
@@ -223,7 +226,7 @@ def _run_explain(args) -> int:
 
     calls = _parse_methods(args.methods, n_repeats=args.n_repeats, scoring=args.scoring)
     hidden = _parse_hidden(args.hidden)
-    _check_output_paths(args)  # before minutes of training
+    check_output_paths(args)  # before minutes of training
     if args.cv is not None and args.cv < 2:
         raise CommandError("--cv needs at least 2 folds")
     if args.cv is not None and args.interactions is not None:
@@ -359,53 +362,6 @@ def _eligible(calls, X):
     if not kept:
         raise CommandError(f"no method left to compute: {reason}")
     return kept, skipped
-
-
-def _check_output_paths(args) -> None:
-    """Refuse an --out or --json path that cannot be written, before training."""
-    from pathlib import Path
-
-    for option in ("out", "json", "report"):
-        path = getattr(args, option, None)
-        if path is None:
-            continue
-        folder = Path(path).resolve().parent
-        if not folder.is_dir():
-            raise CommandError(f"--{option} {path}: folder {folder} does not exist")
-        if Path(path).is_dir():
-            raise CommandError(f"--{option} {path} is a folder, not a file")
-        _try_to_write(option, Path(path), folder)
-    if getattr(args, "out", None):
-        from matplotlib.backend_bases import FigureCanvasBase
-
-        suffix = Path(args.out).suffix.lstrip(".").lower()
-        formats = FigureCanvasBase.get_supported_filetypes()
-        if suffix not in formats:
-            raise CommandError(
-                f"--out {args.out}: unknown figure format {suffix!r}; use one of "
-                f"{', '.join(sorted(formats))}"
-            )
-
-
-def _try_to_write(option: str, path, folder) -> None:
-    """Create a file in ``folder`` and open ``path`` for appending, as the
-    command will write them, before training: ``os.access`` says yes to root
-    where nothing can be created (/sys, /proc, a read-only mount). Nothing
-    is left behind and an existing file is not changed."""
-    import tempfile
-
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-        if path.exists():
-            if not path.is_file():  # a FIFO or a device would block or worse
-                raise CommandError(f"--{option} {path} is not a regular file")
-            with open(path, "ab"):
-                pass
-    except OSError as exc:
-        raise CommandError(
-            f"--{option} {path}: cannot write there ({exc.strerror or exc})"
-        ) from None
 
 
 def _parse_hidden(text: str) -> tuple[int, ...]:

@@ -27,6 +27,7 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from ._cv_result import CVImportanceResult
 from ._engines.dask_backend import raise_if_worker_lost
 from ._engines.fused_refits import (
     FusedRefitImpossible,
@@ -39,7 +40,7 @@ from ._engines.scoring import ScoringContext, call_scorer
 from ._inference import resolve_loss
 from ._model import feature_names_of, has_keras_model, locate_keras_model
 from ._names import column_sources
-from ._result import CVImportanceResult, ImportanceResult
+from ._result import ImportanceResult
 from ._validation import check_choice
 
 __all__ = ["loco_importance"]

@@ -17,11 +17,12 @@ from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils.parallel import Parallel, delayed
 
+from ._cv_result import CVImportanceResult
 from ._engines.dask_backend import FoldWorkers
 from ._engines.scoring import call_scorer
 from ._methods import DEFAULT_METHOD, resolve_methods
 from ._names import check_unique_names
-from ._result import CVImportanceResult, ImportanceResult
+from ._result import ImportanceResult
 
 __all__ = ["cross_validate_importance", "importance_scorer"]
 

@@ -20,6 +20,10 @@ from skimportance import (
     build_mlp,
 )
 
+# scikit-learn's whole battery (about 250 checks, each fitting a network): a
+# minute and a half on 2 cores, so it runs with `pytest -m slow` and in CI.
+pytestmark = pytest.mark.slow
+
 SCIKERAS_MORE_TAGS = (
     "scikeras 0.13's BaseWrapper defines _more_tags and no __sklearn_tags__, "
     "and this check walks every class of the MRO; a subclass cannot remove a "

@@ -115,7 +115,7 @@ def test_forward_pass_is_batched_without_retracing_or_output(wine_arrays, capsys
             atol=1e-6 * float(np.abs(full).max()),
         )
     located.forward(X[:5])
-    from skimportance._model import _forward_function
+    from skimportance._forward import forward_function as _forward_function
 
     assert _forward_function(model).compiled.experimental_get_tracing_count() == 1
     captured = capsys.readouterr()

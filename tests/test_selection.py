@@ -50,6 +50,7 @@ def test_rfe_keeps_the_informative_features(friedman_small):
     np.testing.assert_array_equal(rfe.support_, INFORMATIVE)
 
 
+@pytest.mark.slow  # many network fits: several seconds
 def test_rfecv_runs_around_a_keras_pipeline(friedman_small):
     X, y = friedman_small
     ranked = ImportanceEstimator(
@@ -121,6 +122,7 @@ def test_every_method_scores_the_raw_columns_or_refuses():
         ).fit(X, y)
 
 
+@pytest.mark.slow  # many network fits: several seconds
 def test_selector_in_a_pipeline_tuned_by_grid_search(friedman_small):
     X, y = friedman_small
     pipe = Pipeline(
