@@ -233,6 +233,7 @@ WITHOUT_NANNIES = [
     ("cross_validate_importance", False),
     ("cross_validate_importance", True),
     ("permutation_importance", True),
+    ("loco_importance", True),
 ]
 
 
