@@ -63,7 +63,12 @@ _EXPORTS = {
 }
 
 #: Public result classes: ``load`` imports them so that their types register.
-_RESULT_TYPES = ("ImportanceResult", "CVImportanceResult", "LocalResult")
+_RESULT_TYPES = (
+    "ImportanceResult",
+    "CVImportanceResult",
+    "InteractionResult",
+    "LocalResult",
+)
 
 __all__ = sorted(_EXPORTS)
 

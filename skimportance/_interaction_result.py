@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._persistence import ResultIO, register_result
+
 __all__ = ["InteractionResult"]
 
 
+@register_result("interaction")
 @dataclass
-class InteractionResult:
+class InteractionResult(ResultIO):
     """Pairwise interactions, as :func:`skimportance.interaction_importance` finds them.
 
     Attributes
@@ -116,9 +119,25 @@ class InteractionResult:
 
         return fdr_frame(self.pvalues(), alpha)
 
-    def to_frame(self):
-        """:attr:`pairs` indexed by (feature_a, feature_b), strongest first."""
-        return self.pairs.set_index(["feature_a", "feature_b"])
+    def to_frame(self, alpha: float = 0.05):
+        """:attr:`pairs` indexed by (feature_a, feature_b), strongest first.
+
+        With p-values (``"permutation"``), also ``qvalue`` and ``selected``:
+        Benjamini-Hochberg at false discovery rate ``alpha``, as :meth:`fdr`.
+        """
+        frame = self.pairs.set_index(["feature_a", "feature_b"])
+        if self.excess_differences is not None:
+            decision = self.fdr(alpha)
+            frame["qvalue"] = decision["qvalue"]
+            frame["selected"] = decision["selected"]
+        return frame
+
+    @property
+    def test_name(self) -> str | None:
+        """The test behind ``pvalue``, for captions; None without one."""
+        if self.excess_differences is None:
+            return None
+        return "two-sided, across rows"
 
     def top(self, k: int = 5) -> list[tuple[str, str]]:
         """The ``k`` strongest pairs, as (feature_a, feature_b) tuples."""

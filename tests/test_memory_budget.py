@@ -110,7 +110,9 @@ def test_the_incremental_engine_steps_aside_when_its_copies_do_not_fit(monkeypat
         ]
     )
     reg = from_keras(model, task="regression")
-    X = rng.normal(size=(400, 60))
+    # Integer counts: the network does not take X's own (float) columns, so
+    # the engine needs model-ready copies of X (float X needs none).
+    X = rng.integers(0, 10, size=(400, 60))
     y = reg.predict(X)
     kwargs = dict(n_repeats=1, random_state=0)
     with sklearn.config_context(working_memory=0.1):  # 100 KiB: X alone is 188 KiB

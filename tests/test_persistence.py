@@ -162,3 +162,22 @@ def test_local_result_round_trips(diabetes, tmp_path):
     loaded = skimportance.load(result.save(tmp_path / "local.json"))
     assert_same(result._to_payload(), loaded._to_payload())
     pd.testing.assert_frame_equal(result.to_frame(), loaded.to_frame())
+
+
+@pytest.mark.parametrize("method", ["h2", "permutation"])
+def test_interaction_result_round_trips(diabetes, tmp_path, method):
+    from skimportance import InteractionResult, interaction_importance
+
+    X, y = diabetes
+    model = Ridge().fit(X, y)
+    y_or_none = y.iloc[:60] if method == "permutation" else None  # h2 takes no y
+    result = interaction_importance(
+        model, X.iloc[:60], y_or_none, method=method, features=["bmi", "bp", "s5"],
+        random_state=0,
+    )  # fmt: skip
+    loaded = skimportance.load(result.save(tmp_path / f"{method}.json"))
+    assert isinstance(loaded, InteractionResult)
+    assert_same(result._to_payload(), loaded._to_payload())
+    pd.testing.assert_frame_equal(result.to_frame(), loaded.to_frame())
+    if method == "permutation":  # the table carries the FDR decision
+        assert {"pvalue", "qvalue", "selected"} <= set(loaded.to_frame().columns)

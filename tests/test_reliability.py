@@ -351,12 +351,12 @@ def test_a_numeric_column_with_missing_cells_is_probed_as_a_number():
 def test_output_paths_are_tried_without_leaving_a_trace(tmp_path):
     from argparse import Namespace
 
-    from skimportance.cli import CommandError, _check_output_paths
+    from skimportance._cli_output import CommandError, check_output_paths
 
     existing = tmp_path / "result.json"
     existing.write_text("keep me")
-    _check_output_paths(Namespace(out=str(tmp_path / "fig.png"), json=str(existing)))
+    check_output_paths(Namespace(out=str(tmp_path / "fig.png"), json=str(existing)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
     assert existing.read_text() == "keep me"
     with pytest.raises(CommandError, match="/sys/fig.png: cannot write there"):
-        _check_output_paths(Namespace(out="/sys/fig.png", json=None))
+        check_output_paths(Namespace(out="/sys/fig.png", json=None))

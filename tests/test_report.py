@@ -162,3 +162,22 @@ def test_a_local_result_gets_its_own_section(results, tmp_path):
     local = local_importance(Ridge().fit(X, y), X.iloc[:2], background=X.iloc[50:90])
     html = report({**results, "one patient": local}, tmp_path / "l.html").read_text()
     assert html.count("<svg") == 3 and "(LocalResult)" in html
+
+
+def test_an_interaction_result_gets_its_heat_map_and_pairs(results, tmp_path):
+    from skimportance import interaction_importance
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.uniform(-1, 1, size=(80, 3)), columns=["dose", "age", "bmi"])
+    y = 3 * X["dose"] * X["age"] + X["bmi"]
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+
+    model = make_pipeline(PolynomialFeatures(2), Ridge(alpha=1e-6)).fit(X, y)
+    pairs = interaction_importance(model, X, random_state=0)
+    html = report({**results, "pairs": pairs}, tmp_path / "i.html").read_text()
+    assert html.count("<svg") == 3 and "(InteractionResult)" in html
+    table = html[html.index("(InteractionResult)") :]
+    table = table[table.index("<tbody>") :]
+    first_row = re.findall(r"<th>(\w+)</th>", table)[:2]
+    assert first_row == ["dose", "age"]  # the strongest pair first
