@@ -28,7 +28,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_consistent_length
 
 from ._cv_result import CVImportanceResult
-from ._engines.dask_backend import raise_if_worker_lost
+from ._engines.dask_backend import reported_worker_loss
 from ._engines.fused_refits import (
     FusedRefitImpossible,
     FusedRefits,
@@ -317,7 +317,8 @@ def _sequential_refits(templates, folds, variants, scorer, loss, n_jobs, bar):
         for columns in variants
     )
     scored = []
-    with raise_if_worker_lost("loco_importance"):
+    # On a dask cluster, a watch ends the call once no worker is left.
+    with reported_worker_loss("loco_importance"):
         for outcome in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
             scored.append(outcome)
             bar.update(1)

@@ -49,6 +49,7 @@ __all__ = [
     "limit_worker_threads",
     "raise_if_worker_lost",
     "recoverable",
+    "reported_worker_loss",
     "run_on_dask",
 ]
 
@@ -225,6 +226,22 @@ def raise_if_worker_lost(caller: str, watch=None):
         ) from exc
 
 
+@contextlib.contextmanager
+def reported_worker_loss(caller: str, client=None):
+    """Around a call that joblib may spread on a dask cluster (``client``, by
+    default the active backend's): a lost worker, or no worker left for
+    :func:`~.worker_watch.no_workers_timeout` seconds, raises a
+    :class:`WorkerLostError` instead of a bare ``CancelledError`` or a hang."""
+    if client is None:
+        client = dask_client_for_chunks()
+    if client is None:
+        with raise_if_worker_lost(caller):
+            yield
+        return
+    with watch_workers(client) as watch, raise_if_worker_lost(caller, watch):
+        yield
+
+
 def _is_worker_loss(exc: BaseException) -> bool:
     import asyncio
     import concurrent.futures
@@ -271,9 +288,8 @@ class FoldWorkers:
             if self.keras:
                 limit_worker_threads(self.client)
             self._stack = contextlib.ExitStack()
-            watch = self._stack.enter_context(watch_workers(self.client))
             self._stack.enter_context(
-                raise_if_worker_lost("cross_validate_importance", watch)
+                reported_worker_loss("cross_validate_importance", self.client)
             )
         return self
 
