@@ -139,10 +139,18 @@ class FusedRefits:
         _check_models(models, inputs)
 
         fused, x = _fused_network(models, inputs)
+        self.stacked_ = not isinstance(x, list)
+        if self.stacked_:
+            from .stacked_dense import stacked_targets, summed_loss
+
+            loss = summed_loss(models[0].loss, len(models))
+            targets = stacked_targets(targets)
+        else:
+            loss = [model.loss for model in models]
         optimizer = models[0].optimizer
         fused.compile(
             optimizer=type(optimizer).from_config(optimizer.get_config()),
-            loss=[model.loss for model in models],
+            loss=loss,
         )
         first = wrappers[0]
         # What scikeras's _fit_keras_model passes to keras.Model.fit.
@@ -153,7 +161,7 @@ class FusedRefits:
         fit_args["epochs"] = getattr(first, "fit__epochs", first.epochs)
         fit_args["initial_epoch"] = 0
         if fit_args.get("batch_size") == -1:
-            fit_args["batch_size"] = len(targets[0])
+            fit_args["batch_size"] = len(inputs[0])
         seed = _seed_of(first)
         with no_leaked_tf_state():
             if seed is not None:
@@ -162,7 +170,6 @@ class FusedRefits:
             else:
                 fused.fit(x=x, y=targets, **fit_args)
         self.fused_model_ = fused
-        self.stacked_ = not isinstance(x, list)
         if self.stacked_:
             from .stacked_dense import write_back
 
@@ -196,6 +203,9 @@ class FusedRefits:
             )
             for batch in batches
         ]
+        if self.stacked_:  # one (rows, k, n_out) output
+            outputs = np.concatenate([keras.ops.convert_to_numpy(c) for c in chunks])
+            return [outputs[:, k] for k in range(len(X_model_variants))]
         return [
             np.concatenate([keras.ops.convert_to_numpy(chunk[k]) for chunk in chunks])
             for k in range(len(X_model_variants))
