@@ -103,6 +103,7 @@ def test_same_numbers_for_any_n_jobs_and_the_dask_backend(
         assert other.baseline_score == sequential.baseline_score
 
 
+@pytest.mark.slow  # every case fitted twice
 def test_seeded_fits_in_threads_equal_sequential_fits(cases):
     # Seeding is process-wide (seeds, op determinism, TF_DETERMINISTIC_OPS):
     # fits in threads used to interleave it, leaking the variable and

@@ -19,10 +19,16 @@ DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
 
 
+#: Pages whose examples train several networks (over 10 s on 2 cores): slow,
+#: so that plain pytest stays within its 5 minutes; CI runs them with -m slow.
+LONG_PAGES = {"guide.md", "models.md"}
+
+
 def _page_param(page: Path):
     # A page whose examples start a dask cluster takes tens of seconds: slow.
     starts_a_cluster = "LocalCluster(" in page.read_text(encoding="utf-8")
-    marks = [pytest.mark.slow] if starts_a_cluster else []
+    slow = starts_a_cluster or page.name in LONG_PAGES
+    marks = [pytest.mark.slow] if slow else []
     return pytest.param(page, id=page.name, marks=marks)
 
 

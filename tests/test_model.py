@@ -158,6 +158,7 @@ def test_a_bare_model_with_several_inputs_asks_for_from_keras():
         locate_keras_model(model)
 
 
+@pytest.mark.slow  # traces every compiled function of several models
 def test_our_compiled_functions_never_warn_of_retracing(caplog):
     # Many models (folds), each with its own one-trace forward and gradient
     # functions: TensorFlow counts traces per code object, so closures would

@@ -41,6 +41,7 @@ def test_select_from_model_keeps_the_informative_features(friedman_small):
     assert select.estimator_.importances_.method == "permutation"
 
 
+@pytest.mark.slow  # one importance run per eliminated feature
 def test_rfe_keeps_the_informative_features(friedman_small):
     X, y = friedman_small
     ranked = ImportanceEstimator(

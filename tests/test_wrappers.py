@@ -67,6 +67,7 @@ def test_probability_scorers_give_finite_scores(breast_cancer):
     assert np.all(np.isfinite(log_loss)) and np.all(log_loss < 0)
 
 
+@pytest.mark.slow  # trains a dozen classifiers
 def test_calibration_stacking_and_soft_voting(cancer_split):
     X_train, X_test, y_train, y_test = cancer_split
     base = scaled(make_classifier(loss="binary_crossentropy", epochs=8))
@@ -170,6 +171,7 @@ def test_seeded_weights_ignore_other_draws_from_the_global_random(seed_kind):
         np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.slow  # fits under every seeding path
 def test_seeded_fit_leaves_no_tensorflow_state_behind():
     # A fresh process: TensorFlow latches TF_DETERMINISTIC_OPS on first read,
     # which is exactly how scikeras leaks determinism.
