@@ -38,6 +38,7 @@ __all__ = [
     "not_build_parameters",
     "quiet_tensorflow",
     "scikeras_model_input",
+    "scorer_metric",
     "scorer_only_predicts",
 ]
 
@@ -368,8 +369,10 @@ def keras_seeds_from(seed) -> Iterator[None]:
 # is only sound for scorers that use X for nothing but calling the estimator:
 # scikit-learn's own scorer objects (``get_scorer``/``make_scorer``, the
 # passthrough to ``estimator.score``, and dicts/lists of those), whose classes
-# are private. A user's callable may read X itself and gets real rows. Remove
-# when scikit-learn exposes its scorer classes publicly.
+# are private. A user's callable may read X itself and gets real rows. The
+# slice metric (``_engines/slice_metric.py``) reads which metric a scorer
+# computes, to score many slices in one call. Remove when scikit-learn exposes
+# its scorer classes publicly.
 
 
 def scorer_only_predicts(scorer) -> bool:
@@ -379,6 +382,19 @@ def scorer_only_predicts(scorer) -> bool:
     if isinstance(scorer, _scorer._MultimetricScorer):
         return all(scorer_only_predicts(s) for s in scorer._scorers.values())
     return type(scorer) in (_scorer._Scorer, _scorer._PassthroughScorer)
+
+
+def scorer_metric(scorer):
+    """What ``scorer`` computes from ``predict``: ``"score"`` for the
+    passthrough to ``estimator.score``, ``(metric, sign, kwargs)`` for a
+    ``make_scorer``/``get_scorer`` scorer of ``predict``, else None."""
+    from sklearn.metrics import _scorer
+
+    if type(scorer) is _scorer._PassthroughScorer:
+        return "score"
+    if type(scorer) is _scorer._Scorer and scorer._response_method == "predict":
+        return scorer._score_func, scorer._sign, scorer._kwargs
+    return None
 
 
 # --- joblib's active dask backend ----------------------------------------------

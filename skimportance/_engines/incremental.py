@@ -358,15 +358,16 @@ class IncrementalSlices(Slices):
         """[((group, repeat), score, loss differences or None)] of a prepared
         chunk."""
         (repeat, groups), raw, still = prepared
+        raws = [self._slice_output(g, raw[i], g in still) for i, g in enumerate(groups)]
+        batch = self.batch_scores(raws)
+        if self.slice_loss is None and None not in batch:
+            return [((g, repeat), score, None) for g, score in zip(groups, batch)]
         scored = []
         # The baseline call validated the scorer's parameters (see keras_engine).
         with config_context(skip_parameter_validation=True):
-            for i, group in enumerate(groups):
+            for group, output, score in zip(groups, raws, batch):
                 scored.append(
-                    (
-                        (group, repeat),
-                        *self._score_slice(group, repeat, raw[i], group in still),
-                    )
+                    ((group, repeat), *self._score_slice(group, repeat, output, score))
                 )
         return scored
 
@@ -412,8 +413,9 @@ class IncrementalSlices(Slices):
                 self._changes = {repeat: change}  # one repeat at a time
             return change
 
-    def _score_slice(self, group, repeat, raw, still: bool):
-        """(score, loss differences or None) of one slice."""
+    def _slice_output(self, group, raw, still: bool):
+        """The network output a slice is scored on: ``raw`` from the tail,
+        or the unperturbed output where the group cannot move it."""
         columns = self.columns[group]
         ignored = len(columns) == 0 or not np.any(self.kernel[columns])
         if (still or ignored) and self.unperturbed_raw is not None:
@@ -422,14 +424,19 @@ class IncrementalSlices(Slices):
             # a zero update): the exact engine's own output, so that the importance
             # and every loss difference are exactly 0, as there, not the
             # tail's float32 rounding of them (which a t-test would weigh).
-            raw = self.unperturbed_raw
+            return self.unperturbed_raw
+        return raw
+
+    def _score_slice(self, group, repeat, raw, score=None):
+        """(score, loss differences or None) of one slice whose output is
+        ``raw``; ``score`` when :meth:`batch_scores` already gave it."""
         if self.placeholder:
             # The scorer and the pointwise loss only call the stand-in, which
             # answers for X_sub from the cached output or raises CacheMiss:
             # the rows are never built.
             stand_in = self.context.stand_in(self.X_sub, raw, strict=True)
             try:
-                return self.score_slice(stand_in, self.X_sub)
+                return self.score_slice(stand_in, self.X_sub, score)
             except CacheMiss:
                 pass
         rows = replaced(
@@ -437,4 +444,4 @@ class IncrementalSlices(Slices):
             self.groups,
             {group: self.perturbation.values(self.X_sub, group, repeat)},
         )
-        return self.score_slice(self.context.stand_in(rows, raw), rows)
+        return self.score_slice(self.context.stand_in(rows, raw), rows, score)

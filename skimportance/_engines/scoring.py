@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 from sklearn import get_config
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 
 from .._compat import loaded_module
 from .head_kinds import ClassifierHeadView, check_output
+from .slice_metric import scored_by
 
 __all__ = [
     "ALL_OUTPUTS",
@@ -308,13 +310,27 @@ def _final_score_function(located):
     if scikeras is not None and score is scikeras.BaseWrapper.score:
         return _ScikerasScore(final)
 
-    def final_score(predictions, y, sample_weight):
+    return _MixinScore(final, score)
+
+
+class _MixinScore:
+    """A scikit-learn mixin's ``score`` (accuracy, R^2) on cached predictions."""
+
+    def __init__(self, final, score):
+        self.final = final
+        self.score = score
+
+    def __call__(self, predictions, y, sample_weight):
         rows = np.arange(len(predictions))[:, np.newaxis]
         # Pipeline.score passes sample_weight on only when it is given.
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-        return score(_RowPredictor(final, predictions), rows, y, **kwargs)
+        return self.score(_RowPredictor(self.final, predictions), rows, y, **kwargs)
 
-    return final_score
+    def slice_metric(self, y, sample_weight):
+        """RegressorMixin.score as one call for many slices (``slice_metric``)."""
+        if self.score is not RegressorMixin.score:
+            return None
+        return scored_by(r2_score, y, sample_weight, {})
 
 
 class _ScikerasScore:
@@ -333,13 +349,36 @@ class _ScikerasScore:
         self._prepared = None
 
     def __call__(self, predictions, y, sample_weight):
-        prepared = self._prepared
-        if prepared is None or prepared[0] is not y or prepared[1] is not sample_weight:
-            prepared = self._prepare(y, sample_weight, len(predictions))
-        _, _, y_valid, rows, weight, score_args = prepared
+        _, _, y_valid, rows, weight, score_args = self._prepared_for(
+            y, sample_weight, len(predictions)
+        )
         return self.final.scorer(
             y_valid, predictions[rows], sample_weight=weight, **score_args
         )
+
+    def slice_metric(self, y, sample_weight):
+        """KerasRegressor's ``score`` as one call for many slices
+        (``slice_metric``); None for any other wrapper, or an overridden
+        ``scorer``."""
+        from scikeras.wrappers import KerasRegressor
+
+        scorer = getattr_static(type(self.final), "scorer", None)
+        if scorer is not getattr_static(KerasRegressor, "scorer"):
+            return None
+        n_rows = len(y)
+        _, _, y_valid, rows, weight, score_args = self._prepared_for(
+            y, sample_weight, n_rows
+        )
+        dropped = len(rows) != n_rows
+        return scored_by(
+            r2_score, y_valid, weight, score_args, rows=rows if dropped else None
+        )
+
+    def _prepared_for(self, y, sample_weight, n_rows: int):
+        prepared = self._prepared
+        if prepared is None or prepared[0] is not y or prepared[1] is not sample_weight:
+            prepared = self._prepare(y, sample_weight, n_rows)
+        return prepared
 
     def _prepare(self, y, sample_weight, n_rows: int):
         from scikeras._utils import route_params

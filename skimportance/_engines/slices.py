@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .scoring import ScoringContext, call_scorer
+from .slice_metric import slice_metric
 
 __all__ = ["HeadLosses", "LossCollector", "SliceLoss", "Slices"]
 
@@ -165,9 +166,10 @@ class Slices:
         self.unperturbed_raw = unperturbed_raw
         self.slice_loss = slice_loss  # per-row loss differences, for p-values
         self._context = None
+        self._metric, self._metric_known = None, False  # ``batch_scores``
 
     def __getstate__(self):
-        return {**self.__dict__, "_context": None}
+        return {**self.__dict__, "_context": None, "_metric_known": False}
 
     @property
     def context(self) -> ScoringContext:
@@ -175,10 +177,29 @@ class Slices:
             self._context = ScoringContext.from_located(self.located)
         return self._context
 
-    def score_slice(self, stand_in, X_slice):
+    def score_slice(self, stand_in, X_slice, score=None):
         """(score, loss differences or None) of one slice whose rows are
-        ``X_slice`` and whose predictions ``stand_in`` holds."""
-        score = call_scorer(self.scorer, stand_in, X_slice, self.y, self.sample_weight)
+        ``X_slice`` and whose predictions ``stand_in`` holds; ``score``, when
+        :meth:`batch_scores` gave it, is not computed again."""
+        if score is None:
+            score = call_scorer(
+                self.scorer, stand_in, X_slice, self.y, self.sample_weight
+            )
         if self.slice_loss is None:
             return score, None
         return score, self.slice_loss(stand_in, X_slice, self.y)
+
+    def batch_scores(self, raws: list) -> list:
+        """The score of each slice whose network output is in ``raws``, all
+        from one call of the metric (``slice_metric``); [None, ...] where the
+        scorer has no such metric, and each slice is scored alone."""
+        if not self._metric_known:
+            self._metric = slice_metric(
+                self.scorer, self.context, self.y, self.sample_weight
+            )
+            self._metric_known = True
+        scores = None
+        if self._metric is not None and len(raws) > 1:
+            decode = self.context.located.decode
+            scores = self._metric.scores([decode(raw, "predict") for raw in raws])
+        return [None] * len(raws) if scores is None else scores
