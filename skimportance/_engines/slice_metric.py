@@ -31,11 +31,10 @@ from sklearn.metrics import (
     r2_score,
     root_mean_squared_error,
 )
-from sklearn.utils import get_tags
 
 from .._compat import scorer_metric
 
-__all__ = ["COLUMNWISE_METRICS", "SliceMetric", "slice_metric"]
+__all__ = ["COLUMNWISE_METRICS", "SliceMetric", "scored_by", "slice_metric"]
 
 #: Metrics whose ``multioutput="raw_values"`` scores each column exactly as
 #: a call on that column alone does. (``d2_absolute_error_score`` is not one:
@@ -106,7 +105,7 @@ def slice_metric(scorer, context, y, sample_weight) -> SliceMetric | None:
         get_config().get("enable_metadata_routing", False)
         or "predict" not in context.cached
         or context.tags is None
-        or get_tags(context.estimator).estimator_type != "regressor"
+        or context.tags.estimator_type != "regressor"
         or np.ndim(y) != 1
     ):
         return None
@@ -119,17 +118,17 @@ def slice_metric(scorer, context, y, sample_weight) -> SliceMetric | None:
     if found is None:
         return None
     metric, sign, kwargs = found
-    if metric not in COLUMNWISE_METRICS or "multioutput" in kwargs:
-        return None
-    return SliceMetric(metric, np.asarray(y), sample_weight, dict(kwargs), sign)
+    return scored_by(metric, y, sample_weight, kwargs, sign=sign)
 
 
-def scored_by(metric, y_true, sample_weight, kwargs, rows=None) -> SliceMetric | None:
+def scored_by(
+    metric, y_true, sample_weight, kwargs, *, sign=1, rows=None
+) -> SliceMetric | None:
     """A :class:`SliceMetric` for ``metric`` when it is column-wise and y is
-    one column; None otherwise. For the ``score`` methods (``scoring``)."""
+    one column; None otherwise."""
     y_true = np.asarray(y_true)
     if y_true.ndim == 2 and y_true.shape[1] == 1:
         y_true = y_true[:, 0]
     if metric not in COLUMNWISE_METRICS or "multioutput" in kwargs or y_true.ndim != 1:
         return None
-    return SliceMetric(metric, y_true, sample_weight, dict(kwargs), rows=rows)
+    return SliceMetric(metric, y_true, sample_weight, dict(kwargs), sign, rows)
